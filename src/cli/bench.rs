@@ -1,0 +1,52 @@
+//! `camtrapd bench`: per-stage latency on real images (see [`crate::bench`]).
+
+use std::path::PathBuf;
+
+/// Arguments of `camtrapd bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image files, folders or glob patterns to benchmark on.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Model bundle folder (default: the bundled model).
+    #[arg(short, long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// A second model bundle whose inference time is reported as a ratio (e.g. the fp32 model).
+    #[arg(long, value_name = "DIR")]
+    pub reference_model: Option<PathBuf>,
+    /// Frames to measure.
+    #[arg(short = 'n', long, default_value_t = 200)]
+    pub frames: usize,
+    /// Frames run before measuring.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
+    let dir = args.model.clone().unwrap_or_else(super::default_model_dir);
+    let list = files_list(&args.paths)?;
+    let report = crate::bench::run(
+        &dir,
+        args.reference_model.as_deref(),
+        &list,
+        args.frames.max(1),
+        args.warmup,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+fn files_list(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.extend(crate::source::files::list_images(p)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,230 @@
+//! `camtrapd classify PATH...`: one-shot classification of image files,
+//! with the same decision the daemon makes, as a table or JSON lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::decision::{LabelScore, Latency, Overrides, RejectReason, Verdict};
+use crate::decode::DecodeLimits;
+use crate::exit;
+use crate::model::Model;
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+use crate::source::files::FilesSource;
+use crate::source::{FrameSource, SourceEvent};
+
+use super::CodedError;
+
+/// Arguments of `camtrapd classify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image files, folders (searched recursively) or glob patterns.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Model bundle folder (default: the bundled EfficientNet-Lite0 ImageNet model).
+    #[arg(short, long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Print one JSON object per image (JSON Lines) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Score (0..1) a label must reach to count as a detection; default: the model's thresholds.
+    #[arg(short, long, value_name = "SCORE")]
+    pub threshold: Option<f32>,
+    /// Only these labels count as detections (repeat the option for several).
+    #[arg(short, long = "publish", value_name = "LABEL")]
+    pub publish: Vec<String>,
+    /// How many best labels to show per image.
+    #[arg(short = 'k', long, default_value_t = 3, value_name = "N")]
+    pub top_k: usize,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    source: &'a str,
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    top_k: Vec<LabelScore>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<Latency>,
+}
+
+pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
+    if let Some(t) = args.threshold {
+        crate::model::manifest::check_threshold(t)
+            .map_err(|m| CodedError(exit::USAGE, format!("--threshold: {m}")))?;
+    }
+    let model_dir = args.model.clone().unwrap_or_else(super::default_model_dir);
+    let model = Model::load(&model_dir)?;
+    let overrides = Overrides {
+        default_threshold: args.threshold,
+        thresholds: BTreeMap::new(),
+        publish_labels: if args.publish.is_empty() {
+            None
+        } else {
+            Some(args.publish.clone())
+        },
+        top_k: args.top_k.max(1),
+    };
+    let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), "classify".into())
+        .map_err(|e| CodedError(exit::USAGE, format!("--publish: {e}")))?;
+    let mut source =
+        FilesSource::from_paths(&args.paths, DecodeLimits::default(), Shutdown::new())?;
+    let bar = indicatif::ProgressBar::new(source.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} images, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        // The table itself shows progress on a terminal.
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let labels: Vec<String> = pipeline.model().labels().to_vec();
+    let mut stdout = std::io::stdout().lock();
+    let mut label_counts: BTreeMap<String, usize> = BTreeMap::new();
+    let width = 18;
+    if !args.json {
+        writeln!(
+            stdout,
+            "{:<19} {:>5}  {:<width$} FILE",
+            "RESULT", "SCORE", "LABEL"
+        )?;
+    }
+    loop {
+        let line = match source.next_event() {
+            SourceEvent::End => break,
+            SourceEvent::Unreadable { source_id, error } => {
+                pipeline.unreadable(&source_id, &error);
+                if args.json {
+                    let row = Row {
+                        source: &source_id,
+                        result: "rejected",
+                        reason: Some(RejectReason::Unreadable.as_str()),
+                        error: Some(error.to_string()),
+                        label: None,
+                        score: None,
+                        threshold: None,
+                        top_k: Vec::new(),
+                        latency_ms: None,
+                    };
+                    serde_json::to_string(&row)?
+                } else {
+                    format!(
+                        "{:<19} {:>5}  {:<width$} {source_id}  ({error})",
+                        "unreadable", "-", "-"
+                    )
+                }
+            }
+            SourceEvent::Frame(frame) => {
+                let c = pipeline.classify(&frame)?;
+                let d = c.decision;
+                let top = d.top().unwrap_or(0);
+                *label_counts.entry(labels[top].clone()).or_insert(0) += 1;
+                let (result, reason) = match d.verdict {
+                    Some(Verdict::Detection) => ("detection", None),
+                    Some(Verdict::Rejected(r)) => ("rejected", Some(r.as_str())),
+                    None => ("rejected", Some(RejectReason::BelowThreshold.as_str())),
+                };
+                if args.json {
+                    let row = Row {
+                        source: &frame.source_id,
+                        result,
+                        reason,
+                        error: None,
+                        label: Some(&labels[top]),
+                        score: Some(d.scores[top]),
+                        threshold: Some(d.threshold),
+                        top_k: d
+                            .top_k
+                            .iter()
+                            .map(|&i| LabelScore {
+                                label: labels[i].clone(),
+                                score: d.scores[i],
+                            })
+                            .collect(),
+                        latency_ms: Some(c.latency),
+                    };
+                    serde_json::to_string(&row)?
+                } else {
+                    let shown = match reason {
+                        None => "detection".to_string(),
+                        Some(r) => r.replace('_', " "),
+                    };
+                    let mut s = format!(
+                        "{shown:<19} {:>5.3}  {:<width$} {}",
+                        d.scores[top], labels[top], frame.source_id
+                    );
+                    if d.top_k.len() > 1 {
+                        let rest: Vec<String> = d.top_k[1..]
+                            .iter()
+                            .map(|&i| format!("{} {:.3}", labels[i], d.scores[i]))
+                            .collect();
+                        s.push_str(&format!("  (next: {})", rest.join(", ")));
+                    }
+                    s
+                }
+            }
+        };
+        bar.suspend(|| writeln!(stdout, "{line}"))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    stdout.flush()?;
+    drop(stdout);
+
+    let snap = pipeline.stats_mut().snapshot();
+    let classified = snap.classified;
+    let mut summary = format!(
+        "{} images: {} detections, {} below threshold, {} label not published, {} unreadable",
+        snap.frames_in,
+        classified
+            - snap.rejected.get("below_threshold").copied().unwrap_or(0)
+            - snap
+                .rejected
+                .get("label_not_published")
+                .copied()
+                .unwrap_or(0),
+        snap.rejected.get("below_threshold").copied().unwrap_or(0),
+        snap.rejected
+            .get("label_not_published")
+            .copied()
+            .unwrap_or(0),
+        snap.rejected.get("unreadable").copied().unwrap_or(0),
+    );
+    let mut counts: Vec<(&String, &usize)> = label_counts.iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if !counts.is_empty() {
+        let top: Vec<String> = counts
+            .iter()
+            .take(5)
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect();
+        summary.push_str(&format!("\ntop-1 labels: {}", top.join(", ")));
+    }
+    if let (Some(p50), Some(p95)) = (snap.inference_ms_p50, snap.inference_ms_p95) {
+        summary.push_str(&format!("\ninference: p50 {p50:.1} ms, p95 {p95:.1} ms"));
+    }
+    if args.json {
+        eprintln!("{summary}");
+    } else {
+        println!("\n{summary}");
+    }
+    if classified == 0 {
+        return Err(CodedError(exit::DATAERR, "no input image could be decoded".into()).into());
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! `camtrapd labels [--model DIR]`: the model's labels in output order.
+
+use std::path::Path;
+
+use crate::model::Manifest;
+
+pub(crate) fn labels(model: Option<&Path>) -> anyhow::Result<()> {
+    let dir = model.map_or_else(super::default_model_dir, Path::to_path_buf);
+    let m = Manifest::from_path(&dir.join("model.toml"))?;
+    for (i, l) in m.labels.iter().enumerate() {
+        println!("{i}\t{l}");
+    }
+    Ok(())
+}

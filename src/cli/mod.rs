@@ -1,0 +1,157 @@
+//! The `camtrapd` command line (clap). Each subcommand lives in its own
+//! module; this one parses arguments, sets up logging and maps errors to
+//! exit codes (see [`crate::exit`]).
+
+mod bench;
+mod check_config;
+mod classify;
+mod labels;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ConfigError;
+use crate::exit;
+use crate::model::ModelError;
+use crate::source::SourceError;
+
+const ABOUT: &str = "Camera-trap classifier daemon: runs an ONNX image classifier on camera frames or image files \
+and reports only confident detections of the labels you care about. Frames that show none of the model's \
+labels (empty habitat, other animals) are rejected instead of getting a wrong label.";
+
+const AFTER: &str = "Examples:
+  camtrapd classify photos/                        label every image in a folder (table)
+  camtrapd classify --json photos/*.jpg            the same as JSON lines
+  camtrapd check-config /etc/camtrapd/camtrapd.toml
+  camtrapd run --config examples/files.toml        run the daemon
+  camtrapd labels                                  list the model's labels
+
+Logging: set RUST_LOG (error, warn, info, debug), e.g. RUST_LOG=debug for one line per frame.
+Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 65 no input could be decoded,
+66 input missing, 74 output failed, 78 bad configuration or model bundle.";
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(name = "camtrapd", version, about = ABOUT, after_help = AFTER)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: read frames from the configured source, classify them,
+    /// and publish confident detections to the configured sinks until stopped
+    /// (SIGTERM/Ctrl-C) or the source ends.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Classify image files once and print what the daemon would decide for each.
+    Classify(classify::Args),
+    /// Check a configuration file and the model bundle it names, without running.
+    CheckConfig {
+        /// The configuration file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List the labels of a model bundle, in output order.
+    Labels {
+        /// Model bundle folder (default: the bundled EfficientNet-Lite0 ImageNet model).
+        #[arg(short, long, value_name = "DIR")]
+        model: Option<PathBuf>,
+    },
+    /// Measure per-stage latency (decode, resize+normalise, inference, decision) on image files.
+    Bench(bench::Args),
+}
+
+/// Finds the default model bundle: `$CAMTRAPD_MODEL`, then
+/// `models/efficientnet-lite0-imagenet` under the current folder, next to the
+/// executable's `../share/camtrapd`, and in the source tree it was built from.
+pub fn default_model_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAMTRAPD_MODEL") {
+        return PathBuf::from(p);
+    }
+    let rel = PathBuf::from("models/efficientnet-lite0-imagenet");
+    let mut candidates = vec![rel.clone()];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(bin) = exe.parent() {
+            candidates.push(bin.join("../share/camtrapd").join(&rel));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/share/camtrapd").join(&rel));
+    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(&rel));
+    candidates
+        .iter()
+        .find(|p| p.join("model.toml").is_file())
+        .cloned()
+        .unwrap_or(rel)
+}
+
+/// Exit code for an error, by the first recognised error in its chain.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<ConfigError>()
+            || cause.is::<ModelError>()
+            || cause.is::<crate::model::ManifestError>()
+        {
+            return exit::CONFIG;
+        }
+        if let Some(s) = cause.downcast_ref::<SourceError>() {
+            return match s {
+                SourceError::Invalid(_) | SourceError::BadPattern(..) => exit::CONFIG,
+                _ => exit::NOINPUT,
+            };
+        }
+        if let Some(c) = cause.downcast_ref::<CodedError>() {
+            return c.0;
+        }
+    }
+    exit::FAILURE
+}
+
+/// An error that carries its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+pub struct CodedError(pub u8, pub String);
+
+fn init_logging(default: &str) {
+    let env = env_logger::Env::default().default_filter_or(default);
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+/// Entry point of the binary: parses arguments, runs, maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    init_logging(default_log);
+    let result = match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::Classify(args) => classify::classify(&args),
+        Command::CheckConfig { file } => check_config::check_config(&file),
+        Command::Labels { model } => labels::labels(model.as_deref()),
+        Command::Bench(args) => bench::bench(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            let code = exit_code(&e);
+            eprintln!("error: {e:#}");
+            if code == exit::CONFIG {
+                eprintln!("(exit code 78: fix the configuration or model bundle named above; restarting will not help)");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `camtrapd run --config FILE`: the daemon.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::model::Model;
+use crate::pipeline::{self, Pipeline};
+use crate::shutdown::Shutdown;
+use crate::{sink, source};
+
+/// Loads everything the daemon needs, in start-up order, failing before the
+/// first frame if anything is wrong: config, model (with self-test), labels,
+/// source, sinks. Returns the pipeline and the source.
+pub(crate) fn start(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(Pipeline, Box<dyn source::FrameSource>)> {
+    let model_dir = config.model_dir();
+    let model = Model::load(&model_dir)?;
+    let overrides = config.overrides(model.manifest())?;
+    log::info!(
+        "model {} ({} labels, sha256 {}…) from {}",
+        model.manifest().name,
+        model.labels().len(),
+        &model.sha256()[..12],
+        model_dir.display()
+    );
+    let src = source::open(
+        &config.source,
+        &config.base_dir(),
+        config.limits,
+        shutdown.clone(),
+    )
+    .with_context(|| format!("config {}: [source]", config.file.display()))?;
+    let sinks = sink::open_all(&config.sinks);
+    let pipeline = Pipeline::new(model, &overrides, sinks, config.camera_id())?;
+    Ok((pipeline, src))
+}
+
+pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::from_path(config_path)?;
+    let shutdown = Shutdown::new();
+    shutdown
+        .install_signal_handlers()
+        .context("installing signal handlers")?;
+    let (mut pipeline, mut src) = start(&config, &shutdown)?;
+    log::info!(
+        "camtrapd {} running as camera {:?}",
+        env!("CARGO_PKG_VERSION"),
+        config.camera_id()
+    );
+    pipeline::run(
+        &mut pipeline,
+        src.as_mut(),
+        &shutdown,
+        Duration::from_secs(config.stats.interval_secs),
+    )?;
+    if shutdown.is_triggered() {
+        log::info!("shut down on signal");
+    }
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! The daemon's configuration file (TOML).
+//!
+//! ```toml
+//! camera_id = "enclosure-1"          # default: the host name
+//!
+//! [source]
+//! kind = "files"                     # image files (V4L2 cameras: see the v4l2 source)
+//! path = "/srv/frames"               # a file, a folder, or a glob
+//! fps = 1.0                          # optional pacing
+//!
+//! [model]
+//! path = "/usr/share/camtrapd/models/efficientnet-lite0-imagenet"
+//!
+//! [decision]
+//! default_threshold = 0.5            # 0..1 score a label must reach
+//! publish_labels = ["tusker"]        # optional; default: every label
+//! top_k = 3
+//! [decision.thresholds]
+//! "tusker" = 0.4                     # per-label overrides
+//!
+//! [[sinks]]
+//! kind = "stdout"
+//! ```
+//!
+//! Unknown fields are errors. Every error names the file, the line and
+//! column, the field and what is allowed. Relative paths are relative to the
+//! folder of the config file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::decision::{self, Overrides};
+use crate::decode::DecodeLimits;
+use crate::model::manifest::{check_threshold, Manifest};
+use crate::sink::stdout::StdoutConfig;
+use crate::sink::SinkConfig;
+use crate::source::SourceConfig;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Camera id reported with each detection (default: the host name).
+    #[serde(default)]
+    pub camera_id: Option<String>,
+    /// Where frames come from.
+    pub source: SourceConfig,
+    /// The model bundle.
+    pub model: ModelConfig,
+    /// Thresholds and publishing rules.
+    #[serde(default)]
+    pub decision: DecisionConfig,
+    /// Where detections go (default: one stdout sink).
+    #[serde(default = "default_sinks")]
+    pub sinks: Vec<SinkConfig>,
+    /// Decoding limits.
+    #[serde(default)]
+    pub limits: DecodeLimits,
+    /// Periodic counters in the log.
+    #[serde(default)]
+    pub stats: StatsConfig,
+    /// The config file this was read from (set by [`Config::from_path`]).
+    #[serde(skip)]
+    pub file: PathBuf,
+    #[serde(skip)]
+    text: String,
+}
+
+fn default_sinks() -> Vec<SinkConfig> {
+    vec![SinkConfig::Stdout(StdoutConfig::default())]
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model bundle folder (holding model.onnx and model.toml).
+    pub path: Spanned<PathBuf>,
+}
+
+/// `[decision]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionConfig {
+    /// Threshold (0..1) for labels without their own; overrides the model's default.
+    #[serde(default)]
+    pub default_threshold: Option<Spanned<f32>>,
+    /// Per-label thresholds (0..1).
+    #[serde(default)]
+    pub thresholds: BTreeMap<Spanned<String>, Spanned<f32>>,
+    /// Labels that may be published; absent = all labels.
+    #[serde(default)]
+    pub publish_labels: Option<Vec<Spanned<String>>>,
+    /// Number of best labels reported with each detection (default 3).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            default_threshold: None,
+            thresholds: BTreeMap::new(),
+            publish_labels: None,
+            top_k: default_top_k(),
+        }
+    }
+}
+
+fn default_top_k() -> usize {
+    3
+}
+
+/// `[stats]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Seconds between counter lines in the log at info level (0 = only at exit).
+    #[serde(default = "default_stats_interval")]
+    pub interval_secs: u64,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            interval_secs: default_stats_interval(),
+        }
+    }
+}
+
+fn default_stats_interval() -> u64 {
+    60
+}
+
+/// Configuration errors. Exit code 78 (`EX_CONFIG`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The config path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Malformed TOML, a wrong type, or an unknown field (toml's message has line and column).
+    #[error("invalid config file {path}:\n{message}")]
+    Parse {
+        /// The config path.
+        path: PathBuf,
+        /// toml's message with line, column and the offending text.
+        message: String,
+    },
+    /// A value is not allowed.
+    #[error("invalid config file {path}, line {line}, column {column}: `{field}`: {message}")]
+    Invalid {
+        /// The config path.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Dotted field name.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a config file (syntax, types, unknown fields, ranges).
+    /// Label names are checked against the model by [`Config::overrides`].
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, line, column and field.
+    pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parses config text; `path` names the file in errors and anchors relative paths.
+    ///
+    /// # Errors
+    /// As [`Config::from_path`].
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        c.file = path.to_path_buf();
+        c.text = text.to_string();
+        c.check()?;
+        Ok(c)
+    }
+
+    fn invalid<T>(&self, span: Option<&Spanned<T>>, field: &str, message: String) -> ConfigError {
+        let (line, column) = span.map_or((1, 1), |s| {
+            crate::text::line_col(&self.text, s.span().start)
+        });
+        ConfigError::Invalid {
+            path: self.file.clone(),
+            line,
+            column,
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.decision.default_threshold {
+            check_threshold(*t.get_ref())
+                .map_err(|m| self.invalid(Some(t), "decision.default_threshold", m))?;
+        }
+        for (label, t) in &self.decision.thresholds {
+            check_threshold(*t.get_ref()).map_err(|m| {
+                self.invalid(
+                    Some(t),
+                    &format!("decision.thresholds.{:?}", label.get_ref()),
+                    m,
+                )
+            })?;
+        }
+        if self.decision.top_k == 0 {
+            return Err(self.invalid::<()>(None, "decision.top_k", "must be at least 1".into()));
+        }
+        if let Some(id) = &self.camera_id {
+            if id.is_empty() || id.contains(['/', '#', '+']) || id.chars().any(char::is_whitespace)
+            {
+                return Err(self.invalid::<()>(
+                    None,
+                    "camera_id",
+                    format!(
+                        "{id:?}: use letters, digits, '-' or '_' (it becomes part of MQTT topics)"
+                    ),
+                ));
+            }
+        }
+        if self.sinks.is_empty() {
+            return Err(self.invalid::<()>(
+                None,
+                "sinks",
+                "no sink: add [[sinks]] kind = \"stdout\"".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The folder relative paths are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The model bundle folder, resolved.
+    pub fn model_dir(&self) -> PathBuf {
+        self.base_dir().join(self.model.path.get_ref())
+    }
+
+    /// The camera id: `camera_id`, or the host name.
+    pub fn camera_id(&self) -> String {
+        self.camera_id.clone().unwrap_or_else(|| {
+            let h = gethostname::gethostname().to_string_lossy().into_owned();
+            if h.is_empty() {
+                "camtrapd".into()
+            } else {
+                h
+            }
+        })
+    }
+
+    /// The decision settings, with every label checked against the model's.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] at the position of a label the model does not have.
+    pub fn overrides(&self, manifest: &Manifest) -> Result<Overrides, ConfigError> {
+        let known = |l: &Spanned<String>, field: &str| -> Result<String, ConfigError> {
+            let s = l.get_ref();
+            if manifest.labels.iter().any(|x| x == s) {
+                Ok(s.clone())
+            } else {
+                let e = decision::unknown_label(s, &manifest.labels);
+                Err(self.invalid(Some(l), field, format!("{e} (model {})", manifest.name)))
+            }
+        };
+        let mut thresholds = BTreeMap::new();
+        for (l, t) in &self.decision.thresholds {
+            thresholds.insert(known(l, "decision.thresholds")?, *t.get_ref());
+        }
+        let publish_labels = match &self.decision.publish_labels {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|l| known(l, "decision.publish_labels"))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(Overrides {
+            default_threshold: self
+                .decision
+                .default_threshold
+                .as_ref()
+                .map(|t| *t.get_ref()),
+            thresholds,
+            publish_labels,
+            top_k: self.decision.top_k,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"camera_id = "pen-3"
+[source]
+kind = "files"
+path = "frames"
+fps = 2.0
+
+[model]
+path = "../models/m"
+
+[decision]
+default_threshold = 0.6
+publish_labels = ["cat"]
+[decision.thresholds]
+"dog" = 0.7
+"#;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::from_str(t, Path::new("/etc/camtrapd/camtrapd.toml"))
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.camera_id(), "pen-3");
+        assert_eq!(c.model_dir(), PathBuf::from("/etc/camtrapd/../models/m"));
+        assert_eq!(c.decision.top_k, 3);
+        assert_eq!(
+            c.sinks,
+            vec![SinkConfig::Stdout(StdoutConfig { pretty: false })]
+        );
+        assert_eq!(c.stats.interval_secs, 60);
+        match &c.source {
+            SourceConfig::Files(f) => {
+                assert_eq!(f.path, "frames");
+                assert_eq!(f.fps, Some(2.0));
+                assert!(!f.repeat);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_field_reports_file_line_column() {
+        let e = parse(&GOOD.replace("default_threshold", "default_treshold"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/camtrapd/camtrapd.toml"), "{e}");
+        assert!(e.contains("line 11, column 1"), "{e}");
+        assert!(
+            e.contains("unknown field `default_treshold`") && e.contains("default_threshold"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_source_kind_lists_kinds() {
+        let e = parse(&GOOD.replace("kind = \"files\"", "kind = \"camera\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("camera") && e.contains("files"), "{e}");
+    }
+
+    #[test]
+    fn threshold_out_of_range_points_at_the_value() {
+        let e = parse(&GOOD.replace("\"dog\" = 0.7", "\"dog\" = 7")).unwrap_err();
+        match &e {
+            ConfigError::Invalid {
+                line,
+                column,
+                field,
+                message,
+                ..
+            } => {
+                assert_eq!((*line, *column), (14, 9));
+                assert_eq!(field, "decision.thresholds.\"dog\"");
+                assert!(message.contains("0.0..=1.0"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_reported() {
+        let e = parse(&GOOD.replace("fps = 2.0", "fps = \"fast\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 5") && e.contains("fps"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_checked_against_the_model() {
+        let m = Manifest::from_str(
+            &format!(
+                "name = \"m\"\nlabels = [\"cat\", \"wildcat\"]\n[input]\nname = \"x\"\nlayout = \"NCHW\"\nwidth = 2\nheight = 2\ndatum_type = \"f32\"\nresize = \"squash\"\n[output]\nname = \"y\"\nkind = \"logits\"\nactivation = \"softmax\"\n[provenance]\nsource = \"s\"\nlicence = \"l\"\nsha256 = \"{}\"\n",
+                "0".repeat(64)
+            ),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        let c = parse(GOOD).unwrap();
+        match c.overrides(&m).unwrap_err() {
+            ConfigError::Invalid {
+                line,
+                column,
+                field,
+                message,
+                ..
+            } => {
+                assert_eq!((line, column), (14, 1));
+                assert_eq!(field, "decision.thresholds");
+                assert!(
+                    message.contains("\"dog\" is not a label of the model"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other}"),
+        }
+        let c = parse(&GOOD.replace("\"dog\" = 0.7", "")).unwrap();
+        let o = c.overrides(&m).unwrap();
+        assert_eq!(o.publish_labels, Some(vec!["cat".to_string()]));
+        assert_eq!(o.default_threshold, Some(0.6));
+        let c = parse(
+            &GOOD
+                .replace("\"dog\" = 0.7", "")
+                .replace("[\"cat\"]", "[\"Cat\"]"),
+        )
+        .unwrap();
+        let e = c.overrides(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("line 12, column 19") && e.contains("did you mean \"cat\", \"wildcat\""),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! The detection event: what sinks publish for a frame that passed the
+//! decision. Serialised as one JSON object (see README.md, "Detections").
+
+use serde::Serialize;
+
+/// One label and its 0..1 score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelScore {
+    /// Label name as in the model manifest.
+    pub label: String,
+    /// Score 0..1 (softmax probability or sigmoid output).
+    pub score: f32,
+}
+
+/// Model identity reported with each detection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRef {
+    /// Manifest `name`.
+    pub name: String,
+    /// First 12 hex digits of the SHA-256 of `model.onnx`.
+    pub sha256: String,
+}
+
+/// Per-stage latency of one frame, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Reading and decoding the image.
+    pub decode: f64,
+    /// Resize and normalise into the input tensor.
+    pub preprocess: f64,
+    /// Running the model.
+    pub inference: f64,
+    /// Scores, thresholds, top-k.
+    pub decision: f64,
+    /// Sum of the above.
+    pub total: f64,
+}
+
+/// A confident detection of a publishable label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// Camera id from the config (`camera_id`, default: the host name).
+    pub camera: String,
+    /// The detected label.
+    pub label: String,
+    /// Its 0..1 score.
+    pub score: f32,
+    /// The threshold it cleared (0..1).
+    pub threshold: f32,
+    /// The k best labels, best first (including the detected one).
+    pub top_k: Vec<LabelScore>,
+    /// Where the frame came from (file path, or device and frame number).
+    pub source: String,
+    /// Frame sequence number within the source.
+    pub frame_seq: u64,
+    /// Capture time, RFC 3339 UTC with milliseconds.
+    pub captured_at: String,
+    /// The model that made the decision.
+    pub model: ModelRef,
+    /// Per-stage latency in ms.
+    pub latency_ms: Latency,
+}

@@ -1,0 +1,364 @@
+//! The open-set decision: does a classified frame become a detection?
+//!
+//! A classifier always answers with one of its labels, even for an empty
+//! frame or an animal it was never trained on. The decision therefore
+//! publishes a frame only when
+//!
+//! 1. its top label's 0..1 score reaches that label's threshold, and
+//! 2. that label is allowed for publishing (`publish_labels`).
+//!
+//! Everything else is rejected with a counted [`RejectReason`]. Thresholds
+//! are resolved per label, first match wins: the config's per-label
+//! threshold, the model manifest's per-label threshold (e.g. calibrated),
+//! the config's `default_threshold`, the manifest's `thresholds.default`,
+//! and finally [`FALLBACK_THRESHOLD`].
+
+pub mod event;
+pub mod score;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::manifest::{Activation, Manifest, OutputKind};
+pub use event::{Detection, LabelScore, Latency, ModelRef};
+
+/// Threshold used when neither the config nor the manifest gives one.
+pub const FALLBACK_THRESHOLD: f32 = 0.5;
+
+/// Why a frame produced no detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The top label's score is below its threshold (an unknown animal, an
+    /// empty frame, or an uncertain view).
+    BelowThreshold,
+    /// The top label is confident but not in `publish_labels`.
+    LabelNotPublished,
+    /// The frame could not be read or decoded.
+    Unreadable,
+}
+
+impl RejectReason {
+    /// Stable snake_case name, as used in logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BelowThreshold => "below_threshold",
+            RejectReason::LabelNotPublished => "label_not_published",
+            RejectReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// The outcome for one classified frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Publish it.
+    Detection,
+    /// Drop it, for this reason.
+    Rejected(RejectReason),
+}
+
+/// Per-label thresholds and publish list, resolved for one model.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    kind: OutputKind,
+    activation: Activation,
+    thresholds: Vec<f32>,
+    publishable: Vec<bool>,
+    top_k: usize,
+}
+
+/// The decision for one frame. Reused across frames: [`Policy::decide`]
+/// overwrites it without reallocating.
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    /// 0..1 score per label, in label order.
+    pub scores: Vec<f32>,
+    /// Indices of the k best labels, best first.
+    pub top_k: Vec<usize>,
+    /// Threshold of the top label (0..1).
+    pub threshold: f32,
+    /// The verdict.
+    pub verdict: Option<Verdict>,
+}
+
+impl Decision {
+    /// Index of the best label (None before the first decision).
+    pub fn top(&self) -> Option<usize> {
+        self.top_k.first().copied()
+    }
+
+    /// Score of the best label, 0..1.
+    pub fn top_score(&self) -> f32 {
+        self.top().map_or(0.0, |i| self.scores[i])
+    }
+}
+
+/// User-side threshold settings (from the daemon config or the command line).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Threshold for labels without their own, 0..1.
+    pub default_threshold: Option<f32>,
+    /// Per-label thresholds, 0..1.
+    pub thresholds: BTreeMap<String, f32>,
+    /// Labels that may be published; `None` = all.
+    pub publish_labels: Option<Vec<String>>,
+    /// How many best labels to report (at least 1).
+    pub top_k: usize,
+}
+
+/// A label the user named is not one of the model's.
+#[derive(Debug, thiserror::Error)]
+#[error("label {label:?} is not a label of the model{hint}")]
+pub struct UnknownLabel {
+    /// The label as written.
+    pub label: String,
+    /// ", did you mean ..." or a pointer to the label list.
+    pub hint: String,
+}
+
+impl Policy {
+    /// Resolves thresholds and the publish list for `manifest`'s labels.
+    ///
+    /// # Errors
+    /// [`UnknownLabel`] for a label in `overrides` that the model does not have
+    /// (with close matches as a hint).
+    pub fn new(manifest: &Manifest, overrides: &Overrides) -> Result<Policy, UnknownLabel> {
+        let labels = &manifest.labels;
+        let index = |l: &str| -> Result<usize, UnknownLabel> {
+            labels
+                .iter()
+                .position(|x| x == l)
+                .ok_or_else(|| unknown_label(l, labels))
+        };
+        let base = overrides
+            .default_threshold
+            .or(manifest.thresholds.default)
+            .unwrap_or(FALLBACK_THRESHOLD);
+        let mut thresholds: Vec<f32> = labels
+            .iter()
+            .map(|l| manifest.thresholds.labels.get(l).copied().unwrap_or(base))
+            .collect();
+        // The config's default beats the manifest's default but not its per-label values.
+        for (l, t) in &overrides.thresholds {
+            thresholds[index(l)?] = *t;
+        }
+        let publishable = match &overrides.publish_labels {
+            None => vec![true; labels.len()],
+            Some(list) => {
+                let mut p = vec![false; labels.len()];
+                for l in list {
+                    p[index(l)?] = true;
+                }
+                p
+            }
+        };
+        Ok(Policy {
+            kind: manifest.output.kind,
+            activation: manifest.output.activation,
+            thresholds,
+            publishable,
+            top_k: overrides.top_k.clamp(1, labels.len()),
+        })
+    }
+
+    /// Threshold of label `i` (0..1).
+    pub fn threshold(&self, i: usize) -> f32 {
+        self.thresholds[i]
+    }
+
+    /// Whether label `i` may be published.
+    pub fn publishable(&self, i: usize) -> bool {
+        self.publishable[i]
+    }
+
+    /// Decides on one frame from the model's raw scores output (`raw`, one
+    /// value per label), writing into `d`.
+    pub fn decide(&self, raw: &[f32], d: &mut Decision) {
+        score::to_scores(raw, self.kind, self.activation, &mut d.scores);
+        top_k(&d.scores, self.top_k, &mut d.top_k);
+        let Some(top) = d.top() else {
+            d.verdict = Some(Verdict::Rejected(RejectReason::BelowThreshold));
+            return;
+        };
+        d.threshold = self.thresholds[top];
+        d.verdict = Some(if d.scores[top] < d.threshold {
+            Verdict::Rejected(RejectReason::BelowThreshold)
+        } else if !self.publishable[top] {
+            Verdict::Rejected(RejectReason::LabelNotPublished)
+        } else {
+            Verdict::Detection
+        });
+    }
+}
+
+/// Builds the [`UnknownLabel`] error for `label`, with close matches among `labels`.
+pub fn unknown_label(label: &str, labels: &[String]) -> UnknownLabel {
+    let close = crate::text::suggestions(label, labels.iter().map(String::as_str), 5);
+    let hint = if close.is_empty() {
+        "; `camtrapd labels --model DIR` lists them".to_string()
+    } else {
+        format!(
+            "; did you mean {}?",
+            close
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    UnknownLabel {
+        label: label.to_string(),
+        hint,
+    }
+}
+
+/// Indices of the `k` largest scores, best first (ties: lower index first).
+fn top_k(scores: &[f32], k: usize, out: &mut Vec<usize>) {
+    out.clear();
+    for (i, &s) in scores.iter().enumerate() {
+        if out.len() < k {
+            out.push(i);
+        } else if s > scores[out[k - 1]] {
+            out[k - 1] = i;
+        } else {
+            continue;
+        }
+        // Bubble the new entry into place.
+        let mut j = out.len() - 1;
+        while j > 0 && scores[out[j]] > scores[out[j - 1]] {
+            out.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest(activation: &str, thresholds: &str) -> Manifest {
+        let t = format!(
+            r#"name = "t"
+labels = ["cat", "dog", "fox"]
+[input]
+name = "x"
+layout = "NCHW"
+width = 4
+height = 4
+datum_type = "f32"
+resize = "squash"
+[output]
+name = "y"
+kind = "logits"
+activation = "{activation}"
+[thresholds]
+{thresholds}
+[provenance]
+source = "s"
+licence = "l"
+sha256 = "{}"
+"#,
+            "0".repeat(64)
+        );
+        Manifest::from_str(&t, Path::new("t.toml")).unwrap()
+    }
+
+    fn ov(default: Option<f32>, per: &[(&str, f32)], publish: Option<&[&str]>) -> Overrides {
+        Overrides {
+            default_threshold: default,
+            thresholds: per.iter().map(|(l, t)| (l.to_string(), *t)).collect(),
+            publish_labels: publish.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            top_k: 2,
+        }
+    }
+
+    #[test]
+    fn threshold_precedence() {
+        let m = manifest("softmax", "default = 0.3\nlabels = { dog = 0.8 }");
+        let p = Policy::new(&m, &ov(None, &[], None)).unwrap();
+        assert_eq!(
+            [p.threshold(0), p.threshold(1), p.threshold(2)],
+            [0.3, 0.8, 0.3]
+        );
+        let p = Policy::new(&m, &ov(Some(0.6), &[("fox", 0.9)], None)).unwrap();
+        assert_eq!(
+            [p.threshold(0), p.threshold(1), p.threshold(2)],
+            [0.6, 0.8, 0.9]
+        );
+        let p = Policy::new(&manifest("softmax", ""), &ov(None, &[], None)).unwrap();
+        assert_eq!(p.threshold(0), FALLBACK_THRESHOLD);
+    }
+
+    #[test]
+    fn decision_rule() {
+        let m = manifest("softmax", "");
+        let p = Policy::new(&m, &ov(Some(0.5), &[], Some(&["cat"]))).unwrap();
+        let mut d = Decision::default();
+        // softmax([3, 0, 0]) = [0.9094, 0.0453, 0.0453]: confident cat, published.
+        p.decide(&[3.0, 0.0, 0.0], &mut d);
+        assert_eq!(d.verdict, Some(Verdict::Detection));
+        assert_eq!(d.top_k, vec![0, 1]);
+        assert!((d.top_score() - 0.909_442_2).abs() < 1e-5);
+        // Confident dog, but dog is not published.
+        p.decide(&[0.0, 3.0, 0.0], &mut d);
+        assert_eq!(
+            d.verdict,
+            Some(Verdict::Rejected(RejectReason::LabelNotPublished))
+        );
+        // softmax([0.2, 0, 0]) top = 0.3786 < 0.5: rejected as below threshold.
+        p.decide(&[0.2, 0.0, 0.0], &mut d);
+        assert_eq!(
+            d.verdict,
+            Some(Verdict::Rejected(RejectReason::BelowThreshold))
+        );
+        assert_eq!(d.top(), Some(0));
+        // Exactly at the threshold counts as reaching it.
+        let p = Policy::new(&m, &ov(Some(0.5), &[], None)).unwrap();
+        p.decide(&[0.0, 0.0, f32::NEG_INFINITY], &mut d);
+        assert_eq!(d.top_score(), 0.5);
+        assert_eq!(d.verdict, Some(Verdict::Detection));
+    }
+
+    #[test]
+    fn sigmoid_heads_can_reject_everything() {
+        let m = manifest("sigmoid", "");
+        let p = Policy::new(&m, &ov(Some(0.5), &[], None)).unwrap();
+        let mut d = Decision::default();
+        // All logits negative: every sigmoid < 0.5, "none of the labels".
+        p.decide(&[-2.0, -3.0, -1.0], &mut d);
+        assert_eq!(d.top(), Some(2));
+        assert!((d.top_score() - 0.268_941_43).abs() < 1e-6);
+        assert_eq!(
+            d.verdict,
+            Some(Verdict::Rejected(RejectReason::BelowThreshold))
+        );
+    }
+
+    #[test]
+    fn unknown_labels_are_errors_with_hints() {
+        let m = manifest("softmax", "");
+        let e = Policy::new(&m, &ov(None, &[("Cat", 0.5)], None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"Cat\" is not a label") && e.contains("did you mean \"cat\""),
+            "{e}"
+        );
+        let e = Policy::new(&m, &ov(None, &[], Some(&["wolf"])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("camtrapd labels"), "{e}");
+    }
+
+    #[test]
+    fn top_k_orders_best_first() {
+        let mut out = Vec::new();
+        top_k(&[0.1, 0.5, 0.2, 0.9, 0.5], 3, &mut out);
+        assert_eq!(out, vec![3, 1, 4]);
+        top_k(&[0.3], 3, &mut out);
+        assert_eq!(out, vec![0]);
+    }
+}

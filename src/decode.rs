@@ -1,0 +1,323 @@
+//! Decoding image bytes into the RGB8 frames the pipeline works on, without
+//! ever panicking on hostile input.
+//!
+//! * Every colour type becomes RGB8: greyscale (infrared night frames),
+//!   grey+alpha, RGBA (alpha dropped), 16-bit and float images (scaled to
+//!   8 bits), CMYK JPEGs (converted by the decoder).
+//! * EXIF orientation is applied to stills, so a portrait photo is upright.
+//! * Limits: file size, width, height and decoder memory are capped
+//!   ([`DecodeLimits`]); an image whose header claims 100000×100000 pixels is
+//!   refused before any pixel memory is allocated.
+//! * Truncated JPEGs are detected by walking the marker segments up to the
+//!   end-of-image marker (EOI, ITU-T T.81 B.1.1.2), because decoders may return
+//!   a grey-filled image for a truncated file.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use serde::Deserialize;
+
+/// Size limits applied before and while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeLimits {
+    /// Largest accepted file, in bytes (default 64 MiB).
+    pub max_file_bytes: u64,
+    /// Largest accepted width and height, in pixels (default 16384).
+    pub max_dimension: u32,
+    /// Largest decoder memory allocation, in bytes (default 512 MiB).
+    pub max_alloc_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_file_bytes: 64 << 20,
+            max_dimension: 16384,
+            max_alloc_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Why a file or buffer could not become a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Reading the file failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is empty.
+    #[error("empty file (0 bytes)")]
+    Empty,
+    /// The file is larger than [`DecodeLimits::max_file_bytes`].
+    #[error("file is {size} bytes, over the limit of {limit} bytes (limits.max_file_bytes)")]
+    FileTooLarge {
+        /// File size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The bytes are not an image format we decode.
+    #[error("not a supported image (JPEG, PNG, BMP, TIFF, WebP, GIF)")]
+    UnknownFormat,
+    /// A JPEG ends before its end-of-image marker.
+    #[error("truncated JPEG: {0}")]
+    TruncatedJpeg(&'static str),
+    /// The header claims more pixels than allowed.
+    #[error("image is {width}×{height} pixels, over the limit of {limit} pixels per side (limits.max_dimension)")]
+    TooLarge {
+        /// Claimed width in pixels.
+        width: u32,
+        /// Claimed height in pixels.
+        height: u32,
+        /// The per-side limit in pixels.
+        limit: u32,
+    },
+    /// Decoding would exceed [`DecodeLimits`] (size or memory).
+    #[error("{0}")]
+    OverLimits(String),
+    /// The decoder rejected the data.
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+}
+
+impl DecodeError {
+    /// Short, stable reason name for counters (`unreadable.<reason>`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Io(_) => "io",
+            DecodeError::Empty => "empty",
+            DecodeError::FileTooLarge { .. }
+            | DecodeError::TooLarge { .. }
+            | DecodeError::OverLimits(_) => "too_large",
+            DecodeError::UnknownFormat => "unknown_format",
+            DecodeError::TruncatedJpeg(_) => "truncated",
+            DecodeError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// Reads and decodes the file at `path` into RGB8 (see the module docs).
+///
+/// # Errors
+/// Any [`DecodeError`]; never panics.
+pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    let size = std::fs::metadata(path)?.len();
+    if size > limits.max_file_bytes {
+        return Err(DecodeError::FileTooLarge {
+            size,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let bytes = std::fs::read(path)?;
+    decode_bytes(&bytes, limits)
+}
+
+/// Decodes an encoded image held in memory into RGB8 (see the module docs).
+///
+/// # Errors
+/// Any [`DecodeError`]; never panics.
+pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(DecodeError::FileTooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let format = image::guess_format(bytes).map_err(|_| DecodeError::UnknownFormat)?;
+    if format == ImageFormat::Jpeg {
+        check_jpeg_complete(bytes)?;
+    }
+    // Decoders are third-party code fed with hostile bytes: a panic in one
+    // must cost one frame, not the daemon.
+    match std::panic::catch_unwind(|| decode_inner(bytes, format, limits)) {
+        Ok(r) => r,
+        Err(_) => Err(DecodeError::Corrupt(
+            "the decoder panicked on this data".into(),
+        )),
+    }
+}
+
+fn decode_inner(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, DecodeError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_dimension);
+    l.max_image_height = Some(limits.max_dimension);
+    l.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(l);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, limits))?;
+    let (width, height) = decoder.dimensions();
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            limit: limits.max_dimension,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(DecodeError::Corrupt(format!(
+            "image has zero size {width}×{height}"
+        )));
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?;
+    img.apply_orientation(orientation);
+    Ok(match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    })
+}
+
+fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> DecodeError {
+    match e {
+        image::ImageError::Limits(l) => DecodeError::OverLimits(format!(
+            "over the decoding limits ({l}); raise limits.max_dimension (now {}) or limits.max_alloc_bytes (now {}) if this image is legitimate",
+            limits.max_dimension, limits.max_alloc_bytes
+        )),
+        image::ImageError::Unsupported(u) => DecodeError::Corrupt(format!("unsupported: {u}")),
+        image::ImageError::IoError(io) => DecodeError::Corrupt(format!("truncated or unreadable data: {io}")),
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+/// Checks that a JPEG's marker structure reaches the end-of-image marker.
+///
+/// Walks the segments from SOI: length-prefixed segments are skipped by
+/// their length; after a start-of-scan (SOS) the entropy-coded data is
+/// scanned for the next marker (`FF` followed by a byte other than `00`
+/// stuffing or `D0..D7` restart markers), as ITU-T T.81 B.1.1 defines.
+///
+/// # Errors
+/// [`DecodeError::TruncatedJpeg`] when the data ends before EOI or a segment
+/// runs past the end of the data.
+pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
+    if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+        return Err(DecodeError::TruncatedJpeg("no start-of-image marker"));
+    }
+    let mut i = 2;
+    loop {
+        // Find the next marker (skip fill bytes 0xFF).
+        while i < b.len() && b[i] != 0xFF {
+            i += 1; // tolerate garbage between segments, as decoders do
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Err(DecodeError::TruncatedJpeg(
+                "data ends before the end-of-image marker",
+            ));
+        }
+        let marker = b[i];
+        i += 1;
+        match marker {
+            0xD9 => return Ok(()),
+            0xD0..=0xD7 | 0x01 => continue, // stand-alone markers
+            _ => {}
+        }
+        if i + 2 > b.len() {
+            return Err(DecodeError::TruncatedJpeg(
+                "data ends inside a segment header",
+            ));
+        }
+        let len = u16::from_be_bytes([b[i], b[i + 1]]) as usize;
+        if len < 2 || i + len > b.len() {
+            return Err(DecodeError::TruncatedJpeg(
+                "a segment runs past the end of the data",
+            ));
+        }
+        i += len;
+        if marker == 0xDA {
+            // Entropy-coded data until the next real marker.
+            loop {
+                while i < b.len() && b[i] != 0xFF {
+                    i += 1;
+                }
+                if i + 1 >= b.len() {
+                    return Err(DecodeError::TruncatedJpeg(
+                        "data ends inside the compressed image data",
+                    ));
+                }
+                match b[i + 1] {
+                    0x00 | 0xD0..=0xD7 | 0xFF => i += if b[i + 1] == 0xFF { 1 } else { 2 },
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn complete_jpeg_passes_marker_walk() {
+        let j = jpeg(40, 30);
+        check_jpeg_complete(&j).unwrap();
+        let img = decode_bytes(&j, &DecodeLimits::default()).unwrap();
+        assert_eq!(img.dimensions(), (40, 30));
+    }
+
+    #[test]
+    fn truncated_jpeg_is_refused_at_every_cut() {
+        let j = jpeg(64, 48);
+        for cut in [3, 20, j.len() / 3, j.len() / 2, j.len() - 2] {
+            let e = decode_bytes(&j[..cut], &DecodeLimits::default()).unwrap_err();
+            assert_eq!(e.reason(), "truncated", "cut at {cut}: {e}");
+        }
+    }
+
+    #[test]
+    fn empty_and_garbage_are_errors() {
+        assert_eq!(
+            decode_bytes(b"", &DecodeLimits::default())
+                .unwrap_err()
+                .reason(),
+            "empty"
+        );
+        assert_eq!(
+            decode_bytes(b"hello, not an image", &DecodeLimits::default())
+                .unwrap_err()
+                .reason(),
+            "unknown_format"
+        );
+    }
+
+    #[test]
+    fn limits_refuse_large_images_and_files() {
+        let j = jpeg(64, 48);
+        let small = DecodeLimits {
+            max_dimension: 32,
+            ..DecodeLimits::default()
+        };
+        assert_eq!(decode_bytes(&j, &small).unwrap_err().reason(), "too_large");
+        let tiny_file = DecodeLimits {
+            max_file_bytes: 10,
+            ..DecodeLimits::default()
+        };
+        assert_eq!(
+            decode_bytes(&j, &tiny_file).unwrap_err().reason(),
+            "too_large"
+        );
+    }
+}

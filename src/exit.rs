@@ -1,0 +1,27 @@
+//! Process exit codes, following BSD `sysexits.h` so that systemd units and
+//! scripts can tell a broken configuration from a transient failure.
+//!
+//! | code | name | when |
+//! | --- | --- | --- |
+//! | 0 | OK | success; also a clean shutdown on SIGTERM/SIGINT |
+//! | 1 | FAILURE | an unexpected runtime failure |
+//! | 2 | USAGE | wrong command-line arguments (printed by clap) |
+//! | 65 | DATAERR | `classify`: no input file could be decoded |
+//! | 66 | NOINPUT | an input path or source folder does not exist or holds no image |
+//! | 74 | IOERR | writing output failed (e.g. stdout closed) |
+//! | 78 | CONFIG | the configuration file or the model bundle is invalid: fix it, restarting will not help (`RestartPreventExitStatus=78`) |
+
+/// Success.
+pub const OK: u8 = 0;
+/// An unexpected runtime failure.
+pub const FAILURE: u8 = 1;
+/// Command-line usage error (clap's own code).
+pub const USAGE: u8 = 2;
+/// Input data was unusable (`EX_DATAERR`).
+pub const DATAERR: u8 = 65;
+/// An input file or folder is missing or empty (`EX_NOINPUT`).
+pub const NOINPUT: u8 = 66;
+/// An I/O error on output (`EX_IOERR`).
+pub const IOERR: u8 = 74;
+/// Configuration or model bundle error (`EX_CONFIG`).
+pub const CONFIG: u8 = 78;

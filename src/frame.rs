@@ -1,0 +1,20 @@
+//! A frame: one decoded image on its way through the pipeline, with where and
+//! when it was captured.
+
+use chrono::{DateTime, Utc};
+use image::RgbImage;
+
+/// One decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Sequence number within the source, from 0.
+    pub seq: u64,
+    /// Where the frame came from: a file path, or a device and frame number.
+    pub source_id: String,
+    /// When the frame was captured (for files: when it was read), UTC.
+    pub captured_at: DateTime<Utc>,
+    /// The pixels, RGB8, any size.
+    pub image: RgbImage,
+    /// Time spent reading and decoding the frame, in ms.
+    pub decode_ms: f64,
+}

@@ -1,0 +1,45 @@
+//! camtrapd: an edge daemon for camera traps and zoo-enclosure cameras.
+//!
+//! Frames flow through the pipeline in one direction:
+//!
+//! ```text
+//! source (files, later V4L2) ─► decode ─► preprocess (resize + normalise)
+//!        ─► model (ONNX run by tract) ─► decision (open-set: per-label
+//!        thresholds on calibrated scores) ─► sinks (stdout, later MQTT)
+//! ```
+//!
+//! Each stage is a module named after it:
+//!
+//! | module | role |
+//! | --- | --- |
+//! | [`config`] | the daemon's TOML configuration and its validation |
+//! | [`source`] | where frames come from ([`source::FrameSource`]) |
+//! | [`decode`] | bytes → RGB8 image, safely (limits, EXIF, every colour type) |
+//! | [`preprocess`] | RGB8 image → the model's input tensor |
+//! | [`model`] | the model bundle (`model.onnx` + `model.toml`) and inference |
+//! | [`decision`] | scores, thresholds, detections and rejections |
+//! | [`sink`] | where detections go ([`sink::Sink`]) |
+//! | [`pipeline`] | wires one frame through all of the above, with counters |
+//! | [`stats`] | the counters and latency figures of a running pipeline |
+//! | [`bench`] | per-stage latency benchmark |
+//! | [`exit`] | process exit codes (sysexits) |
+//! | [`cli`] | the `camtrapd` command line |
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod decode;
+pub mod exit;
+pub mod frame;
+pub mod model;
+pub mod pipeline;
+pub mod preprocess;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+pub mod stats;
+mod text;
+
+pub use config::Config;
+pub use frame::Frame;

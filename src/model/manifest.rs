@@ -1,0 +1,501 @@
+//! The model bundle manifest, `model.toml`: what the ONNX graph expects as
+//! input, what its outputs mean, its labels, default thresholds and where it
+//! came from. See README.md, "Model bundle format", for a commented example.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Parsed `model.toml`. Unknown fields are rejected so that typos surface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Short model name, reported with every detection.
+    pub name: String,
+    /// Free text for humans.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Input tensor description.
+    pub input: InputSpec,
+    /// Output tensor description.
+    pub output: OutputSpec,
+    /// Default per-label thresholds (scores 0..1); the daemon config may override them.
+    #[serde(default)]
+    pub thresholds: ManifestThresholds,
+    /// Origin of the model file.
+    pub provenance: Provenance,
+    /// Labels in output order: `labels[i]` names column `i` of the scores output.
+    pub labels: Vec<String>,
+}
+
+/// Memory layout of the 4-D image input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Layout {
+    /// `[batch, channels, height, width]` (PyTorch exports).
+    #[serde(alias = "nchw")]
+    NCHW,
+    /// `[batch, height, width, channels]` (TensorFlow/TFLite/AutoML exports via tf2onnx).
+    #[serde(alias = "nhwc")]
+    NHWC,
+}
+
+/// Element type of the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputDatum {
+    /// 32-bit float; normalisation applies.
+    F32,
+    /// Raw 0..255 pixel values (e.g. AutoML / TFLite exports); no normalisation.
+    U8,
+}
+
+/// Channel order the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ColourOrder {
+    /// Red, green, blue (most PyTorch and TensorFlow models).
+    #[serde(alias = "rgb")]
+    RGB,
+    /// Blue, green, red (Caffe and OpenCV-trained models).
+    #[serde(alias = "bgr")]
+    BGR,
+}
+
+/// How a frame of arbitrary size becomes `width × height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResizeMode {
+    /// Stretch the whole frame to the input size (aspect ratio not kept).
+    Squash,
+    /// Take the centred region with the input's aspect ratio, covering
+    /// `crop_fraction` of the frame's shorter side, and resize it
+    /// (torchvision's "resize 256, centre-crop 224" is `crop_fraction = 0.875`).
+    CenterCrop,
+    /// Fit the whole frame inside the input keeping the aspect ratio and pad
+    /// the rest with `pad_value`.
+    Letterbox,
+}
+
+/// Per-channel value: one number for all three channels, or three.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PerChannel {
+    /// Same value for R, G and B.
+    One(f32),
+    /// One value per channel, in the model's colour order.
+    Three([f32; 3]),
+}
+
+impl PerChannel {
+    /// The three per-channel values.
+    pub fn values(self) -> [f32; 3] {
+        match self {
+            PerChannel::One(v) => [v; 3],
+            PerChannel::Three(v) => v,
+        }
+    }
+}
+
+/// Input normalisation, applied to 0..255 pixel values: either
+/// `(x - mean) / std` or `x * scale + offset`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalisation {
+    /// Per-channel mean, in 0..255 pixel units (e.g. 127 or [123.675, 116.28, 103.53]).
+    pub mean: Option<PerChannel>,
+    /// Per-channel standard deviation, in 0..255 pixel units (e.g. 128 or [58.395, 57.12, 57.375]).
+    pub std: Option<PerChannel>,
+    /// Multiplier (e.g. 0.003921569 = 1/255).
+    pub scale: Option<PerChannel>,
+    /// Added after `scale` (e.g. -1.0).
+    pub offset: Option<PerChannel>,
+}
+
+/// Input tensor description (`[input]` in `model.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// ONNX input name, e.g. `input` or `serving_default_input:0`.
+    pub name: String,
+    /// NCHW or NHWC.
+    pub layout: Layout,
+    /// Input width in pixels.
+    pub width: u32,
+    /// Input height in pixels.
+    pub height: u32,
+    /// `f32` or `u8`.
+    pub datum_type: InputDatum,
+    /// `RGB` (default) or `BGR`.
+    #[serde(default = "default_colour_order")]
+    pub colour_order: ColourOrder,
+    /// `squash`, `center-crop` or `letterbox`.
+    pub resize: ResizeMode,
+    /// For `center-crop`: fraction (0..1] of the shorter side kept; default 1.0.
+    #[serde(default)]
+    pub crop_fraction: Option<f32>,
+    /// For `letterbox`: the padding grey level 0..255; default 0.
+    #[serde(default)]
+    pub pad_value: Option<u8>,
+    /// Normalisation for `f32` inputs; must be absent for `u8` inputs.
+    #[serde(default)]
+    pub normalisation: Option<Normalisation>,
+}
+
+fn default_colour_order() -> ColourOrder {
+    ColourOrder::RGB
+}
+
+/// What the scores output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    /// Raw, unnormalised scores; `activation` turns them into 0..1 scores.
+    Logits,
+    /// Already 0..1 scores (the graph ends in a softmax or sigmoid).
+    Probabilities,
+}
+
+/// How logits become 0..1 scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Softmax over all labels: scores sum to 1 (one label per frame).
+    Softmax,
+    /// Sigmoid per label (one-vs-rest heads): each score is independent, so
+    /// "none of the labels" can be expressed by all scores being low.
+    Sigmoid,
+}
+
+/// Output description (`[output]` in `model.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// ONNX output name holding the per-label scores, shape `[1, labels]`.
+    pub name: String,
+    /// `logits` or `probabilities`.
+    pub kind: OutputKind,
+    /// `softmax` or `sigmoid`: how the scores were (or are to be) normalised.
+    pub activation: Activation,
+    /// Optional ONNX output holding the embedding (penultimate features), shape `[1, D]`.
+    #[serde(default)]
+    pub embedding: Option<String>,
+}
+
+/// Default thresholds shipped with the model (`[thresholds]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestThresholds {
+    /// Threshold for labels without their own entry, 0..1.
+    #[serde(default)]
+    pub default: Option<f32>,
+    /// Per-label thresholds, 0..1 (e.g. calibrated to a target precision).
+    #[serde(default)]
+    pub labels: BTreeMap<String, f32>,
+}
+
+/// Where the model came from (`[provenance]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Where the weights and architecture come from, and how the file was made.
+    pub source: String,
+    /// Licence of the weights.
+    pub licence: String,
+    /// Hex SHA-256 of `model.onnx`; checked at load.
+    pub sha256: String,
+    /// How the model was quantised, if at all.
+    #[serde(default)]
+    pub quantisation: Option<String>,
+}
+
+/// Errors reading or checking a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read model manifest {path}: {source}")]
+    Read {
+        /// The manifest path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has a wrong/unknown field (toml's message has line and column).
+    #[error("invalid model manifest {path}:\n{message}")]
+    Parse {
+        /// The manifest path.
+        path: PathBuf,
+        /// toml's message, with line, column and the offending text.
+        message: String,
+    },
+    /// The manifest parsed but a value is not allowed.
+    #[error("invalid model manifest {path}: field `{field}`: {message}")]
+    Invalid {
+        /// The manifest path.
+        path: PathBuf,
+        /// Dotted field name, e.g. `input.crop_fraction`.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl Manifest {
+    /// Reads and checks `path` (a `model.toml`).
+    ///
+    /// # Errors
+    /// [`ManifestError::Read`], [`ManifestError::Parse`] (with line/column) or
+    /// [`ManifestError::Invalid`] naming the field and what is allowed.
+    pub fn from_path(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    /// Parses manifest text; `path` is used in error messages only.
+    ///
+    /// # Errors
+    /// As [`Manifest::from_path`], without `Read`.
+    pub fn from_str(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        m.check(path)?;
+        Ok(m)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ManifestError> {
+        let bad = |field: &str, message: String| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        if self.labels.is_empty() {
+            return Err(bad(
+                "labels",
+                "the list is empty; list the labels in output order".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.labels {
+            if l.trim().is_empty() {
+                return Err(bad("labels", "a label is empty".into()));
+            }
+            if !seen.insert(l.as_str()) {
+                return Err(bad(
+                    "labels",
+                    format!("label {l:?} appears twice; labels must be unique"),
+                ));
+            }
+        }
+        let i = &self.input;
+        for (field, v) in [("input.width", i.width), ("input.height", i.height)] {
+            if v == 0 || v > 4096 {
+                return Err(bad(
+                    field,
+                    format!("{v} is out of range; allowed 1..=4096 pixels"),
+                ));
+            }
+        }
+        if let Some(f) = i.crop_fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(bad(
+                    "input.crop_fraction",
+                    format!("{f} is out of range; allowed (0, 1], e.g. 0.875"),
+                ));
+            }
+            if i.resize != ResizeMode::CenterCrop {
+                return Err(bad(
+                    "input.crop_fraction",
+                    "only applies with resize = \"center-crop\"".into(),
+                ));
+            }
+        }
+        if i.pad_value.is_some() && i.resize != ResizeMode::Letterbox {
+            return Err(bad(
+                "input.pad_value",
+                "only applies with resize = \"letterbox\"".into(),
+            ));
+        }
+        match (i.datum_type, &i.normalisation) {
+            (InputDatum::U8, Some(_)) => {
+                return Err(bad(
+                    "input.normalisation",
+                    "a u8 input takes raw 0..255 pixels; remove normalisation or use datum_type = \"f32\"".into(),
+                ))
+            }
+            (InputDatum::F32, Some(n)) => {
+                let mean_std = n.mean.is_some() || n.std.is_some();
+                let scale_offset = n.scale.is_some() || n.offset.is_some();
+                if mean_std && scale_offset {
+                    return Err(bad(
+                        "input.normalisation",
+                        "give either mean/std or scale/offset, not both".into(),
+                    ));
+                }
+                if mean_std && (n.mean.is_none() || n.std.is_none()) {
+                    return Err(bad("input.normalisation", "mean and std go together; give both".into()));
+                }
+                if let Some(std) = n.std {
+                    if std.values().iter().any(|s| !s.is_finite() || *s == 0.0) {
+                        return Err(bad("input.normalisation.std", "must be finite and non-zero".into()));
+                    }
+                }
+            }
+            (InputDatum::F32, None) => {}
+            (InputDatum::U8, None) => {}
+        }
+        if self.output.kind == OutputKind::Probabilities
+            && self.output.embedding.as_deref() == Some(&self.output.name)
+        {
+            return Err(bad(
+                "output.embedding",
+                "must name a different output than output.name".into(),
+            ));
+        }
+        if let Some(t) = self.thresholds.default {
+            check_threshold(t).map_err(|m| bad("thresholds.default", m))?;
+        }
+        for (label, t) in &self.thresholds.labels {
+            if !self.labels.iter().any(|l| l == label) {
+                return Err(bad(
+                    &format!("thresholds.labels.{label:?}"),
+                    format!("{label:?} is not one of the manifest's labels"),
+                ));
+            }
+            check_threshold(*t).map_err(|m| bad(&format!("thresholds.labels.{label:?}"), m))?;
+        }
+        let sha = &self.provenance.sha256;
+        if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad(
+                "provenance.sha256",
+                "must be the 64 hex digits of `sha256sum model.onnx`".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Normalisation as per-channel `(scale, offset)` so that the tensor value is
+    /// `pixel * scale + offset` for a 0..255 pixel (identity for `u8` inputs).
+    pub fn scale_offset(&self) -> ([f32; 3], [f32; 3]) {
+        match &self.input.normalisation {
+            None => ([1.0; 3], [0.0; 3]),
+            Some(n) => {
+                if let (Some(mean), Some(std)) = (n.mean, n.std) {
+                    let (m, s) = (mean.values(), std.values());
+                    (
+                        [1.0 / s[0], 1.0 / s[1], 1.0 / s[2]],
+                        [-m[0] / s[0], -m[1] / s[1], -m[2] / s[2]],
+                    )
+                } else {
+                    (
+                        n.scale.map_or([1.0; 3], PerChannel::values),
+                        n.offset.map_or([0.0; 3], PerChannel::values),
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Checks a threshold is a finite score in 0..=1.
+pub(crate) fn check_threshold(t: f32) -> Result<(), String> {
+    if t.is_finite() && (0.0..=1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(format!("{t} is not a score; allowed 0.0..=1.0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "tiny"
+labels = ["cat", "dog"]
+[input]
+name = "input"
+layout = "NCHW"
+width = 224
+height = 224
+datum_type = "f32"
+resize = "center-crop"
+crop_fraction = 0.875
+normalisation = { mean = 127.0, std = 128.0 }
+[output]
+name = "logits"
+kind = "logits"
+activation = "softmax"
+[provenance]
+source = "test"
+licence = "CC0"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+"#;
+
+    fn parse(t: &str) -> Result<Manifest, ManifestError> {
+        Manifest::from_str(t, Path::new("m/model.toml"))
+    }
+
+    #[test]
+    fn good_manifest_parses_and_normalises() {
+        let m = parse(GOOD).unwrap();
+        let (s, o) = m.scale_offset();
+        assert!((s[0] - 1.0 / 128.0).abs() < 1e-9);
+        assert!((o[2] + 127.0 / 128.0).abs() < 1e-6);
+        assert_eq!(m.input.colour_order, ColourOrder::RGB);
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_line() {
+        let t = GOOD.replace("width = 224", "widht = 224");
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.contains("m/model.toml"), "{e}");
+        assert!(e.contains("widht"), "{e}");
+        assert!(e.contains("line 7"), "{e}");
+    }
+
+    #[test]
+    fn bad_layout_lists_allowed_values() {
+        let t = GOOD.replace("\"NCHW\"", "\"CHW\"");
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.contains("NCHW") && e.contains("NHWC"), "{e}");
+    }
+
+    #[test]
+    fn u8_input_with_normalisation_is_refused() {
+        let t = GOOD.replace("\"f32\"", "\"u8\"");
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.contains("input.normalisation"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_labels_and_bad_thresholds_are_refused() {
+        let e = parse(&GOOD.replace("\"dog\"", "\"cat\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("appears twice"), "{e}");
+        let t = format!("{GOOD}\n[thresholds]\nlabels = {{ cat = 1.5 }}\n");
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("thresholds.labels") && e.contains("0.0..=1.0"),
+            "{e}"
+        );
+        let t = format!("{GOOD}\n[thresholds]\nlabels = {{ cow = 0.5 }}\n");
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.contains("\"cow\" is not one of"), "{e}");
+    }
+
+    #[test]
+    fn bad_sha_is_refused() {
+        let e = parse(&GOOD.replace(
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "abc",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("provenance.sha256"), "{e}");
+    }
+}

@@ -1,0 +1,536 @@
+//! The model bundle and inference.
+//!
+//! A bundle is a folder `models/<name>/` holding `model.onnx` and its manifest
+//! `model.toml` ([`manifest::Manifest`]). [`Model::load`] reads both, checks
+//! the manifest against the ONNX graph (input name, rank, layout, datum type,
+//! size; output names; label count; SHA-256), pins the batch dimension to 1,
+//! lets tract optimise the graph, and runs one self-test inference so that a
+//! broken model fails at start-up rather than on the first frame.
+
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use manifest::{InputDatum, Layout};
+pub use manifest::{Manifest, ManifestError};
+
+/// Errors loading or running a model. All of them are configuration errors
+/// (exit code 78) when they happen at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The bundle folder or one of its files is missing.
+    #[error("model bundle {dir}: {what} not found; a bundle is a folder with model.onnx and model.toml (see README.md, 'Model bundle format')")]
+    Missing {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// Which file.
+        what: String,
+    },
+    /// `model.toml` is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// `model.onnx` is unreadable, not ONNX, or uses something tract cannot run.
+    #[error("model {path}: {message}")]
+    Onnx {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What went wrong, with tract's explanation.
+        message: String,
+    },
+    /// The manifest does not describe the ONNX graph.
+    #[error("model bundle {dir}: manifest {field} does not match model.onnx: {message}")]
+    Mismatch {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// Manifest field, e.g. `labels` or `input.layout`.
+        field: String,
+        /// What the manifest says and what the graph has.
+        message: String,
+    },
+    /// Inference failed (start-up self-test or a frame).
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// A loaded, optimised model ready to classify frames.
+///
+/// Inference is single-threaded and reuses its input tensor: fill it through
+/// [`Model::input_mut`] (shape [`Model::input_shape`], datum type per the
+/// manifest), then call [`Model::run`] and read [`Model::scores_output`].
+pub struct Model {
+    manifest: Manifest,
+    dir: PathBuf,
+    sha256: String,
+    state: TypedSimpleState,
+    input: Option<Tensor>,
+    input_shape: [usize; 4],
+    outputs: TVec<TValue>,
+    embedding_dim: Option<usize>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.manifest.name)
+            .field("dir", &self.dir)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+fn onnx_err(path: &Path, e: impl std::fmt::Display, hint: &str) -> ModelError {
+    ModelError::Onnx {
+        path: path.to_path_buf(),
+        message: format!("{e:#}{hint}"),
+    }
+}
+
+/// Element type name of an ONNX `TensorProto.DataType` code.
+fn onnx_type_name(code: i32) -> String {
+    pb::tensor_proto::DataType::try_from(code)
+        .map(|d| format!("{d:?}").to_lowercase())
+        .unwrap_or_else(|_| format!("type #{code}"))
+}
+
+/// Declared dims of a value: `Some(n)` for a fixed size, `None` for a symbolic one.
+fn declared_dims(v: &pb::ValueInfoProto) -> Option<(i32, Vec<Option<i64>>)> {
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_ref().and_then(|t| t.value.clone())
+    else {
+        return None;
+    };
+    let dims = t
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) if n > 0 => Some(n),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((t.elem_type, dims))
+}
+
+impl Model {
+    /// Loads the bundle in `dir` (`model.toml` + `model.onnx`), checks the
+    /// manifest against the graph, pins batch to 1, optimises, and runs a
+    /// self-test inference on a mid-grey image.
+    ///
+    /// # Errors
+    /// [`ModelError::Missing`] for a missing folder or file,
+    /// [`ModelError::Manifest`] for an invalid manifest,
+    /// [`ModelError::Onnx`] for a file that is not ONNX or uses an operator
+    /// tract does not support, [`ModelError::Mismatch`] when manifest and
+    /// graph disagree (e.g. "manifest lists 12 labels, output 'logits' has
+    /// 1000"), [`ModelError::Inference`] when the self-test fails.
+    pub fn load(dir: &Path) -> Result<Model, ModelError> {
+        let missing = |what: &str| ModelError::Missing {
+            dir: dir.to_path_buf(),
+            what: what.to_string(),
+        };
+        if !dir.is_dir() {
+            return Err(missing("the folder"));
+        }
+        let manifest_path = dir.join("model.toml");
+        let onnx_path = dir.join("model.onnx");
+        if !manifest_path.is_file() {
+            return Err(missing("model.toml"));
+        }
+        if !onnx_path.is_file() {
+            return Err(missing("model.onnx"));
+        }
+        let manifest = Manifest::from_path(&manifest_path)?;
+        let bytes = std::fs::read(&onnx_path).map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        if !sha256.eq_ignore_ascii_case(&manifest.provenance.sha256) {
+            return Err(ModelError::Mismatch {
+                dir: dir.to_path_buf(),
+                field: "provenance.sha256".into(),
+                message: format!(
+                    "model.onnx has sha256 {sha256}, the manifest says {}; if you replaced model.onnx on purpose, put its `sha256sum` in the manifest",
+                    manifest.provenance.sha256
+                ),
+            });
+        }
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(|e| onnx_err(&onnx_path, e, " (is this an ONNX file? re-export it, or check it with `python -m onnx.checker`)"))?;
+        let input_shape = Self::check_declared(&manifest, dir, &proto)?;
+
+        let mut model = onnx
+            .model_for_proto_model(&proto)
+            .map_err(|e| onnx_err(&onnx_path, &e, &op_hint(&e)))?;
+        // Keep only the scores (and embedding) outputs, pin the input shape (batch = 1).
+        let mut outputs = vec![manifest.output.name.clone()];
+        outputs.extend(manifest.output.embedding.clone());
+        model
+            .select_outputs_by_name(&outputs)
+            .map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        let input_ix = model
+            .input_outlets()
+            .map_err(|e| onnx_err(&onnx_path, e, ""))?
+            .iter()
+            .position(|o| model.node(o.node).name == manifest.input.name)
+            .ok_or_else(|| ModelError::Mismatch {
+                dir: dir.to_path_buf(),
+                field: "input.name".into(),
+                message: format!("the graph has no input named {:?}", manifest.input.name),
+            })?;
+        let dt = match manifest.input.datum_type {
+            InputDatum::F32 => f32::datum_type(),
+            InputDatum::U8 => u8::datum_type(),
+        };
+        model
+            .set_input_fact(input_ix, InferenceFact::dt_shape(dt, input_shape))
+            .map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        let typed = model
+            .into_typed()
+            .map_err(|e| onnx_err(&onnx_path, &e, &op_hint(&e)))?;
+        // Check output shapes now that the input is pinned.
+        let scores_dim = Self::output_dim(&typed, 0).map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        if scores_dim != Some(manifest.labels.len()) {
+            return Err(ModelError::Mismatch {
+                dir: dir.to_path_buf(),
+                field: "labels".into(),
+                message: format!(
+                    "manifest lists {} labels, output '{}' has {}",
+                    manifest.labels.len(),
+                    manifest.output.name,
+                    scores_dim.map_or("a shape that is not [1, N]".to_string(), |n| n.to_string())
+                ),
+            });
+        }
+        let embedding_dim = if manifest.output.embedding.is_some() {
+            let d = Self::output_dim(&typed, 1).map_err(|e| onnx_err(&onnx_path, e, ""))?;
+            if d.is_none() {
+                return Err(ModelError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    field: "output.embedding".into(),
+                    message: "the embedding output is not of shape [1, D]".into(),
+                });
+            }
+            d
+        } else {
+            None
+        };
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| onnx_err(&onnx_path, &e, &op_hint(&e)))?;
+        let state = TypedSimpleState::new(&plan).map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        let input = match manifest.input.datum_type {
+            InputDatum::F32 => Tensor::zero::<f32>(&input_shape),
+            InputDatum::U8 => Tensor::zero::<u8>(&input_shape),
+        }
+        .map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        let mut m = Model {
+            manifest,
+            dir: dir.to_path_buf(),
+            sha256,
+            state,
+            input: Some(input),
+            input_shape,
+            outputs: tvec![],
+            embedding_dim,
+        };
+        m.self_test()?;
+        Ok(m)
+    }
+
+    /// Checks the manifest's input and outputs against the graph's declared
+    /// ones; returns the concrete input shape to pin (batch = 1).
+    fn check_declared(
+        m: &Manifest,
+        dir: &Path,
+        proto: &pb::ModelProto,
+    ) -> Result<[usize; 4], ModelError> {
+        let mismatch = |field: &str, message: String| ModelError::Mismatch {
+            dir: dir.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| mismatch("input.name", "the ONNX file has no graph".into()))?;
+        let inits: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|i| i.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = graph
+            .input
+            .iter()
+            .filter(|i| !inits.contains(i.name.as_str()))
+            .collect();
+        let names = |v: &[&pb::ValueInfoProto]| {
+            v.iter()
+                .map(|i| format!("{:?}", i.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let input = inputs
+            .iter()
+            .find(|i| i.name == m.input.name)
+            .ok_or_else(|| {
+                mismatch(
+                    "input.name",
+                    format!(
+                        "the graph has no input {:?}; its inputs are: {}",
+                        m.input.name,
+                        names(&inputs)
+                    ),
+                )
+            })?;
+        let (w, h) = (m.input.width as usize, m.input.height as usize);
+        let shape = match m.input.layout {
+            Layout::NCHW => [1, 3, h, w],
+            Layout::NHWC => [1, h, w, 3],
+        };
+        if let Some((elem, dims)) = declared_dims(input) {
+            let want = match m.input.datum_type {
+                InputDatum::F32 => pb::tensor_proto::DataType::Float as i32,
+                InputDatum::U8 => pb::tensor_proto::DataType::Uint8 as i32,
+            };
+            if elem != want {
+                return Err(mismatch(
+                    "input.datum_type",
+                    format!(
+                        "the manifest says {:?}, input {:?} is {}",
+                        m.input.datum_type,
+                        m.input.name,
+                        onnx_type_name(elem)
+                    ),
+                ));
+            }
+            if !dims.is_empty() {
+                let show = dims
+                    .iter()
+                    .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("×");
+                if dims.len() != 4 {
+                    return Err(mismatch(
+                        "input.layout",
+                        format!(
+                            "input {:?} has rank {} ({show}); an image input has rank 4",
+                            m.input.name,
+                            dims.len()
+                        ),
+                    ));
+                }
+                if let Some(b) = dims[0] {
+                    if b != 1 {
+                        return Err(mismatch("input.name", format!("input {:?} has a fixed batch of {b}; export with batch 1 or a symbolic batch", m.input.name)));
+                    }
+                }
+                for (i, (d, want)) in dims.iter().zip(shape.iter()).enumerate().skip(1) {
+                    if let Some(d) = d {
+                        if *d as usize != *want {
+                            let field = match (m.input.layout, i) {
+                                (Layout::NCHW, 1) | (Layout::NHWC, 3) => "input.layout",
+                                (Layout::NCHW, 2) | (Layout::NHWC, 1) => "input.height",
+                                _ => "input.width",
+                            };
+                            let other = match m.input.layout {
+                                Layout::NCHW => "NHWC",
+                                Layout::NHWC => "NCHW",
+                            };
+                            let hint = if field == "input.layout" {
+                                format!(" (channels must be 3 at that position; is the layout {other}?)")
+                            } else {
+                                String::new()
+                            };
+                            return Err(mismatch(
+                                field,
+                                format!(
+                                    "the manifest implies {:?} input {}, the graph declares {show}{hint}",
+                                    m.input.layout,
+                                    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let outputs: Vec<&pb::ValueInfoProto> = graph.output.iter().collect();
+        let mut wanted = vec![("output.name", &m.output.name)];
+        if let Some(e) = &m.output.embedding {
+            wanted.push(("output.embedding", e));
+        }
+        for (field, name) in wanted {
+            if !outputs.iter().any(|o| &o.name == name) {
+                return Err(mismatch(
+                    field,
+                    format!(
+                        "the graph has no output {name:?}; its outputs are: {}",
+                        names(&outputs)
+                    ),
+                ));
+            }
+        }
+        Ok(shape)
+    }
+
+    /// `Some(N)` if output `ix` has the concrete shape `[1, N]` (or `[N]`).
+    fn output_dim(model: &TypedModel, ix: usize) -> TractResult<Option<usize>> {
+        let fact = model.output_fact(ix)?;
+        let Some(shape) = fact.shape.as_concrete() else {
+            return Ok(None);
+        };
+        Ok(match shape {
+            [n] => Some(*n),
+            [1, n] => Some(*n),
+            _ => None,
+        })
+    }
+
+    fn self_test(&mut self) -> Result<(), ModelError> {
+        if let Some(t) = self.input.as_mut() {
+            match self.manifest.input.datum_type {
+                InputDatum::F32 => {
+                    let (scale, offset) = self.manifest.scale_offset();
+                    let v = 128.0 * scale[0] + offset[0];
+                    t.try_as_plain_ram_mut()
+                        .and_then(|mut p| p.as_slice_mut::<f32>().map(|s| s.fill(v)))
+                        .map_err(|e| ModelError::Inference(e.to_string()))?;
+                }
+                InputDatum::U8 => t
+                    .try_as_plain_ram_mut()
+                    .and_then(|mut p| p.as_slice_mut::<u8>().map(|s| s.fill(128)))
+                    .map_err(|e| ModelError::Inference(e.to_string()))?,
+            }
+        }
+        self.run()
+            .map_err(|e| ModelError::Inference(format!("start-up self-test: {e}")))?;
+        let scores = self.scores_output()?;
+        if scores.len() != self.manifest.labels.len() || scores.iter().any(|v| !v.is_finite()) {
+            return Err(ModelError::Inference(
+                "start-up self-test produced non-finite or mis-shaped scores; the model file is probably broken".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The bundle folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Hex SHA-256 of `model.onnx` (64 chars).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Labels in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.manifest.labels
+    }
+
+    /// Input tensor shape with batch 1: `[1, 3, H, W]` (NCHW) or `[1, H, W, 3]` (NHWC).
+    pub fn input_shape(&self) -> [usize; 4] {
+        self.input_shape
+    }
+
+    /// Embedding width D, when the manifest names an embedding output.
+    pub fn embedding_dim(&self) -> Option<usize> {
+        self.embedding_dim
+    }
+
+    /// The reusable input tensor, to be filled before [`Model::run`]
+    /// (f32 or u8 per the manifest, shape [`Model::input_shape`]).
+    ///
+    /// # Panics
+    /// Never in practice: the tensor is only absent while [`Model::run`] executes.
+    pub fn input_mut(&mut self) -> &mut Tensor {
+        self.input.get_or_insert_with(Tensor::default)
+    }
+
+    /// Runs the model on the current input tensor. The input tensor is moved
+    /// into tract and taken back afterwards without a copy.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] with tract's message.
+    pub fn run(&mut self) -> Result<(), ModelError> {
+        let input = self.input.take().unwrap_or_default().into_tvalue();
+        self.outputs.clear();
+        let result = self.state.run(tvec![input.clone()]);
+        self.input = Some(input.into_tensor());
+        self.outputs = result.map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        Ok(())
+    }
+
+    /// The scores output of the last [`Model::run`] (logits or probabilities
+    /// per the manifest), one f32 per label, in label order.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] if no run happened or the output is not f32.
+    pub fn scores_output(&self) -> Result<&[f32], ModelError> {
+        self.output_slice(0)
+    }
+
+    /// The embedding output of the last [`Model::run`], `[D]` f32, if the manifest names one.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] if no run happened or the output is not f32.
+    pub fn embedding_output(&self) -> Result<Option<&[f32]>, ModelError> {
+        if self.embedding_dim.is_none() {
+            return Ok(None);
+        }
+        self.output_slice(1).map(Some)
+    }
+
+    fn output_slice(&self, ix: usize) -> Result<&[f32], ModelError> {
+        let v = self
+            .outputs
+            .get(ix)
+            .ok_or_else(|| ModelError::Inference("no output yet: run the model first".into()))?;
+        v.try_as_plain_ram()
+            .and_then(|p| p.as_slice::<f32>())
+            .map_err(|e| ModelError::Inference(format!("output {ix} is not f32: {e}")))
+    }
+}
+
+/// Extra advice for errors mentioning operators tract does not implement.
+fn op_hint(e: &impl std::fmt::Display) -> String {
+    let s = format!("{e:#}");
+    if s.contains("QLinear")
+        || s.contains("com.microsoft")
+        || s.contains("nimplemented")
+        || s.contains("not implemented")
+    {
+        " (the graph uses an operator tract cannot run; for int8 models export in QDQ form (QuantizeLinear/DequantizeLinear around float ops) instead of onnxruntime's QOperator form)".into()
+    } else {
+        String::new()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Hex SHA-256 of a file (for `camtrapd` tools and tests).
+///
+/// # Errors
+/// The I/O error reading the file.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(hex(&Sha256::digest(std::fs::read(path)?)))
+}

@@ -1,0 +1,286 @@
+//! The pipeline: one frame through preprocess → model → decision → sinks,
+//! with per-stage timing and counters. [`run`] drives it from a source until
+//! the source ends or shutdown is requested (the daemon's main loop).
+
+use std::time::{Duration, Instant};
+
+use crate::decision::{
+    Decision, Detection, LabelScore, Latency, ModelRef, Overrides, Policy, RejectReason,
+    UnknownLabel, Verdict,
+};
+use crate::decode::DecodeError;
+use crate::frame::Frame;
+use crate::model::{Model, ModelError};
+use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::shutdown::Shutdown;
+use crate::sink::Sink;
+use crate::source::{FrameSource, SourceEvent};
+use crate::stats::Stats;
+
+/// Errors that stop the pipeline (never caused by a bad frame).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Inference failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Preprocessing failed (a model/tensor mismatch).
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    /// A label in the decision settings is not the model's.
+    #[error(transparent)]
+    Label(#[from] UnknownLabel),
+}
+
+/// The result for one classified frame (borrowing the pipeline's reusable decision).
+#[derive(Debug)]
+pub struct Classified<'a> {
+    /// Scores, top-k, threshold and verdict.
+    pub decision: &'a Decision,
+    /// Per-stage latency in ms.
+    pub latency: Latency,
+}
+
+/// Model, preprocessing, decision policy and sinks for one camera.
+pub struct Pipeline {
+    model: Model,
+    pre: Preprocessor,
+    policy: Policy,
+    decision: Decision,
+    sinks: Vec<Box<dyn Sink>>,
+    stats: Stats,
+    camera: String,
+    model_ref: ModelRef,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("camera", &self.camera)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Pipeline {
+    /// Assembles a pipeline around a loaded model.
+    ///
+    /// # Errors
+    /// [`PipelineError::Label`] if `overrides` names a label the model lacks.
+    pub fn new(
+        model: Model,
+        overrides: &Overrides,
+        sinks: Vec<Box<dyn Sink>>,
+        camera: String,
+    ) -> Result<Pipeline, PipelineError> {
+        let policy = Policy::new(model.manifest(), overrides)?;
+        let pre = Preprocessor::new(model.manifest());
+        let model_ref = ModelRef {
+            name: model.manifest().name.clone(),
+            sha256: model.sha256()[..12].to_string(),
+        };
+        let n = model.labels().len();
+        let decision = Decision {
+            scores: Vec::with_capacity(n),
+            top_k: Vec::with_capacity(overrides.top_k.max(1)),
+            ..Decision::default()
+        };
+        Ok(Pipeline {
+            model,
+            pre,
+            policy,
+            decision,
+            sinks,
+            stats: Stats::new(),
+            camera,
+            model_ref,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The resolved decision policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The counters, mutable (for snapshots).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// Classifies one frame and decides on it, counting the outcome, without
+    /// publishing. Allocates nothing per frame after the first.
+    ///
+    /// # Errors
+    /// [`PipelineError`] on inference or preprocessing failure.
+    pub fn classify(&mut self, frame: &Frame) -> Result<Classified<'_>, PipelineError> {
+        self.stats.frames_in += 1;
+        let t0 = Instant::now();
+        self.pre.run(&frame.image, self.model.input_mut())?;
+        let t1 = Instant::now();
+        self.model.run()?;
+        let t2 = Instant::now();
+        self.policy
+            .decide(self.model.scores_output()?, &mut self.decision);
+        let t3 = Instant::now();
+        self.stats.classified += 1;
+        let (pre, inf, dec) = (ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
+        self.stats.record_inference_ms(inf);
+        let latency = Latency {
+            decode: frame.decode_ms,
+            preprocess: pre,
+            inference: inf,
+            decision: dec,
+            total: frame.decode_ms + pre + inf + dec,
+        };
+        let verdict = self
+            .decision
+            .verdict
+            .unwrap_or(Verdict::Rejected(RejectReason::BelowThreshold));
+        if let Verdict::Rejected(r) = verdict {
+            self.stats.reject(r);
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            let labels = self.model.labels();
+            let top = self.decision.top().unwrap_or(0);
+            log::debug!(
+                "{} {}: top {:?} {:.3} (threshold {:.2}) -> {} [decode {:.1} ms, preprocess {:.1} ms, inference {:.1} ms]",
+                self.camera,
+                frame.source_id,
+                labels[top],
+                self.decision.top_score(),
+                self.decision.threshold,
+                match verdict {
+                    Verdict::Detection => "detection",
+                    Verdict::Rejected(r) => r.as_str(),
+                },
+                latency.decode,
+                latency.preprocess,
+                latency.inference
+            );
+        }
+        Ok(Classified {
+            decision: &self.decision,
+            latency,
+        })
+    }
+
+    /// Builds the detection event for the last classified frame.
+    pub fn detection(&self, frame: &Frame, latency: Latency) -> Detection {
+        let labels = self.model.labels();
+        let d = &self.decision;
+        let top = d.top().unwrap_or(0);
+        Detection {
+            camera: self.camera.clone(),
+            label: labels[top].clone(),
+            score: d.scores[top],
+            threshold: d.threshold,
+            top_k: d
+                .top_k
+                .iter()
+                .map(|&i| LabelScore {
+                    label: labels[i].clone(),
+                    score: d.scores[i],
+                })
+                .collect(),
+            source: frame.source_id.clone(),
+            frame_seq: frame.seq,
+            captured_at: frame
+                .captured_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            model: self.model_ref.clone(),
+            latency_ms: latency,
+        }
+    }
+
+    /// Classifies a frame and publishes it to every sink if it is a detection.
+    /// Returns the verdict. A failing sink is logged and counted, never fatal.
+    ///
+    /// # Errors
+    /// [`PipelineError`] on inference or preprocessing failure.
+    pub fn process(&mut self, frame: &Frame) -> Result<Verdict, PipelineError> {
+        let latency = self.classify(frame)?.latency;
+        let verdict = self
+            .decision
+            .verdict
+            .unwrap_or(Verdict::Rejected(RejectReason::BelowThreshold));
+        if verdict == Verdict::Detection {
+            self.stats.detections += 1;
+            let det = self.detection(frame, latency);
+            log::info!(
+                "{}: detection {:?} {:.3} in {}",
+                self.camera,
+                det.label,
+                det.score,
+                det.source
+            );
+            for s in &mut self.sinks {
+                if let Err(e) = s.publish(&det) {
+                    self.stats.sink_errors += 1;
+                    log::error!("sink {}: {e}", s.name());
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Counts and logs a frame that could not be decoded.
+    pub fn unreadable(&mut self, source_id: &str, error: &DecodeError) {
+        self.stats.frames_in += 1;
+        self.stats.unreadable(error.reason());
+        log::warn!("{source_id}: skipped: {error}");
+    }
+
+    /// Flushes every sink (at shutdown).
+    pub fn flush(&mut self) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.flush() {
+                self.stats.sink_errors += 1;
+                log::error!("sink {}: flush: {e}", s.name());
+            }
+        }
+    }
+}
+
+/// Runs `pipeline` on `source` until the source ends or `shutdown` triggers;
+/// logs the counters every `stats_interval` (if non-zero) and at the end.
+///
+/// # Errors
+/// [`PipelineError`] when inference itself fails (not for bad frames).
+pub fn run(
+    pipeline: &mut Pipeline,
+    source: &mut dyn FrameSource,
+    shutdown: &Shutdown,
+    stats_interval: Duration,
+) -> Result<(), PipelineError> {
+    let mut last_stats = Instant::now();
+    log::info!("source: {}", source.describe());
+    while !shutdown.is_triggered() {
+        match source.next_event() {
+            SourceEvent::Frame(frame) => {
+                pipeline.process(&frame)?;
+            }
+            SourceEvent::Unreadable { source_id, error } => pipeline.unreadable(&source_id, &error),
+            SourceEvent::End => break,
+        }
+        if !stats_interval.is_zero() && last_stats.elapsed() >= stats_interval {
+            last_stats = Instant::now();
+            log::info!("stats: {}", pipeline.stats_mut().snapshot());
+        }
+    }
+    pipeline.flush();
+    log::info!("final stats: {}", pipeline.stats_mut().snapshot());
+    Ok(())
+}

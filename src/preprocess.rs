@@ -1,0 +1,365 @@
+//! Preprocessing: an RGB8 frame of any size becomes the model's input tensor.
+//!
+//! Resizing uses `fast_image_resize` (bilinear convolution with antialiasing,
+//! the same filter as PIL's `Image.resize(..., BILINEAR)`), into buffers
+//! that are allocated once and reused for every frame. The crop of
+//! `center-crop` is done by the resizer itself (sub-pixel crop box), so a
+//! frame is resampled exactly once. Normalisation then writes
+//! `pixel * scale + offset` per channel straight into the tensor, in NCHW or
+//! NHWC order and RGB or BGR channel order, as the manifest says.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+use tract_onnx::prelude::Tensor;
+
+use crate::model::manifest::{ColourOrder, InputDatum, Layout, Manifest, ResizeMode};
+
+/// Errors from preprocessing (all indicate a programming or model error,
+/// never bad input: any frame of at least 1×1 pixel can be preprocessed).
+#[derive(Debug, thiserror::Error)]
+pub enum PreprocessError {
+    /// The resizer refused the buffers.
+    #[error("resize failed: {0}")]
+    Resize(String),
+    /// The tensor does not have the expected datum type or size.
+    #[error("input tensor mismatch: {0}")]
+    Tensor(String),
+}
+
+/// Turns frames into input tensors for one model. Create once, reuse per frame.
+pub struct Preprocessor {
+    width: u32,
+    height: u32,
+    layout: Layout,
+    datum: InputDatum,
+    order: ColourOrder,
+    mode: ResizeMode,
+    crop_fraction: f64,
+    pad_value: u8,
+    scale: [f32; 3],
+    offset: [f32; 3],
+    resizer: Resizer,
+    /// RGB8 `width × height × 3`, the resized frame.
+    resized: Vec<u8>,
+    /// RGB8 scratch for letterbox (fitted size, up to `width × height × 3`).
+    fitted: Vec<u8>,
+}
+
+impl std::fmt::Debug for Preprocessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preprocessor")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Preprocessor {
+    /// A preprocessor for the input described in `manifest`.
+    pub fn new(manifest: &Manifest) -> Preprocessor {
+        let i = &manifest.input;
+        let (scale, offset) = manifest.scale_offset();
+        let n = i.width as usize * i.height as usize * 3;
+        Preprocessor {
+            width: i.width,
+            height: i.height,
+            layout: i.layout,
+            datum: i.datum_type,
+            order: i.colour_order,
+            mode: i.resize,
+            crop_fraction: f64::from(i.crop_fraction.unwrap_or(1.0)),
+            pad_value: i.pad_value.unwrap_or(0),
+            scale,
+            offset,
+            resizer: Resizer::new(),
+            resized: vec![0; n],
+            fitted: vec![0; n],
+        }
+    }
+
+    /// The resized RGB8 frame of the last [`Preprocessor::run`], `width × height × 3` bytes.
+    pub fn resized(&self) -> &[u8] {
+        &self.resized
+    }
+
+    /// Resizes `img` per the manifest and writes the normalised result into
+    /// `tensor` (shape `[1, 3, H, W]` or `[1, H, W, 3]`, f32 or u8).
+    ///
+    /// # Errors
+    /// [`PreprocessError::Tensor`] if `tensor` has the wrong datum type or
+    /// size; [`PreprocessError::Resize`] if the resizer fails.
+    pub fn run(&mut self, img: &RgbImage, tensor: &mut Tensor) -> Result<(), PreprocessError> {
+        self.resize(img)?;
+        self.normalise(tensor)
+    }
+
+    fn resize(&mut self, img: &RgbImage) -> Result<(), PreprocessError> {
+        let (w, h) = img.dimensions();
+        let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3)
+            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+        let alg = ResizeAlg::Convolution(FilterType::Bilinear);
+        let (tw, th) = (self.width, self.height);
+        match self.mode {
+            ResizeMode::Squash => {
+                let mut dst = Image::from_slice_u8(tw, th, &mut self.resized, PixelType::U8x3)
+                    .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+                self.resizer
+                    .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
+                    .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            }
+            ResizeMode::CenterCrop => {
+                let (fw, fh) = (f64::from(w), f64::from(h));
+                let target_aspect = f64::from(tw) / f64::from(th);
+                let (mut cw, mut ch) = if fw / fh > target_aspect {
+                    (fh * target_aspect, fh)
+                } else {
+                    (fw, fw / target_aspect)
+                };
+                cw *= self.crop_fraction;
+                ch *= self.crop_fraction;
+                let opts = ResizeOptions::new().resize_alg(alg).crop(
+                    (fw - cw) / 2.0,
+                    (fh - ch) / 2.0,
+                    cw,
+                    ch,
+                );
+                let mut dst = Image::from_slice_u8(tw, th, &mut self.resized, PixelType::U8x3)
+                    .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+                self.resizer
+                    .resize(&src, &mut dst, &opts)
+                    .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+            }
+            ResizeMode::Letterbox => {
+                let s = (f64::from(tw) / f64::from(w)).min(f64::from(th) / f64::from(h));
+                let nw = ((f64::from(w) * s).round() as u32).clamp(1, tw);
+                let nh = ((f64::from(h) * s).round() as u32).clamp(1, th);
+                let n = nw as usize * nh as usize * 3;
+                {
+                    let mut dst =
+                        Image::from_slice_u8(nw, nh, &mut self.fitted[..n], PixelType::U8x3)
+                            .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+                    self.resizer
+                        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
+                        .map_err(|e| PreprocessError::Resize(e.to_string()))?;
+                }
+                self.resized.fill(self.pad_value);
+                let (x0, y0) = (((tw - nw) / 2) as usize, ((th - nh) / 2) as usize);
+                let row = nw as usize * 3;
+                for y in 0..nh as usize {
+                    let d = ((y0 + y) * tw as usize + x0) * 3;
+                    self.resized[d..d + row].copy_from_slice(&self.fitted[y * row..(y + 1) * row]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn normalise(&self, tensor: &mut Tensor) -> Result<(), PreprocessError> {
+        let mut view = tensor
+            .try_as_plain_ram_mut()
+            .map_err(|e| PreprocessError::Tensor(e.to_string()))?;
+        let plane = self.width as usize * self.height as usize;
+        // Source channel for each model channel.
+        let src_c: [usize; 3] = match self.order {
+            ColourOrder::RGB => [0, 1, 2],
+            ColourOrder::BGR => [2, 1, 0],
+        };
+        match self.datum {
+            InputDatum::F32 => {
+                let out = view
+                    .as_slice_mut::<f32>()
+                    .map_err(|e| PreprocessError::Tensor(e.to_string()))?;
+                if out.len() != plane * 3 {
+                    return Err(PreprocessError::Tensor(format!(
+                        "{} values, expected {}",
+                        out.len(),
+                        plane * 3
+                    )));
+                }
+                let px = &self.resized;
+                match self.layout {
+                    Layout::NCHW => {
+                        for c in 0..3 {
+                            let (s, o, sc) = (self.scale[c], self.offset[c], src_c[c]);
+                            for (dst, p) in out[c * plane..(c + 1) * plane]
+                                .iter_mut()
+                                .zip(px.chunks_exact(3))
+                            {
+                                *dst = f32::from(p[sc]) * s + o;
+                            }
+                        }
+                    }
+                    Layout::NHWC => {
+                        for (dst, p) in out.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
+                            for c in 0..3 {
+                                dst[c] = f32::from(p[src_c[c]]) * self.scale[c] + self.offset[c];
+                            }
+                        }
+                    }
+                }
+            }
+            InputDatum::U8 => {
+                let out = view
+                    .as_slice_mut::<u8>()
+                    .map_err(|e| PreprocessError::Tensor(e.to_string()))?;
+                if out.len() != plane * 3 {
+                    return Err(PreprocessError::Tensor(format!(
+                        "{} values, expected {}",
+                        out.len(),
+                        plane * 3
+                    )));
+                }
+                let px = &self.resized;
+                match self.layout {
+                    Layout::NCHW => {
+                        for c in 0..3 {
+                            for (dst, p) in out[c * plane..(c + 1) * plane]
+                                .iter_mut()
+                                .zip(px.chunks_exact(3))
+                            {
+                                *dst = p[src_c[c]];
+                            }
+                        }
+                    }
+                    Layout::NHWC => {
+                        for (dst, p) in out.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
+                            for c in 0..3 {
+                                dst[c] = p[src_c[c]];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::manifest::Manifest;
+    use std::path::Path;
+
+    fn manifest(extra_input: &str, layout: &str, datum: &str, norm: &str) -> Manifest {
+        let t = format!(
+            r#"name = "t"
+labels = ["a", "b"]
+[input]
+name = "x"
+layout = "{layout}"
+width = 4
+height = 2
+datum_type = "{datum}"
+{extra_input}
+{norm}
+[output]
+name = "y"
+kind = "logits"
+activation = "softmax"
+[provenance]
+source = "s"
+licence = "l"
+sha256 = "{}"
+"#,
+            "0".repeat(64)
+        );
+        Manifest::from_str(&t, Path::new("t.toml")).unwrap()
+    }
+
+    /// 4×2 image: left half red, right half blue.
+    fn red_blue() -> RgbImage {
+        RgbImage::from_fn(4, 2, |x, _| {
+            if x < 2 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        })
+    }
+
+    #[test]
+    fn nchw_f32_normalises_per_channel() {
+        let m = manifest(
+            "resize = \"squash\"",
+            "NCHW",
+            "f32",
+            "normalisation = { mean = 127.5, std = 127.5 }",
+        );
+        let mut p = Preprocessor::new(&m);
+        let mut t = Tensor::zero::<f32>(&[1, 3, 2, 4]).unwrap();
+        p.run(&red_blue(), &mut t).unwrap();
+        let v = t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap();
+        // R plane: 1 on the left, -1 on the right; B plane the opposite.
+        assert_eq!(&v[0..4], &[1.0, 1.0, -1.0, -1.0]);
+        assert_eq!(&v[8..12], &[-1.0, -1.0, -1.0, -1.0]);
+        assert_eq!(&v[16..20], &[-1.0, -1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn nhwc_u8_bgr_keeps_raw_pixels() {
+        let m = manifest(
+            "resize = \"squash\"\ncolour_order = \"BGR\"",
+            "NHWC",
+            "u8",
+            "",
+        );
+        let mut p = Preprocessor::new(&m);
+        let mut t = Tensor::zero::<u8>(&[1, 2, 4, 3]).unwrap();
+        p.run(&red_blue(), &mut t).unwrap();
+        let v = t.try_as_plain_ram().unwrap().as_slice::<u8>().unwrap();
+        assert_eq!(&v[0..3], &[0, 0, 255]); // red pixel in BGR
+        assert_eq!(&v[9..12], &[255, 0, 0]); // blue pixel in BGR
+    }
+
+    #[test]
+    fn letterbox_pads_and_center_crop_crops() {
+        // A 2×2 green image letterboxed into 4×2 leaves 1 column of padding each side.
+        let m = manifest("resize = \"letterbox\"\npad_value = 7", "NHWC", "u8", "");
+        let mut p = Preprocessor::new(&m);
+        let mut t = Tensor::zero::<u8>(&[1, 2, 4, 3]).unwrap();
+        let green = RgbImage::from_pixel(2, 2, image::Rgb([0, 200, 0]));
+        p.run(&green, &mut t).unwrap();
+        let v = t.try_as_plain_ram().unwrap().as_slice::<u8>().unwrap();
+        assert_eq!(&v[0..3], &[7, 7, 7]);
+        assert_eq!(&v[3..6], &[0, 200, 0]);
+        assert_eq!(&v[9..12], &[7, 7, 7]);
+        // Centre crop of a 12×2 image (red | green | blue thirds) at 4×2 keeps only the green middle.
+        let m = manifest("resize = \"center-crop\"", "NHWC", "u8", "");
+        let mut p = Preprocessor::new(&m);
+        let img = RgbImage::from_fn(12, 2, |x, _| match x {
+            0..=3 => image::Rgb([255, 0, 0]),
+            4..=7 => image::Rgb([0, 255, 0]),
+            _ => image::Rgb([0, 0, 255]),
+        });
+        p.run(&img, &mut t).unwrap();
+        assert!(t
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<u8>()
+            .unwrap()
+            .chunks(3)
+            .all(|px| px == [0, 255, 0]));
+    }
+
+    #[test]
+    fn one_pixel_and_wrong_tensor() {
+        let m = manifest("resize = \"center-crop\"", "NCHW", "f32", "");
+        let mut p = Preprocessor::new(&m);
+        let mut t = Tensor::zero::<f32>(&[1, 3, 2, 4]).unwrap();
+        p.run(
+            &RgbImage::from_pixel(1, 1, image::Rgb([10, 20, 30])),
+            &mut t,
+        )
+        .unwrap();
+        assert!(
+            t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap()[..8]
+                .iter()
+                .all(|v| *v == 10.0)
+        );
+        let mut wrong = Tensor::zero::<u8>(&[1, 3, 2, 4]).unwrap();
+        assert!(p.run(&red_blue(), &mut wrong).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Frame sources: where frames come from.
+//!
+//! A source implements [`FrameSource`]; the pipeline pulls one
+//! [`SourceEvent`] at a time. Today: [`files`] (stills from disk). The V4L2
+//! camera source plugs in as another variant of [`SourceConfig`].
+
+pub mod files;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::decode::{DecodeError, DecodeLimits};
+use crate::frame::Frame;
+use crate::shutdown::Shutdown;
+
+/// `[source]` in the config: `kind` selects the source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// Image files: `kind = "files"`, see [`files::FilesConfig`].
+    Files(files::FilesConfig),
+}
+
+/// What a source yields on each pull.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A decoded frame.
+    Frame(Frame),
+    /// A frame that could not be read or decoded; the source carries on.
+    Unreadable {
+        /// File path or frame id.
+        source_id: String,
+        /// Why.
+        error: DecodeError,
+    },
+    /// The source is exhausted (or shutdown was requested while waiting).
+    End,
+}
+
+/// A source of frames.
+pub trait FrameSource: Send {
+    /// Blocks until the next event. Must not panic on bad input.
+    fn next_event(&mut self) -> SourceEvent;
+    /// One line describing the source, for logs.
+    fn describe(&self) -> String;
+}
+
+/// Errors opening a source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Nothing exists at the path.
+    #[error("{0}: no such file or folder")]
+    NotFound(PathBuf),
+    /// A folder or pattern without any image file.
+    #[error("{0}: no image files found (looked for .{exts})", exts = files::IMAGE_EXTENSIONS.join(", ."))]
+    NoImages(PathBuf),
+    /// A malformed glob pattern.
+    #[error("bad file pattern {0:?}: {1}")]
+    BadPattern(String, String),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Opens the source described by `cfg`; relative paths are resolved against `base`.
+///
+/// # Errors
+/// [`SourceError`] when the source cannot start.
+pub fn open(
+    cfg: &SourceConfig,
+    base: &Path,
+    limits: DecodeLimits,
+    shutdown: Shutdown,
+) -> Result<Box<dyn FrameSource>, SourceError> {
+    match cfg {
+        SourceConfig::Files(f) => Ok(Box::new(files::FilesSource::open(
+            f, base, limits, shutdown,
+        )?)),
+    }
+}

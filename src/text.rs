@@ -1,0 +1,73 @@
+//! Small text helpers for error messages: byte offsets to line/column, and
+//! "did you mean" suggestions.
+
+/// 1-based (line, column) of byte offset `offset` in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary_compat(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
+        while i > 0 && !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+/// Up to `n` candidates that look like `wanted` (case-insensitive substring
+/// either way, or sharing the first word), for "did you mean" hints.
+pub(crate) fn suggestions<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> Vec<&'a str> {
+    let w = wanted.to_lowercase();
+    let first = w.split_whitespace().next().unwrap_or("").to_string();
+    let mut out = Vec::new();
+    for c in candidates {
+        let l = c.to_lowercase();
+        if l.contains(&w)
+            || w.contains(&l)
+            || (!first.is_empty() && l.split_whitespace().any(|p| p == first))
+        {
+            out.push(c);
+            if out.len() == n {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let t = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 6), (2, 1));
+        assert_eq!(line_col(t, 11), (2, 6));
+    }
+
+    #[test]
+    fn suggestions_find_substrings() {
+        let labels = ["African elephant", "Indian elephant", "tusker", "zebra"];
+        assert_eq!(
+            suggestions("elephant", labels, 5),
+            vec!["African elephant", "Indian elephant"]
+        );
+        assert_eq!(suggestions("Zebra", labels, 5), vec!["zebra"]);
+        assert!(suggestions("giraffe", labels, 5).is_empty());
+    }
+}
