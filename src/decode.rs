@@ -146,6 +146,27 @@ fn decode_inner(
     format: ImageFormat,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, DecodeError> {
+    // Header first, so an oversized image is reported with its size before any pixel memory exists.
+    let (width, height) =
+        if format == ImageFormat::Png && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
+            // The png crate refuses huge images before telling their size: read IHDR directly.
+            let be =
+                |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+            (be(16), be(20))
+        } else {
+            let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+            header.no_limits();
+            header
+                .into_dimensions()
+                .map_err(|e| map_image_error(e, limits))?
+        };
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            limit: limits.max_dimension,
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_dimension);

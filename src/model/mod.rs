@@ -330,6 +330,25 @@ impl Model {
                         return Err(mismatch("input.name", format!("input {:?} has a fixed batch of {b}; export with batch 1 or a symbolic batch", m.input.name)));
                     }
                 }
+                let other_layout = match m.input.layout {
+                    Layout::NCHW => (Layout::NHWC, [1, h, w, 3]),
+                    Layout::NHWC => (Layout::NCHW, [1, 3, h, w]),
+                };
+                let matches = |want: &[usize; 4]| {
+                    dims.iter()
+                        .zip(want.iter())
+                        .skip(1)
+                        .all(|(d, w)| d.is_none_or(|d| d as usize == *w))
+                };
+                if !matches(&shape) && matches(&other_layout.1) {
+                    return Err(mismatch(
+                        "input.layout",
+                        format!(
+                            "the manifest says {:?}, input {:?} is {show}, which is {:?}; set layout = \"{:?}\"",
+                            m.input.layout, m.input.name, other_layout.0, other_layout.0
+                        ),
+                    ));
+                }
                 for (i, (d, want)) in dims.iter().zip(shape.iter()).enumerate().skip(1) {
                     if let Some(d) = d {
                         if *d as usize != *want {

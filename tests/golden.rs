@@ -1,0 +1,104 @@
+//! Golden outputs of the bundled models on real photos: top-1 label and its
+//! softmax score (maximum softmax probability) within a tolerance, through
+//! the same decode → preprocess → tract → decision path the daemon uses.
+//! Values were recorded with `camtrapd classify --json` and agree with
+//! onnxruntime (see models/README.md).
+
+mod common;
+
+use std::path::Path;
+
+use camtrapd::decision::{Overrides, RejectReason, Verdict};
+use camtrapd::decode::{decode_file, DecodeLimits};
+use camtrapd::frame::Frame;
+use camtrapd::model::Model;
+use camtrapd::pipeline::Pipeline;
+
+/// (file under shared/data, top-1 label, int8 score, fp32 score)
+const GOLDEN: &[(&str, &str, f32, f32)] = &[
+    (
+        "zoo12/known/elephant/c101_image_0004.jpg",
+        "African elephant",
+        0.7619,
+        0.7370,
+    ),
+    (
+        "zoo12/known/kangaroo/c101_image_0001.jpg",
+        "wallaby",
+        0.7359,
+        0.5730,
+    ),
+    (
+        "zoo12/known/llama/c101_image_0001.jpg",
+        "llama",
+        0.8125,
+        0.7923,
+    ),
+    // An empty camera-trap frame gets a label anyway (the problem camtrapd exists for) ...
+    (
+        "camera_trap/empty/empty/speciesnet_blank.jpg",
+        "platypus",
+        0.3102,
+        0.2790,
+    ),
+    // ... and so does an infrared night frame.
+    (
+        "camera_trap/unknown/american_black_bear/ena24_8786.jpg",
+        "American black bear",
+        0.3088,
+        0.2827,
+    ),
+];
+
+const TOLERANCE: f32 = 0.01;
+
+fn check(model_dir: &Path, fp32: bool) {
+    let data = common::shared_data();
+    let model = Model::load(model_dir).unwrap();
+    let overrides = Overrides {
+        default_threshold: Some(0.5),
+        top_k: 3,
+        ..Overrides::default()
+    };
+    let mut p = Pipeline::new(model, &overrides, Vec::new(), "test".into()).unwrap();
+    for (i, (file, label, s8, s32)) in GOLDEN.iter().enumerate() {
+        let path = data.join(file);
+        let frame = Frame {
+            seq: i as u64,
+            source_id: path.display().to_string(),
+            captured_at: chrono::Utc::now(),
+            image: decode_file(&path, &DecodeLimits::default()).unwrap(),
+            decode_ms: 0.0,
+        };
+        let want = if fp32 { *s32 } else { *s8 };
+        let labels = p.model().labels().to_vec();
+        let c = p.classify(&frame).unwrap();
+        let top = c.decision.top().unwrap();
+        assert_eq!(labels[top], *label, "{file}");
+        let got = c.decision.top_score();
+        assert!(
+            (got - want).abs() <= TOLERANCE,
+            "{file}: score {got}, golden {want}"
+        );
+        let sum: f32 = c.decision.scores.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-3, "softmax scores sum to {sum}");
+        let expected = if want >= 0.5 {
+            Verdict::Detection
+        } else {
+            Verdict::Rejected(RejectReason::BelowThreshold)
+        };
+        assert_eq!(c.decision.verdict, Some(expected), "{file}");
+    }
+    assert_eq!(p.stats().classified, GOLDEN.len() as u64);
+    assert_eq!(p.stats().rejected(RejectReason::BelowThreshold), 2);
+}
+
+#[test]
+fn int8_model_golden_outputs() {
+    check(&common::default_model(), false);
+}
+
+#[test]
+fn fp32_model_golden_outputs() {
+    check(&common::fp32_model(), true);
+}

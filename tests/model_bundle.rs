@@ -1,0 +1,220 @@
+//! The model bundle: the committed default model, and every way a manifest
+//! can disagree with its ONNX graph, refused with a message that names the
+//! field and what is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use camtrapd::model::{sha256_file, Model, ModelError};
+use common::{default_model, fp32_model};
+
+/// SHA-256 of the committed default model (weight-only int8 EfficientNet-Lite0).
+const DEFAULT_MODEL_SHA256: &str =
+    "07051eac8efe900eea2fa08999918a72d89377c4d52e61e9f9ba7043a3acb356";
+
+#[test]
+fn default_model_file_is_the_committed_one() {
+    let sha = sha256_file(&default_model().join("model.onnx")).unwrap();
+    assert_eq!(
+        sha, DEFAULT_MODEL_SHA256,
+        "models/efficientnet-lite0-imagenet/model.onnx changed"
+    );
+    let size = std::fs::metadata(default_model().join("model.onnx"))
+        .unwrap()
+        .len();
+    assert!(
+        size < 6_000_000,
+        "the int8 model should be about 4.9 MB, is {size} bytes"
+    );
+    assert!(default_model().join("LICENSE").is_file());
+}
+
+#[test]
+fn default_model_loads_with_symbolic_batch_pinned_to_one() {
+    // The ONNX graph declares input [batch, 3, 224, 224] with a symbolic batch.
+    let proto = {
+        use tract_onnx::prelude::Framework;
+        tract_onnx::onnx()
+            .proto_model_for_path(default_model().join("model.onnx"))
+            .unwrap()
+    };
+    let input = &proto.graph.as_ref().unwrap().input[0];
+    let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+        input.r#type.as_ref().unwrap().value.clone()
+    else {
+        panic!("input is not a tensor")
+    };
+    let dims = &t.shape.unwrap().dim;
+    assert!(
+        matches!(
+            dims[0].value,
+            Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimParam(_))
+        ),
+        "batch should be symbolic: {dims:?}"
+    );
+    let m = Model::load(&default_model()).unwrap();
+    assert_eq!(m.input_shape(), [1, 3, 224, 224]);
+    assert_eq!(m.labels().len(), 1000);
+    assert_eq!(m.labels()[386], "African elephant");
+    assert_eq!(m.labels()[101], "tusker");
+    assert_eq!(m.labels()[385], "Indian elephant");
+    assert_eq!(m.embedding_dim(), Some(1280));
+    assert_eq!(m.sha256(), DEFAULT_MODEL_SHA256);
+}
+
+/// A copy of the default bundle in a temp dir, with `edit` applied to the manifest text.
+fn bundle(edit: impl Fn(String) -> String, onnx: Option<&[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    std::fs::create_dir(&dir).unwrap();
+    let bytes = match onnx {
+        Some(b) => b.to_vec(),
+        None => std::fs::read(default_model().join("model.onnx")).unwrap(),
+    };
+    std::fs::write(dir.join("model.onnx"), &bytes).unwrap();
+    let sha = sha256_file(&dir.join("model.onnx")).unwrap();
+    let text = std::fs::read_to_string(default_model().join("model.toml"))
+        .unwrap()
+        .replace(DEFAULT_MODEL_SHA256, &sha);
+    std::fs::write(dir.join("model.toml"), edit(text)).unwrap();
+    (tmp, dir)
+}
+
+fn load_err(dir: &Path) -> String {
+    let e = Model::load(dir).unwrap_err();
+    e.to_string()
+}
+
+#[test]
+fn label_count_mismatch_names_both_counts() {
+    let (_t, dir) = bundle(
+        |t| {
+            let start = t.find("labels = [").unwrap();
+            let end = start + t[start..].find(']').unwrap();
+            let twelve: Vec<String> = (0..12).map(|i| format!("\"animal {i}\"")).collect();
+            format!(
+                "{}labels = [{}{}",
+                &t[..start],
+                twelve.join(", "),
+                &t[end..]
+            )
+        },
+        None,
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("manifest lists 12 labels, output 'logits' has 1000"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_layout_says_which_layout_the_graph_has() {
+    let (_t, dir) = bundle(
+        |t| t.replace("layout = \"NCHW\"", "layout = \"NHWC\""),
+        None,
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("input.layout") && e.contains("which is NCHW"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_datum_type_is_refused() {
+    let (_t, dir) = bundle(
+        |t| {
+            t.replace("datum_type = \"f32\"", "datum_type = \"u8\"")
+                .replace(
+                    "normalisation = { mean = [127.0, 127.0, 127.0], std = [128.0, 128.0, 128.0] }",
+                    "",
+                )
+        },
+        None,
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("input.datum_type") && e.contains("U8") && e.contains("float"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_size_input_and_output_names_are_refused() {
+    let (_t, dir) = bundle(|t| t.replace("width = 224", "width = 256"), None);
+    let e = load_err(&dir);
+    assert!(
+        e.contains("input.width") && e.contains("1×3×224×256"),
+        "{e}"
+    );
+    let (_t, dir) = bundle(
+        |t| t.replace("[input]\nname = \"input\"", "[input]\nname = \"images\""),
+        None,
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("input.name") && e.contains("no input \"images\"") && e.contains("\"input\""),
+        "{e}"
+    );
+    let (_t, dir) = bundle(
+        |t| t.replace("embedding = \"embedding\"", "embedding = \"features\""),
+        None,
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("output.embedding") && e.contains("\"logits\", \"embedding\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn checksum_mismatch_is_refused() {
+    let (_t, dir) = bundle(|t| t, None);
+    let text = std::fs::read_to_string(dir.join("model.toml")).unwrap();
+    let bad = text.replace(
+        &sha256_file(&dir.join("model.onnx")).unwrap(),
+        &"ab".repeat(32),
+    );
+    std::fs::write(dir.join("model.toml"), bad).unwrap();
+    let e = load_err(&dir);
+    assert!(
+        e.contains("provenance.sha256") && e.contains("sha256sum"),
+        "{e}"
+    );
+}
+
+#[test]
+fn not_onnx_and_truncated_onnx_are_refused() {
+    let (_t, dir) = bundle(|t| t, Some(b"this is not an ONNX file"));
+    let e = Model::load(&dir).unwrap_err();
+    assert!(matches!(e, ModelError::Onnx { .. }), "{e}");
+    let full = std::fs::read(default_model().join("model.onnx")).unwrap();
+    let (_t, dir) = bundle(|t| t, Some(&full[..full.len() / 3]));
+    let e = Model::load(&dir).unwrap_err();
+    assert!(matches!(e, ModelError::Onnx { .. }), "{e}");
+}
+
+#[test]
+fn missing_parts_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = load_err(&tmp.path().join("nope"));
+    assert!(e.contains("the folder not found"), "{e}");
+    let e = load_err(tmp.path());
+    assert!(e.contains("model.toml not found"), "{e}");
+    std::fs::copy(
+        default_model().join("model.toml"),
+        tmp.path().join("model.toml"),
+    )
+    .unwrap();
+    let e = load_err(tmp.path());
+    assert!(e.contains("model.onnx not found"), "{e}");
+}
+
+#[test]
+fn fp32_reference_bundle_loads() {
+    let m = Model::load(&fp32_model()).unwrap();
+    assert_eq!(m.labels().len(), 1000);
+    assert_eq!(m.manifest().name, "efficientnet-lite0-imagenet-fp32");
+}
