@@ -73,6 +73,26 @@ fn default_sinks() -> Vec<SinkConfig> {
     vec![SinkConfig::Stdout(StdoutConfig::default())]
 }
 
+/// Re-checks one `kind = "..."` table (source or sink) field by field, so
+/// that errors inside it get a position (see [`crate::text::toml_from_str_tagged`]).
+fn check_variant(
+    root: &str,
+    kind: &str,
+    de: toml::de::ValueDeserializer<'_>,
+) -> Option<Result<(), serde_path_to_error::Error<toml::de::Error>>> {
+    use crate::source::files::FilesConfig;
+    fn check<T: serde::de::DeserializeOwned>(
+        de: toml::de::ValueDeserializer<'_>,
+    ) -> Result<(), serde_path_to_error::Error<toml::de::Error>> {
+        serde_path_to_error::deserialize::<_, T>(de).map(|_| ())
+    }
+    match (root, kind) {
+        ("source", "files") => Some(check::<FilesConfig>(de)),
+        ("sinks", "stdout") => Some(check::<StdoutConfig>(de)),
+        _ => None,
+    }
+}
+
 /// `[model]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,7 +167,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Malformed TOML, a wrong type, or an unknown field (toml's message has line and column).
-    #[error("invalid config file {path}:\n{message}")]
+    #[error("invalid config file {path}, {message}")]
     Parse {
         /// The config path.
         path: PathBuf,
@@ -189,10 +209,23 @@ impl Config {
     /// # Errors
     /// As [`Config::from_path`].
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let mut c: Config =
+            crate::text::toml_from_str_tagged(text, &check_variant).map_err(|e| {
+                if e.field.is_empty() {
+                    ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }
+                } else {
+                    ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        line: e.line,
+                        column: e.column,
+                        field: e.field,
+                        message: e.message,
+                    }
+                }
+            })?;
         c.file = path.to_path_buf();
         c.text = text.to_string();
         c.check()?;
@@ -373,6 +406,17 @@ publish_labels = ["cat"]
     }
 
     #[test]
+    fn errors_inside_source_and_sinks_have_positions() {
+        let e = parse(&GOOD.replace("path = \"frames\"", "pth = \"frames\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4, column 1: `source.pth`: unknown field `pth`, expected one of `path`, `fps`, `loop`"), "{e}");
+        let t = format!("{GOOD}\n[[sinks]]\nkind = \"stdout\"\npretty = \"yes\"\n");
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.contains("line 18, column 10: `sinks[0].pretty`: invalid type: string \"yes\", expected a boolean"), "{e}");
+    }
+
+    #[test]
     fn unknown_source_kind_lists_kinds() {
         let e = parse(&GOOD.replace("kind = \"files\"", "kind = \"camera\""))
             .unwrap_err()
@@ -404,7 +448,12 @@ publish_labels = ["cat"]
         let e = parse(&GOOD.replace("fps = 2.0", "fps = \"fast\""))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 5") && e.contains("fps"), "{e}");
+        assert!(
+            e.contains(
+                "line 5, column 7: `source.fps`: invalid type: string \"fast\", expected f64"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

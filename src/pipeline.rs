@@ -65,6 +65,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Rounds ms to µs for reporting.
+fn round_us(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
 impl Pipeline {
     /// Assembles a pipeline around a loaded model.
     ///
@@ -139,11 +144,11 @@ impl Pipeline {
         let (pre, inf, dec) = (ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
         self.stats.record_inference_ms(inf);
         let latency = Latency {
-            decode: frame.decode_ms,
-            preprocess: pre,
-            inference: inf,
-            decision: dec,
-            total: frame.decode_ms + pre + inf + dec,
+            decode: round_us(frame.decode_ms),
+            preprocess: round_us(pre),
+            inference: round_us(inf),
+            decision: round_us(dec),
+            total: round_us(frame.decode_ms + pre + inf + dec),
         };
         let verdict = self
             .decision

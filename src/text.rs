@@ -23,22 +23,20 @@ impl FloorCharBoundary for str {
     }
 }
 
-/// Up to `n` candidates that look like `wanted` (case-insensitive substring
-/// either way, or sharing the first word), for "did you mean" hints.
+/// Up to `n` candidates that look like `wanted` (case-insensitive: the
+/// candidate contains it, or they share a whole word), for "did you mean" hints.
 pub(crate) fn suggestions<'a>(
     wanted: &str,
     candidates: impl IntoIterator<Item = &'a str>,
     n: usize,
 ) -> Vec<&'a str> {
     let w = wanted.to_lowercase();
-    let first = w.split_whitespace().next().unwrap_or("").to_string();
+    let words: Vec<&str> = w.split_whitespace().collect();
     let mut out = Vec::new();
     for c in candidates {
         let l = c.to_lowercase();
-        if l.contains(&w)
-            || w.contains(&l)
-            || (!first.is_empty() && l.split_whitespace().any(|p| p == first))
-        {
+        // The candidate contains what was typed, or shares a whole word with it.
+        if l.contains(&w) || l.split_whitespace().any(|p| words.contains(&p)) {
             out.push(c);
             if out.len() == n {
                 break;
@@ -70,4 +68,191 @@ mod tests {
         assert_eq!(suggestions("Zebra", labels, 5), vec!["zebra"]);
         assert!(suggestions("giraffe", labels, 5).is_empty());
     }
+}
+
+/// A TOML document that failed to deserialise: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TomlError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted path of the offending field (`source.fps`), empty for syntax errors.
+    pub field: String,
+    /// What is wrong, with what is allowed where serde says so.
+    pub message: String,
+}
+
+impl std::fmt::Display for TomlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(
+                f,
+                "line {}, column {}: {}",
+                self.line, self.column, self.message
+            )
+        } else {
+            write!(
+                f,
+                "line {}, column {}: `{}`: {}",
+                self.line, self.column, self.field, self.message
+            )
+        }
+    }
+}
+
+/// Deserialises TOML, reporting the dotted path of the failing field and its
+/// line/column even inside internally tagged enums (where serde buffers the
+/// table and toml's own span would only point at the table header).
+pub(crate) fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, TomlError> {
+    toml_from_str_tagged(text, &|_, _, _| None)
+}
+
+/// Checks one variant table of an internally tagged enum (`kind = "..."`):
+/// given the path of the table, its `kind` and a deserializer for the table
+/// without `kind`, deserialises the variant's config type, or returns `None`
+/// for an unknown path or kind.
+pub(crate) type VariantCheck<'a> = dyn Fn(
+        &str,
+        &str,
+        toml::de::ValueDeserializer<'_>,
+    ) -> Option<Result<(), serde_path_to_error::Error<toml::de::Error>>>
+    + 'a;
+
+/// As [`toml_from_str`]; when the failing field is a table of an internally
+/// tagged enum, `check` re-deserialises that table's variant to find the
+/// field inside it (serde buffers such tables and loses their positions).
+pub(crate) fn toml_from_str_tagged<T: serde::de::DeserializeOwned>(
+    text: &str,
+    check: &VariantCheck<'_>,
+) -> Result<T, TomlError> {
+    let at =
+        |span: Option<std::ops::Range<usize>>| span.map_or((1, 1), |s| line_col(text, s.start));
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        let (line, column) = at(e.span());
+        TomlError {
+            line,
+            column,
+            field: String::new(),
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let path: Vec<String> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(format!("[{index}]")),
+                _ => None,
+            })
+            .collect();
+        let (path, inner) = match variant_error(text, path.clone(), check) {
+            Some(found) => found,
+            None => (path, e.into_inner()),
+        };
+        let message = inner.message().trim().to_string();
+        // An unknown field's path ends at the unknown key itself: point at the key.
+        let span =
+            span_of(text, &path, message.starts_with("unknown field")).or_else(|| inner.span());
+        let (line, column) = at(span);
+        let field = path.iter().fold(String::new(), |mut acc, p| {
+            if !acc.is_empty() && !p.starts_with('[') {
+                acc.push('.');
+            }
+            acc.push_str(p);
+            acc
+        });
+        TomlError {
+            line,
+            column,
+            field,
+            message,
+        }
+    })
+}
+
+/// Byte span of the value (or key) at `path` in a TOML document.
+fn span_of(text: &str, path: &[String], key: bool) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut table = doc.get_ref();
+    let mut span = None;
+    let mut value: Option<&toml::Spanned<DeValue<'_>>> = None;
+    for seg in path {
+        if let Some(idx) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            let i: usize = idx.parse().ok()?;
+            let DeValue::Array(a) = value?.get_ref() else {
+                return None;
+            };
+            let v = a.get(i)?;
+            span = Some(v.span());
+            value = Some(v);
+            if let DeValue::Table(t) = v.get_ref() {
+                table = t;
+            }
+            continue;
+        }
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref() == seg)?;
+        // Point at the value for scalars, at the key for tables.
+        span = Some(if key || matches!(v.get_ref(), DeValue::Table(_)) {
+            k.span()
+        } else {
+            v.span()
+        });
+        value = Some(v);
+        if let DeValue::Table(t) = v.get_ref() {
+            table = t;
+        }
+    }
+    span
+}
+
+/// For an error at `path` naming a table with a `kind` key, runs `check` on
+/// that table to get the error's path inside it.
+fn variant_error(
+    text: &str,
+    path: Vec<String>,
+    check: &VariantCheck<'_>,
+) -> Option<(Vec<String>, toml::de::Error)> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut value: Option<toml::Spanned<DeValue<'_>>> = None;
+    let mut table = doc.into_inner();
+    for seg in &path {
+        let v = if let Some(idx) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            let i: usize = idx.parse().ok()?;
+            match value?.into_inner() {
+                DeValue::Array(a) => a.into_iter().nth(i)?,
+                _ => return None,
+            }
+        } else {
+            let key = table.keys().find(|k| k.get_ref() == seg)?.clone();
+            table.remove(&key)?
+        };
+        if let DeValue::Table(t) = v.get_ref() {
+            table = t.clone();
+        }
+        value = Some(v);
+    }
+    let v = value?;
+    let span = v.span();
+    let DeValue::Table(mut t) = v.into_inner() else {
+        return None;
+    };
+    let kind_key = t.keys().find(|k| k.get_ref() == "kind")?.clone();
+    let kind = match t.remove(&kind_key)?.into_inner() {
+        DeValue::String(s) => s.into_owned(),
+        _ => return None,
+    };
+    let root = path.iter().find(|p| !p.starts_with('['))?.clone();
+    let de = toml::de::ValueDeserializer::from(toml::Spanned::new(span, DeValue::Table(t)));
+    let e = check(&root, &kind, de)?.err()?;
+    let mut full = path;
+    full.extend(e.path().iter().filter_map(|s| match s {
+        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+        serde_path_to_error::Segment::Seq { index } => Some(format!("[{index}]")),
+        _ => None,
+    }));
+    Some((full, e.into_inner()))
 }

@@ -220,7 +220,7 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has a wrong/unknown field (toml's message has line and column).
-    #[error("invalid model manifest {path}:\n{message}")]
+    #[error("invalid model manifest {path}, {message}")]
     Parse {
         /// The manifest path.
         path: PathBuf,
@@ -258,7 +258,7 @@ impl Manifest {
     /// # Errors
     /// As [`Manifest::from_path`], without `Read`.
     pub fn from_str(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
-        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+        let m: Manifest = crate::text::toml_from_str(text).map_err(|e| ManifestError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
