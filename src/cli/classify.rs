@@ -96,7 +96,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     let labels: Vec<String> = pipeline.model().labels().to_vec();
     let mut stdout = std::io::stdout().lock();
     let mut label_counts: BTreeMap<String, usize> = BTreeMap::new();
-    let width = 18;
+    let width = 24;
     if !args.json {
         writeln!(
             stdout,
