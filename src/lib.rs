@@ -21,9 +21,11 @@
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
-//! | [`bench`] | per-stage latency benchmark |
+//! | [`bench`](mod@bench) | per-stage latency benchmark |
 //! | [`exit`] | process exit codes (sysexits) |
 //! | [`cli`] | the `camtrapd` command line |
+
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod cli;
