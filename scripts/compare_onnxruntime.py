@@ -24,9 +24,11 @@ top-1 label between camtrapd and onnxruntime, and how many images of the
 `elephant` folder get a top-1 of "African elephant", "tusker" or "Indian
 elephant".
 
-It needs the export venv (scripts/requirements-export.txt: onnxruntime,
-pillow, numpy; torch too, because it imports export_efficientnet_lite0.py)
-and an already built camtrapd:
+It needs Python 3.11+ (tomllib), the export venv
+(scripts/requirements-export.txt: onnxruntime, pillow, numpy; torch too,
+because it imports export_efficientnet_lite0.py) and an already built
+camtrapd. Extra bundles can be swapped in with --int8-model / --fp32-model
+(e.g. onnxruntime's QDQ export, see models/README.md):
 
     /tmp/venv-export/bin/python scripts/compare_onnxruntime.py
     /tmp/venv-export/bin/python scripts/compare_onnxruntime.py \\
