@@ -218,3 +218,47 @@ fn fp32_reference_bundle_loads() {
     assert_eq!(m.labels().len(), 1000);
     assert_eq!(m.manifest().name, "efficientnet-lite0-imagenet-fp32");
 }
+
+#[test]
+fn symbolic_batch_in_value_info_does_not_clash_with_pinned_batch() {
+    // onnxruntime's quant_pre_process writes `value_info` shape annotations with
+    // the symbolic batch; they must not conflict with batch = 1.
+    use prost::Message;
+    use tract_onnx::pb;
+    let bytes = std::fs::read(default_model().join("model.onnx")).unwrap();
+    let mut proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let conv = graph
+        .node
+        .iter()
+        .find(|n| n.op_type == "Conv")
+        .unwrap()
+        .output[0]
+        .clone();
+    let dim = |v: pb::tensor_shape_proto::dimension::Value| pb::tensor_shape_proto::Dimension {
+        denotation: String::new(),
+        value: Some(v),
+    };
+    use pb::tensor_shape_proto::dimension::Value::{DimParam, DimValue};
+    graph.value_info.push(pb::ValueInfoProto {
+        name: conv,
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![
+                        dim(DimParam("batch".into())),
+                        dim(DimValue(32)),
+                        dim(DimValue(112)),
+                        dim(DimValue(112)),
+                    ],
+                }),
+            })),
+        }),
+        doc_string: String::new(),
+    });
+    let (_t, dir) = bundle(|t| t, Some(&proto.encode_to_vec()));
+    let m = Model::load(&dir).unwrap();
+    assert_eq!(m.input_shape(), [1, 3, 224, 224]);
+}

@@ -161,10 +161,16 @@ impl Model {
             });
         }
         let onnx = tract_onnx::onnx();
-        let proto = onnx
+        let mut proto = onnx
             .proto_model_for_read(&mut bytes.as_slice())
             .map_err(|e| onnx_err(&onnx_path, e, " (is this an ONNX file? re-export it, or check it with `python -m onnx.checker`)"))?;
         let input_shape = Self::check_declared(&manifest, dir, &proto)?;
+        // Intermediate shape annotations (`value_info`, e.g. written by onnxruntime's
+        // quant_pre_process) may carry the symbolic batch and then clash with the
+        // batch pinned to 1 below; they are optional hints, so drop them.
+        if let Some(g) = proto.graph.as_mut() {
+            g.value_info.clear();
+        }
 
         let mut model = onnx
             .model_for_proto_model(&proto)
