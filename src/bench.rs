@@ -111,26 +111,31 @@ pub fn run(
         },
     )?;
     let mut decision = Decision::default();
-    // Decode every file once, timing it; keep the decoded images for the later stages.
+    // Decode up to `frames` files (cycling if there are fewer), timing each; keep at
+    // most MAX_KEPT decoded images in memory for the later stages.
+    const MAX_KEPT: usize = 32;
     let mut images: Vec<RgbImage> = Vec::new();
     let mut decode = Vec::new();
     for f in files
         .iter()
         .cycle()
-        .take(frames.max(files.len()).min(files.len() * 4))
+        .take(frames.min(files.len() * 4).max(1))
     {
         let t = Instant::now();
         if let Ok(img) = decode_file(f, &limits) {
             decode.push(ms_since(t));
-            if images.len() < files.len() {
+            if images.len() < MAX_KEPT.min(files.len()) {
                 images.push(img);
             }
         }
     }
-    anyhow::ensure!(
-        !images.is_empty(),
-        "none of the benchmark images could be decoded"
-    );
+    if images.is_empty() {
+        return Err(crate::exit::CodedError(
+            crate::exit::DATAERR,
+            "none of the benchmark images could be decoded".into(),
+        )
+        .into());
+    }
     let (mut prep, mut inf, mut dec) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..warmup + frames {
         let img = &images[i % images.len()];

@@ -159,12 +159,12 @@ fn default_stats_interval() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The config path.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Malformed TOML, a wrong type, or an unknown field (toml's message has line and column).
     #[error("invalid config file {path}, {message}")]
@@ -197,9 +197,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, line, column and field.
     pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Config::from_str(&text, path)
     }
@@ -233,9 +233,10 @@ impl Config {
     }
 
     fn invalid<T>(&self, span: Option<&Spanned<T>>, field: &str, message: String) -> ConfigError {
-        let (line, column) = span.map_or((1, 1), |s| {
-            crate::text::line_col(&self.text, s.span().start)
-        });
+        let (line, column) = span
+            .map(|s| crate::text::line_col(&self.text, s.span().start))
+            .or_else(|| crate::text::position(&self.text, field))
+            .unwrap_or((1, 1));
         ConfigError::Invalid {
             path: self.file.clone(),
             line,
@@ -259,17 +260,69 @@ impl Config {
                 )
             })?;
         }
-        if self.decision.top_k == 0 {
-            return Err(self.invalid::<()>(None, "decision.top_k", "must be at least 1".into()));
+        if !(1..=100).contains(&self.decision.top_k) {
+            return Err(self.invalid::<()>(
+                None,
+                "decision.top_k",
+                format!("{} is out of range; allowed 1..=100", self.decision.top_k),
+            ));
+        }
+        if let Some(list) = &self.decision.publish_labels {
+            if list.is_empty() {
+                return Err(self.invalid::<()>(
+                    None,
+                    "decision.publish_labels",
+                    "the list is empty, so nothing would ever be published; list labels, or remove the line to publish all".into(),
+                ));
+            }
         }
         if let Some(id) = &self.camera_id {
-            if id.is_empty() || id.contains(['/', '#', '+']) || id.chars().any(char::is_whitespace)
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 return Err(self.invalid::<()>(
                     None,
                     "camera_id",
+                    format!("{id:?}: use ASCII letters, digits, '-' or '_' (it becomes part of MQTT topics)"),
+                ));
+            }
+        }
+        match &self.source {
+            SourceConfig::Files(f) => {
+                if f.path.trim().is_empty() {
+                    return Err(self.invalid::<()>(
+                        None,
+                        "source.path",
+                        "is empty; name a file, a folder or a glob pattern".into(),
+                    ));
+                }
+                if let Some(fps) = f.fps {
+                    crate::source::files::fps_interval(fps)
+                        .map_err(|m| self.invalid::<()>(None, "source.fps", m))?;
+                }
+            }
+        }
+        if self.model.path.get_ref().as_os_str().is_empty() {
+            return Err(self.invalid(
+                Some(&self.model.path),
+                "model.path",
+                "is empty; name the model bundle folder".into(),
+            ));
+        }
+        let l = &self.limits;
+        for (field, v, min) in [
+            ("limits.max_file_bytes", l.max_file_bytes, 1024),
+            ("limits.max_dimension", u64::from(l.max_dimension), 16),
+            ("limits.max_alloc_bytes", l.max_alloc_bytes, 1 << 20),
+        ] {
+            if v < min {
+                return Err(self.invalid::<()>(
+                    None,
+                    field,
                     format!(
-                        "{id:?}: use letters, digits, '-' or '_' (it becomes part of MQTT topics)"
+                        "{v} is too small: every frame would be refused; allowed at least {min}"
                     ),
                 ));
             }

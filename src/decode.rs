@@ -26,7 +26,8 @@ pub struct DecodeLimits {
     pub max_file_bytes: u64,
     /// Largest accepted width and height, in pixels (default 16384).
     pub max_dimension: u32,
-    /// Largest decoder memory allocation, in bytes (default 512 MiB).
+    /// Largest memory for one decoded image (decoder output plus the RGB8
+    /// copy), in bytes (default 512 MiB: about 85 megapixels of RGB).
     pub max_alloc_bytes: u64,
 }
 
@@ -189,6 +190,18 @@ fn decode_inner(
             "image has zero size {width}×{height}"
         )));
     }
+    // The decoded pixels plus the RGB8 copy must fit the memory budget; not
+    // every decoder honours image::Limits::max_alloc, so check it here.
+    let need = decoder
+        .total_bytes()
+        .saturating_add(u64::from(width) * u64::from(height) * 3);
+    if need > limits.max_alloc_bytes {
+        return Err(DecodeError::OverLimits(format!(
+            "decoding this {width}×{height} image needs {} MiB, over limits.max_alloc_bytes ({} MiB)",
+            need >> 20,
+            limits.max_alloc_bytes >> 20
+        )));
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -306,6 +319,24 @@ mod tests {
             let e = decode_bytes(&j[..cut], &DecodeLimits::default()).unwrap_err();
             assert_eq!(e.reason(), "truncated", "cut at {cut}: {e}");
         }
+    }
+
+    #[test]
+    fn memory_budget_is_enforced() {
+        // 64×48 RGB: 9216 bytes decoded + 9216 for the copy.
+        let j = jpeg(64, 48);
+        let tight = DecodeLimits {
+            max_alloc_bytes: 18_000,
+            ..DecodeLimits::default()
+        };
+        let e = decode_bytes(&j, &tight).unwrap_err();
+        assert_eq!(e.reason(), "too_large", "{e}");
+        assert!(e.to_string().contains("64×48"), "{e}");
+        let enough = DecodeLimits {
+            max_alloc_bytes: 18_432,
+            ..DecodeLimits::default()
+        };
+        assert!(decode_bytes(&j, &enough).is_ok());
     }
 
     #[test]

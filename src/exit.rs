@@ -25,3 +25,8 @@ pub const NOINPUT: u8 = 66;
 pub const IOERR: u8 = 74;
 /// Configuration or model bundle error (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;
+
+/// An error that carries its own exit code (one of the constants above).
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+pub struct CodedError(pub u8, pub String);

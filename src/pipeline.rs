@@ -13,7 +13,7 @@ use crate::frame::Frame;
 use crate::model::{Model, ModelError};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::shutdown::Shutdown;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkError};
 use crate::source::{FrameSource, SourceEvent};
 use crate::stats::Stats;
 
@@ -26,6 +26,15 @@ pub enum PipelineError {
     /// Preprocessing failed (a model/tensor mismatch).
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
+    /// A sink's destination is gone for good; the daemon stops (exit 74) rather
+    /// than drop every later detection.
+    #[error("sink {sink}: {message}")]
+    SinkClosed {
+        /// The sink's name.
+        sink: String,
+        /// Why.
+        message: String,
+    },
     /// A label in the decision settings is not the model's.
     #[error(transparent)]
     Label(#[from] UnknownLabel),
@@ -232,9 +241,19 @@ impl Pipeline {
                 det.source
             );
             for s in &mut self.sinks {
-                if let Err(e) = s.publish(&det) {
-                    self.stats.sink_errors += 1;
-                    log::error!("sink {}: {e}", s.name());
+                match s.publish(&det) {
+                    Ok(()) => {}
+                    Err(SinkError::Closed(message)) => {
+                        self.stats.sink_errors += 1;
+                        return Err(PipelineError::SinkClosed {
+                            sink: s.name().to_string(),
+                            message,
+                        });
+                    }
+                    Err(e) => {
+                        self.stats.sink_errors += 1;
+                        log::error!("sink {}: {e}", s.name());
+                    }
                 }
             }
         }
@@ -275,7 +294,10 @@ pub fn run(
     while !shutdown.is_triggered() {
         match source.next_event() {
             SourceEvent::Frame(frame) => {
-                pipeline.process(&frame)?;
+                if let Err(e) = pipeline.process(&frame) {
+                    log::info!("final stats: {}", pipeline.stats_mut().snapshot());
+                    return Err(e);
+                }
             }
             SourceEvent::Unreadable { source_id, error } => pipeline.unreadable(&source_id, &error),
             SourceEvent::End => break,

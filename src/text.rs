@@ -142,7 +142,9 @@ pub(crate) fn toml_from_str_tagged<T: serde::de::DeserializeOwned>(
             .path()
             .iter()
             .filter_map(|s| match s {
-                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Map { key } if !key.starts_with("$__serde") => {
+                    Some(key.clone())
+                }
                 serde_path_to_error::Segment::Seq { index } => Some(format!("[{index}]")),
                 _ => None,
             })
@@ -250,9 +252,27 @@ fn variant_error(
     let e = check(&root, &kind, de)?.err()?;
     let mut full = path;
     full.extend(e.path().iter().filter_map(|s| match s {
-        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+        serde_path_to_error::Segment::Map { key } if !key.starts_with("$__serde") => {
+            Some(key.clone())
+        }
         serde_path_to_error::Segment::Seq { index } => Some(format!("[{index}]")),
         _ => None,
     }));
     Some((full, e.into_inner()))
+}
+
+/// 1-based (line, column) of the value at a dotted `field` path (e.g.
+/// `decision.top_k`, `sinks[0].kind`) in a TOML document, if it is there.
+pub(crate) fn position(text: &str, field: &str) -> Option<(usize, usize)> {
+    let mut path = Vec::new();
+    for part in field.split('.') {
+        match part.find('[') {
+            Some(i) => {
+                path.push(part[..i].to_string());
+                path.push(part[i..].to_string());
+            }
+            None => path.push(part.to_string()),
+        }
+    }
+    span_of(text, &path, false).map(|s| line_col(text, s.start))
 }

@@ -1,5 +1,6 @@
 //! `camtrapd bench`: per-stage latency on real images (see [`crate::bench`]).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `camtrapd bench`.
@@ -15,8 +16,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub reference_model: Option<PathBuf>,
     /// Frames to measure.
-    #[arg(short = 'n', long, default_value_t = 200)]
-    pub frames: usize,
+    #[arg(short = 'n', long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub frames: u32,
     /// Frames run before measuring.
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,
@@ -32,13 +33,17 @@ pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
         &dir,
         args.reference_model.as_deref(),
         &list,
-        args.frames.max(1),
+        args.frames as usize,
         args.warmup,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?;
     } else {
-        print!("{report}");
+        write!(std::io::stdout().lock(), "{report}")?;
     }
     Ok(())
 }

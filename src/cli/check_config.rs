@@ -1,5 +1,7 @@
 //! `camtrapd check-config FILE`: everything `run` checks at start-up, without running.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use crate::config::Config;
@@ -9,31 +11,48 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::from_path(path)?;
     let (pipeline, src) = super::run::start(&config, &Shutdown::new())?;
     let m = pipeline.model().manifest();
-    println!("{}: OK", path.display());
-    println!("  camera_id: {}", config.camera_id());
-    println!("  source:    {}", src.describe());
-    println!(
-        "  model:     {} ({} labels) in {}",
-        m.name,
-        m.labels.len(),
-        config.model_dir().display()
-    );
     let policy = pipeline.policy();
-    let publishable = (0..m.labels.len())
+    let n = m.labels.len();
+    let publishable: Vec<&str> = (0..n)
         .filter(|&i| policy.publishable(i))
-        .count();
-    println!("  publish:   {publishable} of {} labels", m.labels.len());
-    let mut thresholds: Vec<f32> = (0..m.labels.len()).map(|i| policy.threshold(i)).collect();
-    thresholds.sort_by(f32::total_cmp);
-    thresholds.dedup();
-    println!(
-        "  thresholds: {}",
-        thresholds
-            .iter()
-            .map(|t| format!("{t:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!("  sinks:     {}", config.sinks.len());
+        .map(|i| m.labels[i].as_str())
+        .collect();
+    // Threshold -> how many publishable labels use it.
+    let mut thresholds: BTreeMap<String, usize> = BTreeMap::new();
+    for i in (0..n).filter(|&i| policy.publishable(i)) {
+        *thresholds
+            .entry(format!("{:.2}", policy.threshold(i)))
+            .or_insert(0) += 1;
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: OK", path.display())?;
+    writeln!(out, "  camera_id:  {}", config.camera_id())?;
+    writeln!(out, "  source:     {}", src.describe())?;
+    writeln!(
+        out,
+        "  model:      {} ({n} labels) in {}",
+        m.name,
+        config.model_dir().display()
+    )?;
+    if publishable.len() == n {
+        writeln!(out, "  publishes:  all {n} labels")?;
+    } else {
+        writeln!(
+            out,
+            "  publishes:  {} of {n} labels: {}",
+            publishable.len(),
+            publishable.join(", ")
+        )?;
+    }
+    let t: Vec<String> = thresholds
+        .iter()
+        .map(|(t, k)| format!("{t} ({k} label{})", if *k == 1 { "" } else { "s" }))
+        .collect();
+    writeln!(
+        out,
+        "  thresholds: a detection needs a score of at least {} (of the published labels)",
+        t.join(", ")
+    )?;
+    writeln!(out, "  sinks:      {}", config.sinks.len())?;
     Ok(())
 }

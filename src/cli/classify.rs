@@ -37,8 +37,8 @@ pub struct Args {
     #[arg(short, long = "publish", value_name = "LABEL")]
     pub publish: Vec<String>,
     /// How many best labels to show per image.
-    #[arg(short = 'k', long, default_value_t = 3, value_name = "N")]
-    pub top_k: usize,
+    #[arg(short = 'k', long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub top_k: u16,
 }
 
 #[derive(Serialize)]
@@ -76,7 +76,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
         } else {
             Some(args.publish.clone())
         },
-        top_k: args.top_k.max(1),
+        top_k: usize::from(args.top_k),
     };
     let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), "classify".into())
         .map_err(|e| CodedError(exit::USAGE, format!("--publish: {e}")))?;
@@ -221,7 +221,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     if args.json {
         eprintln!("{summary}");
     } else {
-        println!("\n{summary}");
+        writeln!(std::io::stdout().lock(), "\n{summary}")?;
     }
     if classified == 0 {
         return Err(CodedError(exit::DATAERR, "no input image could be decoded".into()).into());

@@ -61,11 +61,15 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// List the labels of a model bundle, in output order.
+    /// List the labels of a model bundle, one per line in output order (names as
+    /// `publish_labels` and `[decision.thresholds]` expect them).
     Labels {
         /// Model bundle folder (default: the bundled EfficientNet-Lite0 ImageNet model).
         #[arg(short, long, value_name = "DIR")]
         model: Option<PathBuf>,
+        /// Prefix each label with its output index.
+        #[arg(long)]
+        index: bool,
     },
     /// Measure per-stage latency (decode, resize+normalise, inference, decision) on image files.
     Bench(bench::Args),
@@ -112,14 +116,17 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<CodedError>() {
             return c.0;
         }
+        if let Some(crate::pipeline::PipelineError::SinkClosed { .. }) = cause.downcast_ref() {
+            return exit::IOERR;
+        }
+        if cause.is::<std::io::Error>() {
+            return exit::IOERR;
+        }
     }
     exit::FAILURE
 }
 
-/// An error that carries its own exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("{1}")]
-pub struct CodedError(pub u8, pub String);
+pub use crate::exit::CodedError;
 
 fn init_logging(default: &str) {
     let env = env_logger::Env::default().default_filter_or(default);
@@ -136,20 +143,31 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(default_log);
+    let daemon = matches!(
+        cli.command,
+        Command::Run { .. } | Command::CheckConfig { .. }
+    );
     let result = match cli.command {
         Command::Run { config } => run::run(&config),
         Command::Classify(args) => classify::classify(&args),
         Command::CheckConfig { file } => check_config::check_config(&file),
-        Command::Labels { model } => labels::labels(model.as_deref()),
+        Command::Labels { model, index } => labels::labels(model.as_deref(), index),
         Command::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("error: {e:#}");
-            if code == exit::CONFIG {
-                eprintln!("(exit code 78: fix the configuration or model bundle named above; restarting will not help)");
+            let broken_pipe = e
+                .chain()
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            if !broken_pipe {
+                // A closed pipe (`camtrapd labels | head`) is not worth a message.
+                eprintln!("error: {e:#}");
+                if code == exit::CONFIG && daemon {
+                    eprintln!("(exit code 78: fix the file named above; restarting will not help)");
+                }
             }
             ExitCode::from(code)
         }

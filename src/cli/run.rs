@@ -61,5 +61,13 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
     if shutdown.is_triggered() {
         log::info!("shut down on signal");
     }
+    let failed = pipeline.stats().sink_errors;
+    if failed > 0 {
+        return Err(super::CodedError(
+            crate::exit::IOERR,
+            format!("{failed} detection(s) could not be delivered to a sink (see the log above)"),
+        )
+        .into());
+    }
     Ok(())
 }

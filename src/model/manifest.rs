@@ -78,7 +78,10 @@ pub enum ResizeMode {
 
 /// Per-channel value: one number for all three channels, or three.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a number, or a list of 3 numbers (one per channel)"
+)]
 pub enum PerChannel {
     /// Same value for R, G and B.
     One(f32),
@@ -212,12 +215,12 @@ pub struct Provenance {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read model manifest {path}: {source}")]
+    #[error("cannot read model manifest {path}: {error}")]
     Read {
         /// The manifest path.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML is malformed or has a wrong/unknown field (toml's message has line and column).
     #[error("invalid model manifest {path}, {message}")]
@@ -246,9 +249,9 @@ impl Manifest {
     /// [`ManifestError::Read`], [`ManifestError::Parse`] (with line/column) or
     /// [`ManifestError::Invalid`] naming the field and what is allowed.
     pub fn from_path(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_str(&text, path)
     }
@@ -338,9 +341,24 @@ impl Manifest {
                 if mean_std && (n.mean.is_none() || n.std.is_none()) {
                     return Err(bad("input.normalisation", "mean and std go together; give both".into()));
                 }
-                if let Some(std) = n.std {
-                    if std.values().iter().any(|s| !s.is_finite() || *s == 0.0) {
-                        return Err(bad("input.normalisation.std", "must be finite and non-zero".into()));
+                if !mean_std && !scale_offset {
+                    return Err(bad(
+                        "input.normalisation",
+                        "is empty; give mean and std, or scale (and offset), or remove it for raw 0..255 values".into(),
+                    ));
+                }
+                for (field, v) in [("std", n.std), ("scale", n.scale)] {
+                    if let Some(v) = v {
+                        if v.values().iter().any(|s| !s.is_finite() || *s <= 0.0) {
+                            return Err(bad(&format!("input.normalisation.{field}"), "must be finite and greater than 0".into()));
+                        }
+                    }
+                }
+                for (field, v) in [("mean", n.mean), ("offset", n.offset)] {
+                    if let Some(v) = v {
+                        if v.values().iter().any(|s| !s.is_finite()) {
+                            return Err(bad(&format!("input.normalisation.{field}"), "must be finite".into()));
+                        }
                     }
                 }
             }

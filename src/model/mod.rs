@@ -136,6 +136,12 @@ impl Model {
             dir: dir.to_path_buf(),
             what: what.to_string(),
         };
+        if dir.is_file() {
+            return Err(ModelError::Missing {
+                dir: dir.to_path_buf(),
+                what: "a folder (this is a file)".into(),
+            });
+        }
         if !dir.is_dir() {
             return Err(missing("the folder"));
         }
@@ -264,10 +270,10 @@ impl Model {
             field: field.to_string(),
             message,
         };
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| mismatch("input.name", "the ONNX file has no graph".into()))?;
+        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Onnx {
+            path: dir.join("model.onnx"),
+            message: "the file holds no graph (empty, or not an ONNX model)".into(),
+        })?;
         let inits: std::collections::HashSet<&str> =
             graph.initializer.iter().map(|i| i.name.as_str()).collect();
         let inputs: Vec<&pb::ValueInfoProto> = graph
@@ -440,6 +446,25 @@ impl Model {
             return Err(ModelError::Inference(
                 "start-up self-test produced non-finite or mis-shaped scores; the model file is probably broken".into(),
             ));
+        }
+        if self.manifest.output.kind == manifest::OutputKind::Probabilities {
+            // Probabilities must be 0..1 (and sum to 1 after a softmax); otherwise
+            // they are logits and clamping them would make every frame "confident".
+            let (lo, hi) = scores
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let sum: f32 = scores.iter().sum();
+            let softmax = self.manifest.output.activation == manifest::Activation::Softmax;
+            if lo < -1e-4 || hi > 1.0 + 1e-4 || (softmax && (sum - 1.0).abs() > 0.02) {
+                return Err(ModelError::Mismatch {
+                    dir: self.dir.clone(),
+                    field: "output.kind".into(),
+                    message: format!(
+                        "the manifest says probabilities, but on a grey test image output '{}' ranges {lo:.3}..{hi:.3} (sum {sum:.3}); these look like logits: set kind = \"logits\"",
+                        self.manifest.output.name
+                    ),
+                });
+            }
         }
         Ok(())
     }

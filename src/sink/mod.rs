@@ -20,9 +20,12 @@ pub enum SinkConfig {
 /// Errors delivering a detection.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// Writing failed (e.g. stdout closed).
+    /// Writing failed (e.g. disk full behind a redirected stdout).
     #[error("write failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The destination is gone for good (e.g. the process reading stdout exited).
+    #[error("closed: {0}")]
+    Closed(String),
     /// The detection could not be serialised.
     #[error("serialisation failed: {0}")]
     Json(#[from] serde_json::Error),

@@ -47,8 +47,14 @@ impl Sink for StdoutSink {
         }
         self.buf.push(b'\n');
         let mut out = std::io::stdout().lock();
-        out.write_all(&self.buf)?;
-        out.flush()?;
-        Ok(())
+        out.write_all(&self.buf)
+            .and_then(|()| out.flush())
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    SinkError::Closed("stdout was closed (the process reading it exited)".into())
+                } else {
+                    SinkError::Io(e)
+                }
+            })
     }
 }

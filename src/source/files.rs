@@ -31,57 +31,108 @@ pub struct FilesConfig {
 }
 
 /// Lists the image files named by `path`: the file itself, the image files
-/// under a folder (recursive, sorted), or the matches of a glob (sorted).
+/// under a folder (recursive, sorted), or the image files matching a glob
+/// pattern such as `frames/**/*.jpg` (sorted). Folders and patterns are
+/// walked with symlink-loop detection; only files with an image extension
+/// ([`IMAGE_EXTENSIONS`]) are taken from them.
 ///
 /// # Errors
-/// [`SourceError::NotFound`] when nothing exists there, [`SourceError::NoImages`]
-/// when a folder or pattern holds no image file, [`SourceError::BadPattern`].
+/// [`SourceError::NotFound`] when nothing exists there, [`SourceError::NotAFile`]
+/// for a device or other special file, [`SourceError::NoImages`] when a folder
+/// or pattern holds no image file, [`SourceError::BadPattern`].
 pub fn list_images(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let s = path.to_string_lossy();
+    if s.is_empty() {
+        return Err(SourceError::Invalid(
+            "the path is empty; name a file, a folder or a glob pattern".into(),
+        ));
+    }
     let mut files = Vec::new();
     if path.is_file() {
         files.push(path.to_path_buf());
     } else if path.is_dir() {
-        for entry in walkdir::WalkDir::new(path)
-            .follow_links(true)
-            .sort_by_file_name()
-        {
-            match entry {
-                Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) => {
-                    files.push(e.into_path())
-                }
-                Ok(_) => {}
-                Err(e) => log::warn!(
-                    "skipping {}: {e}",
-                    e.path().map_or(s.to_string(), |p| p.display().to_string())
-                ),
-            }
-        }
-        if files.is_empty() {
-            return Err(SourceError::NoImages(path.to_path_buf()));
-        }
+        walk(path, &mut files, |_| true);
+    } else if path.exists() {
+        return Err(SourceError::NotAFile(path.to_path_buf()));
     } else if s.contains(['*', '?', '[']) {
-        let paths =
-            glob::glob(&s).map_err(|e| SourceError::BadPattern(s.to_string(), e.to_string()))?;
-        for p in paths.flatten() {
-            if p.is_file() {
-                files.push(p);
+        let opts = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
+        let pattern = glob::Pattern::new(&s)
+            .map_err(|e| SourceError::BadPattern(s.to_string(), e.to_string()))?;
+        // Walk from the pattern's literal prefix (the folders before the first wildcard).
+        let mut root = PathBuf::new();
+        for c in path.components() {
+            if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+                break;
             }
+            root.push(c);
         }
-        files.sort();
-        if files.is_empty() {
-            return Err(SourceError::NoImages(path.to_path_buf()));
+        if root.as_os_str().is_empty() {
+            root.push(".");
+        }
+        if root.is_dir() {
+            let prefix_dot = !path.starts_with(".") && root == Path::new(".");
+            walk(&root, &mut files, |p| {
+                let p = if prefix_dot {
+                    p.strip_prefix("./").unwrap_or(p)
+                } else {
+                    p
+                };
+                pattern.matches_path_with(p, opts)
+            });
         }
     } else {
         return Err(SourceError::NotFound(path.to_path_buf()));
     }
+    if files.is_empty() {
+        return Err(SourceError::NoImages(path.to_path_buf()));
+    }
     Ok(files)
+}
+
+/// Collects image files under `root` (sorted, following symlinks, skipping
+/// loops and unreadable entries with a warning) that satisfy `keep`.
+fn walk(root: &Path, files: &mut Vec<PathBuf>, keep: impl Fn(&Path) -> bool) {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        match entry {
+            Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) && keep(e.path()) => {
+                files.push(e.into_path())
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!(
+                "skipping {}: {e}",
+                e.path()
+                    .map_or(root.display().to_string(), |p| p.display().to_string())
+            ),
+        }
+    }
 }
 
 fn has_image_extension(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Smallest and largest accepted `fps`.
+pub const FPS_RANGE: (f64, f64) = (0.001, 1000.0);
+
+/// The frame interval for `fps`, or why it is out of range.
+///
+/// # Errors
+/// A message naming the allowed range.
+pub fn fps_interval(fps: f64) -> Result<Duration, String> {
+    let (lo, hi) = FPS_RANGE;
+    if fps.is_finite() && (lo..=hi).contains(&fps) {
+        Duration::try_from_secs_f64(1.0 / fps).map_err(|e| e.to_string())
+    } else {
+        Err(format!("{fps} is out of range; allowed {lo} ..= {hi} frames per second, or leave fps out for as fast as possible"))
+    }
 }
 
 /// Frames from image files.
@@ -112,14 +163,7 @@ impl FilesSource {
         let path = base.join(&cfg.path);
         let interval = match cfg.fps {
             None => None,
-            Some(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => {
-                Some(Duration::from_secs_f64(1.0 / f))
-            }
-            Some(f) => {
-                return Err(SourceError::Invalid(format!(
-                    "source.fps = {f}: allowed 0 < fps <= 1000, or leave it out"
-                )))
-            }
+            Some(f) => Some(fps_interval(f).map_err(SourceError::Invalid)?),
         };
         let files = list_images(&path)?;
         let description = format!(
@@ -181,8 +225,11 @@ impl FilesSource {
 
 impl FrameSource for FilesSource {
     fn next_event(&mut self) -> SourceEvent {
+        if self.files.is_empty() {
+            return SourceEvent::End;
+        }
         if self.next >= self.files.len() {
-            if !self.repeat || self.files.is_empty() {
+            if !self.repeat {
                 return SourceEvent::End;
             }
             self.next = 0;
@@ -211,7 +258,20 @@ impl FrameSource for FilesSource {
                 image,
                 decode_ms: t0.elapsed().as_secs_f64() * 1e3,
             }),
-            Err(error) => SourceEvent::Unreadable { source_id, error },
+            Err(error) => {
+                if self.repeat {
+                    // Looping: report a bad file once, then leave it out of later passes.
+                    self.next -= 1;
+                    self.files.remove(self.next);
+                    if self.files.is_empty() {
+                        log::error!(
+                            "no readable image left in {}; the source ends",
+                            self.description
+                        );
+                    }
+                }
+                SourceEvent::Unreadable { source_id, error }
+            }
         }
     }
 

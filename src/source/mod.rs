@@ -52,6 +52,9 @@ pub enum SourceError {
     /// Nothing exists at the path.
     #[error("{0}: no such file or folder")]
     NotFound(PathBuf),
+    /// Something exists at the path but it is neither a regular file nor a folder.
+    #[error("{0}: not a regular file or folder (a camera device needs a camera source, not kind = \"files\")")]
+    NotAFile(PathBuf),
     /// A folder or pattern without any image file.
     #[error("{0}: no image files found (looked for .{exts})", exts = files::IMAGE_EXTENSIONS.join(", ."))]
     NoImages(PathBuf),
