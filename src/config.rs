@@ -470,6 +470,40 @@ publish_labels = ["cat"]
     }
 
     #[test]
+    fn values_that_would_make_the_daemon_useless_are_refused_at_their_position() {
+        let cases = [
+            (
+                GOOD.replace("fps = 2.0", "fps = 1e-300"),
+                "line 5, column 7: `source.fps`: 1e-300 is out of range",
+            ),
+            (
+                GOOD.replace("[\"cat\"]", "[]"),
+                "line 12, column 18: `decision.publish_labels`: the list is empty",
+            ),
+            (
+                GOOD.replace("publish_labels", "top_k = 0\npublish_labels"),
+                "line 12, column 9: `decision.top_k`: 0 is out of range",
+            ),
+            (
+                GOOD.replace("\"pen-3\"", "\"pen 3\""),
+                "line 1, column 13: `camera_id`: \"pen 3\"",
+            ),
+            (
+                format!("{GOOD}[limits]\nmax_dimension = 0\n"),
+                "`limits.max_dimension`: 0 is too small",
+            ),
+            (
+                GOOD.replace("path = \"frames\"", "path = \"\""),
+                "line 4, column 8: `source.path`: is empty",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}\nwanted: {want}");
+        }
+    }
+
+    #[test]
     fn unknown_source_kind_lists_kinds() {
         let e = parse(&GOOD.replace("kind = \"files\"", "kind = \"camera\""))
             .unwrap_err()

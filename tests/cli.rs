@@ -272,3 +272,51 @@ fn sigterm_stops_the_daemon_cleanly() {
         "paced at 5 fps, 2.5 s must publish some detections"
     );
 }
+
+#[test]
+fn closed_stdout_stops_the_daemon_with_exit_74() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("frames")).unwrap();
+    mixed_folder(&tmp.path().join("frames"));
+    let cfg = write_config(tmp.path(), "fps = 20.0\nloop = true");
+    let mut child = Command::new(bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one detection, then close our end like `camtrapd run | head -1` does.
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("\"camera\":\"pen-7\""), "{line}");
+    let t0 = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(err.contains("sink stdout: stdout was closed"), "{err}");
+}
+
+#[test]
+fn closed_pipe_on_listing_commands_is_quiet() {
+    // `camtrapd labels --index | head -1`: no panic, no message.
+    let mut child = Command::new(bin())
+        .args(["labels", "--index"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        matches!(out.status.code(), Some(0 | 74)),
+        "{:?} {err}",
+        out.status
+    );
+}

@@ -262,3 +262,48 @@ fn symbolic_batch_in_value_info_does_not_clash_with_pinned_batch() {
     let m = Model::load(&dir).unwrap();
     assert_eq!(m.input_shape(), [1, 3, 224, 224]);
 }
+
+#[test]
+fn logits_declared_as_probabilities_are_refused() {
+    // Clamping logits to 0..1 would make every frame a "1.000" detection.
+    let (_t, dir) = bundle(
+        |t| t.replace("kind = \"logits\"", "kind = \"probabilities\""),
+        None,
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("output.kind") && e.contains("set kind = \"logits\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_normalisation_is_refused() {
+    for (norm, want) in [
+        ("normalisation = {}", "is empty"),
+        ("normalisation = { scale = 0.0 }", "greater than 0"),
+        (
+            "normalisation = { mean = 127.0, std = -128.0 }",
+            "greater than 0",
+        ),
+        (
+            "normalisation = { mean = 127.0, std = [128.0, 128.0] }",
+            "a number, or a list of 3 numbers",
+        ),
+    ] {
+        let (_t, dir) = bundle(
+            |t| {
+                t.replace(
+                    "normalisation = { mean = [127.0, 127.0, 127.0], std = [128.0, 128.0, 128.0] }",
+                    norm,
+                )
+            },
+            None,
+        );
+        let e = load_err(&dir);
+        assert!(
+            e.contains("input.normalisation") && e.contains(want),
+            "{norm}: {e}"
+        );
+    }
+}

@@ -131,7 +131,7 @@ pub fn fps_interval(fps: f64) -> Result<Duration, String> {
     if fps.is_finite() && (lo..=hi).contains(&fps) {
         Duration::try_from_secs_f64(1.0 / fps).map_err(|e| e.to_string())
     } else {
-        Err(format!("{fps} is out of range; allowed {lo} ..= {hi} frames per second, or leave fps out for as fast as possible"))
+        Err(format!("{fps:e} is out of range; allowed {lo} ..= {hi} frames per second, or leave fps out for as fast as possible"))
     }
 }
 
@@ -277,5 +277,86 @@ impl FrameSource for FilesSource {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    #[test]
+    fn globs_walk_once_through_symlink_loops_and_filter_extensions() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        touch(&d.join("a.jpg"), b"x");
+        touch(&d.join("sub/b.JPG"), b"x");
+        touch(&d.join("sub/notes.txt"), b"x");
+        std::os::unix::fs::symlink("..", d.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(d, d.join("sub/abs")).unwrap();
+        let all = list_images(&d.join("**/*")).unwrap();
+        assert_eq!(all, vec![d.join("a.jpg"), d.join("sub/b.JPG")]);
+        let top = list_images(&d.join("*.jpg")).unwrap();
+        assert_eq!(top, vec![d.join("a.jpg")]);
+        // The folder walk gives the same files.
+        assert_eq!(list_images(d).unwrap(), all);
+        assert!(matches!(
+            list_images(&d.join("*.png")),
+            Err(SourceError::NoImages(_))
+        ));
+        assert!(matches!(
+            list_images(Path::new("/dev/null")),
+            Err(SourceError::NotAFile(_))
+        ));
+        assert!(matches!(
+            list_images(&d.join("missing")),
+            Err(SourceError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn looping_over_unreadable_files_ends_instead_of_spinning() {
+        let t = tempfile::tempdir().unwrap();
+        touch(&t.path().join("a.jpg"), b"not a jpeg");
+        touch(&t.path().join("b.jpg"), b"");
+        let cfg = FilesConfig {
+            path: t.path().display().to_string(),
+            fps: None,
+            repeat: true,
+        };
+        let mut s = FilesSource::open(
+            &cfg,
+            Path::new("."),
+            DecodeLimits::default(),
+            Shutdown::new(),
+        )
+        .unwrap();
+        let mut events = Vec::new();
+        loop {
+            match s.next_event() {
+                SourceEvent::End => break,
+                SourceEvent::Unreadable { error, .. } => events.push(error.reason()),
+                SourceEvent::Frame(_) => panic!("no frame expected"),
+            }
+            assert!(events.len() < 10, "spinning: {events:?}");
+        }
+        assert_eq!(events, vec!["unknown_format", "empty"]);
+    }
+
+    #[test]
+    fn fps_range() {
+        assert_eq!(fps_interval(2.0).unwrap(), Duration::from_millis(500));
+        for bad in [0.0, -1.0, 1e-300, f64::NAN, 5000.0] {
+            assert!(
+                fps_interval(bad)
+                    .unwrap_err()
+                    .contains("allowed 0.001 ..= 1000"),
+                "{bad}"
+            );
+        }
     }
 }
