@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Score (0..1) a label must reach to count as a detection; default: the model's thresholds.
-    #[arg(short, long, value_name = "SCORE")]
+    #[arg(short, long, value_name = "SCORE", allow_hyphen_values = true)]
     pub threshold: Option<f32>,
     /// Only these labels count as detections (repeat the option for several).
     #[arg(short, long = "publish", value_name = "LABEL")]
@@ -96,7 +96,12 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     let labels: Vec<String> = pipeline.model().labels().to_vec();
     let mut stdout = std::io::stdout().lock();
     let mut label_counts: BTreeMap<String, usize> = BTreeMap::new();
-    let width = 24;
+    let width = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 32);
     if !args.json {
         writeln!(
             stdout,

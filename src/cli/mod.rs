@@ -22,6 +22,13 @@ const ABOUT: &str = "Camera-trap classifier daemon: runs an ONNX image classifie
 and reports only confident detections of the labels you care about. Frames that show none of the model's \
 labels (empty habitat, other animals) are rejected instead of getting a wrong label.";
 
+/// How a frame is decided, for the help texts.
+const DECISION: &str =
+    "How a frame is decided: the best label's score (0..1) must reach its threshold (default 0.5,
+or the model's calibrated thresholds) and the label must be one you publish; otherwise the frame
+is rejected as 'below threshold' (unsure: often an empty frame or an animal the model does not
+know) or 'label not published' (confident, but not a label you asked for).";
+
 const AFTER: &str = "Examples:
   camtrapd classify photos/                        label every image in a folder (table)
   camtrapd classify --json photos/*.jpg            the same as JSON lines
@@ -29,13 +36,14 @@ const AFTER: &str = "Examples:
   camtrapd run --config examples/files.toml        run the daemon
   camtrapd labels                                  list the model's labels
 
-Logging: set RUST_LOG (error, warn, info, debug), e.g. RUST_LOG=debug for one line per frame.
+Default model: $CAMTRAPD_MODEL, else models/efficientnet-lite0-imagenet (ImageNet, 1000 labels).
+Logging: RUST_LOG=error|warn|info|debug; RUST_LOG=camtrapd=debug logs one line per frame.
 Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 65 no input could be decoded,
 66 input missing, 74 output failed, 78 bad configuration or model bundle.";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
-#[command(name = "camtrapd", version, about = ABOUT, after_help = AFTER)]
+#[command(name = "camtrapd", version, about = ABOUT, after_help = format!("{DECISION}\n\n{AFTER}"))]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -54,6 +62,7 @@ pub enum Command {
         config: PathBuf,
     },
     /// Classify image files once and print what the daemon would decide for each.
+    #[command(after_help = DECISION)]
     Classify(classify::Args),
     /// Check a configuration file and the model bundle it names, without running.
     CheckConfig {

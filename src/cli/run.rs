@@ -19,7 +19,13 @@ pub(crate) fn start(
     shutdown: &Shutdown,
 ) -> anyhow::Result<(Pipeline, Box<dyn source::FrameSource>)> {
     let model_dir = config.model_dir();
-    let model = Model::load(&model_dir)?;
+    let model = Model::load(&model_dir).with_context(|| {
+        format!(
+            "config {}: [model] path = {:?}",
+            config.file.display(),
+            config.model.path.get_ref()
+        )
+    })?;
     let overrides = config.overrides(model.manifest())?;
     log::info!(
         "model {} ({} labels, sha256 {}…) from {}",
