@@ -327,6 +327,16 @@ impl Config {
                 ));
             }
         }
+        if l.max_dimension > 65_535 {
+            return Err(self.invalid::<()>(
+                None,
+                "limits.max_dimension",
+                format!(
+                    "{} is too large; allowed at most 65535 pixels",
+                    l.max_dimension
+                ),
+            ));
+        }
         if self.sinks.is_empty() {
             return Err(self.invalid::<()>(
                 None,
@@ -353,7 +363,18 @@ impl Config {
     /// The camera id: `camera_id`, or the host name.
     pub fn camera_id(&self) -> String {
         self.camera_id.clone().unwrap_or_else(|| {
-            let h = gethostname::gethostname().to_string_lossy().into_owned();
+            // Host names may hold dots or other characters that do not belong in topics.
+            let h: String = gethostname::gethostname()
+                .to_string_lossy()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
             if h.is_empty() {
                 "camtrapd".into()
             } else {

@@ -110,7 +110,12 @@ pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, Decod
             limit: limits.max_file_bytes,
         });
     }
-    let bytes = std::fs::read(path)?;
+    // Read at most one byte over the limit: a file still being written may grow.
+    let mut bytes = Vec::with_capacity(size.min(limits.max_file_bytes) as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path)?, limits.max_file_bytes + 1),
+        &mut bytes,
+    )?;
     decode_bytes(&bytes, limits)
 }
 
@@ -192,9 +197,19 @@ fn decode_inner(
     }
     // The decoded pixels plus the RGB8 copy must fit the memory budget; not
     // every decoder honours image::Limits::max_alloc, so check it here.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let rgb = (u64::from(width) * u64::from(height)).saturating_mul(3);
+    // A rotation from EXIF orientation makes one more full copy.
+    let copies = if orientation == image::metadata::Orientation::NoTransforms {
+        1
+    } else {
+        2
+    };
     let need = decoder
         .total_bytes()
-        .saturating_add(u64::from(width) * u64::from(height) * 3);
+        .saturating_add(rgb.saturating_mul(copies));
     if need > limits.max_alloc_bytes {
         return Err(DecodeError::OverLimits(format!(
             "decoding this {width}×{height} image needs {} MiB, over limits.max_alloc_bytes ({} MiB)",
@@ -202,9 +217,6 @@ fn decode_inner(
             limits.max_alloc_bytes >> 20
         )));
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?;
     img.apply_orientation(orientation);
     Ok(match img {
@@ -236,7 +248,7 @@ fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> DecodeError {
 /// [`DecodeError::TruncatedJpeg`] when the data ends before EOI or a segment
 /// runs past the end of the data.
 pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
-    if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+    if b.len() < 2 || b[0] != 0xFF || b[1] != 0xD8 {
         return Err(DecodeError::TruncatedJpeg("no start-of-image marker"));
     }
     let mut i = 2;
@@ -257,7 +269,8 @@ pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
         i += 1;
         match marker {
             0xD9 => return Ok(()),
-            0xD0..=0xD7 | 0x01 => continue, // stand-alone markers
+            // Stand-alone markers without a length (T.81 Table B.1): RSTm, SOI, TEM.
+            0xD0..=0xD8 | 0x01 => continue,
             _ => {}
         }
         if i + 2 > b.len() {
@@ -319,6 +332,39 @@ mod tests {
             let e = decode_bytes(&j[..cut], &DecodeLimits::default()).unwrap_err();
             assert_eq!(e.reason(), "truncated", "cut at {cut}: {e}");
         }
+    }
+
+    /// SOI, an APP1 segment whose payload holds an embedded thumbnail's EOI,
+    /// then `scans` scans whose data uses byte stuffing, a restart marker and
+    /// fill bytes; EOI if `eoi`.
+    fn jpeg_bytes(scans: usize, eoi: bool) -> Vec<u8> {
+        let mut b = vec![0xFF, 0xD8];
+        b.extend([0xFF, 0xE1, 0x00, 0x08, 0xFF, 0xD8, 0x00, 0xFF, 0xD9, 0x00]);
+        for _ in 0..scans {
+            b.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 63, 0]);
+            b.extend([0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0x78]);
+            b.extend([0xFF, 0xFF]); // fill bytes before the next marker
+        }
+        if eoi {
+            b.extend([0xFF, 0xD9]);
+        }
+        b
+    }
+
+    #[test]
+    fn marker_walk_follows_t81() {
+        check_jpeg_complete(&jpeg_bytes(1, true)).unwrap();
+        check_jpeg_complete(&jpeg_bytes(3, true)).unwrap(); // progressive: several scans
+                                                            // The EOI inside APP1 and the RST/stuffed bytes inside the scan do not end the image.
+        assert!(check_jpeg_complete(&jpeg_bytes(1, false)).is_err());
+        assert!(check_jpeg_complete(&jpeg_bytes(0, false)).is_err());
+        // A repeated SOI is a stand-alone marker, not a segment with a length.
+        let mut double = vec![0xFF, 0xD8];
+        double.extend(jpeg_bytes(1, true));
+        check_jpeg_complete(&double).unwrap();
+        // A segment length running past the end.
+        assert!(check_jpeg_complete(&[0xFF, 0xD8, 0xFF, 0xE0, 0x40, 0x00, 1, 2]).is_err());
+        assert!(check_jpeg_complete(&[0xFF]).is_err());
     }
 
     #[test]

@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::decision::{
-    Decision, Detection, LabelScore, Latency, ModelRef, Overrides, Policy, RejectReason,
-    UnknownLabel, Verdict,
+    Decision, Detection, Latency, ModelRef, Overrides, Policy, UnknownLabel, Verdict,
 };
 use crate::decode::DecodeError;
 use crate::frame::Frame;
@@ -159,10 +158,7 @@ impl Pipeline {
             decision: round_us(dec),
             total: round_us(frame.decode_ms + pre + inf + dec),
         };
-        let verdict = self
-            .decision
-            .verdict
-            .unwrap_or(Verdict::Rejected(RejectReason::BelowThreshold));
+        let verdict = self.decision.verdict;
         if let Verdict::Rejected(r) = verdict {
             self.stats.reject(r);
         }
@@ -201,14 +197,7 @@ impl Pipeline {
             label: labels[top].clone(),
             score: d.scores[top],
             threshold: d.threshold,
-            top_k: d
-                .top_k
-                .iter()
-                .map(|&i| LabelScore {
-                    label: labels[i].clone(),
-                    score: d.scores[i],
-                })
-                .collect(),
+            top_k: d.top_k_scores(labels),
             source: frame.source_id.clone(),
             frame_seq: frame.seq,
             captured_at: frame
@@ -226,10 +215,7 @@ impl Pipeline {
     /// [`PipelineError`] on inference or preprocessing failure.
     pub fn process(&mut self, frame: &Frame) -> Result<Verdict, PipelineError> {
         let latency = self.classify(frame)?.latency;
-        let verdict = self
-            .decision
-            .verdict
-            .unwrap_or(Verdict::Rejected(RejectReason::BelowThreshold));
+        let verdict = self.decision.verdict;
         if verdict == Verdict::Detection {
             self.stats.detections += 1;
             let det = self.detection(frame, latency);

@@ -24,19 +24,31 @@ impl FloorCharBoundary for str {
 }
 
 /// Up to `n` candidates that look like `wanted` (case-insensitive: the
-/// candidate contains it, or they share a whole word), for "did you mean" hints.
+/// candidate contains it, they share a whole word, or a word is spelt alike
+/// by Jaro-Winkler similarity), for "did you mean" hints.
 pub(crate) fn suggestions<'a>(
     wanted: &str,
     candidates: impl IntoIterator<Item = &'a str>,
     n: usize,
 ) -> Vec<&'a str> {
-    let w = wanted.to_lowercase();
+    let w = wanted.trim().to_lowercase();
+    if w.is_empty() {
+        return Vec::new();
+    }
     let words: Vec<&str> = w.split_whitespace().collect();
+    // Spelling slips ("elefant") are close in Jaro-Winkler similarity to a label or one of its words.
+    let close =
+        |a: &str, b: &str| a.len() >= 4 && b.len() >= 4 && strsim::jaro_winkler(a, b) >= 0.88;
     let mut out = Vec::new();
     for c in candidates {
         let l = c.to_lowercase();
-        // The candidate contains what was typed, or shares a whole word with it.
-        if l.contains(&w) || l.split_whitespace().any(|p| words.contains(&p)) {
+        // The candidate contains what was typed, shares a whole word with it, or is spelt alike.
+        if l.contains(&w)
+            || l.split_whitespace().any(|p| words.contains(&p))
+            || close(&l, &w)
+            || l.split_whitespace()
+                .any(|p| words.iter().any(|q| close(p, q)))
+        {
             out.push(c);
             if out.len() == n {
                 break;
@@ -67,6 +79,11 @@ mod tests {
         );
         assert_eq!(suggestions("Zebra", labels, 5), vec!["zebra"]);
         assert!(suggestions("giraffe", labels, 5).is_empty());
+        assert_eq!(
+            suggestions("elefant", labels, 5),
+            vec!["African elephant", "Indian elephant"]
+        );
+        assert!(suggestions(" ", labels, 5).is_empty());
     }
 }
 
@@ -178,7 +195,8 @@ pub(crate) fn toml_from_str_tagged<T: serde::de::DeserializeOwned>(
 fn span_of(text: &str, path: &[String], key: bool) -> Option<std::ops::Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let doc = DeTable::parse(text).ok()?;
-    let mut table = doc.get_ref();
+    // The table the next key is looked up in (None after a scalar or array).
+    let mut table = Some(doc.get_ref());
     let mut span = None;
     let mut value: Option<&toml::Spanned<DeValue<'_>>> = None;
     for seg in path {
@@ -190,12 +208,13 @@ fn span_of(text: &str, path: &[String], key: bool) -> Option<std::ops::Range<usi
             let v = a.get(i)?;
             span = Some(v.span());
             value = Some(v);
-            if let DeValue::Table(t) = v.get_ref() {
-                table = t;
-            }
+            table = match v.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            };
             continue;
         }
-        let (k, v) = table.iter().find(|(k, _)| k.get_ref() == seg)?;
+        let (k, v) = table?.iter().find(|(k, _)| k.get_ref() == seg)?;
         // Point at the value for scalars, at the key for tables.
         span = Some(if key || matches!(v.get_ref(), DeValue::Table(_)) {
             k.span()
@@ -203,9 +222,10 @@ fn span_of(text: &str, path: &[String], key: bool) -> Option<std::ops::Range<usi
             v.span()
         });
         value = Some(v);
-        if let DeValue::Table(t) = v.get_ref() {
-            table = t;
-        }
+        table = match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
     }
     span
 }

@@ -158,9 +158,17 @@ fn daemon_publishes_confident_elephants_and_counts_the_rest() {
             chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.len() == 24 && t.ends_with('Z'),
             "{t}"
         );
-        for stage in ["decode", "preprocess", "inference", "decision", "total"] {
-            assert!(d["latency_ms"][stage].as_f64().unwrap() >= 0.0);
-        }
+        let l = &d["latency_ms"];
+        let stages: f64 = ["decode", "preprocess", "inference", "decision"]
+            .iter()
+            .map(|s| l[*s].as_f64().unwrap())
+            .sum();
+        let total = l["total"].as_f64().unwrap();
+        assert!(l["inference"].as_f64().unwrap() > 1.0, "{l}");
+        assert!(
+            (total - stages).abs() <= 0.004,
+            "total {total} vs sum of stages {stages}"
+        );
     }
     assert!(
         err.contains("final stats: frames 7 classified 5 detections 3 rejected {below_threshold: 1, label_not_published: 1, unreadable: 2} unreadable {truncated: 1, unknown_format: 1}"),
@@ -244,7 +252,12 @@ fn sigterm_stops_the_daemon_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Wait for the first detection, then for the loop to come round again.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("a_elephant.jpg"), "{first}");
+    std::thread::sleep(Duration::from_millis(1600));
     assert!(
         child.try_wait().unwrap().is_none(),
         "a looping source must keep the daemon running"
@@ -256,6 +269,8 @@ fn sigterm_stops_the_daemon_cleanly() {
         .status()
         .unwrap();
     assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         t0.elapsed() < Duration::from_secs(3),
@@ -268,10 +283,8 @@ fn sigterm_stops_the_daemon_cleanly() {
         err.contains("shut down on signal") && err.contains("final stats"),
         "{err}"
     );
-    assert!(
-        text(&out.stdout).lines().count() >= 2,
-        "paced at 5 fps, 2.5 s must publish some detections"
-    );
+    // 7 frames at 5 fps: 1.6 s after the first detection the other two elephants are out.
+    assert!(rest.lines().count() >= 2, "{rest}");
 }
 
 #[test]
@@ -304,20 +317,15 @@ fn closed_stdout_stops_the_daemon_with_exit_74() {
 
 #[test]
 fn closed_pipe_on_listing_commands_is_quiet() {
-    // `camtrapd labels --index | head -1`: no panic, no message.
-    let mut child = Command::new(bin())
+    // `camtrapd labels --index | head -0`: the reader is gone before the first write.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(bin())
         .args(["labels", "--index"])
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(
-        matches!(out.status.code(), Some(0 | 74)),
-        "{:?} {err}",
-        out.status
-    );
+    assert_eq!(out.status.code(), Some(74));
+    assert_eq!(text(&out.stderr), "");
 }

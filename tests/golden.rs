@@ -87,7 +87,7 @@ fn check(model_dir: &Path, fp32: bool) {
         } else {
             Verdict::Rejected(RejectReason::BelowThreshold)
         };
-        assert_eq!(c.decision.verdict, Some(expected), "{file}");
+        assert_eq!(c.decision.verdict, expected, "{file}");
     }
     assert_eq!(p.stats().classified, GOLDEN.len() as u64);
     assert_eq!(p.stats().rejected(RejectReason::BelowThreshold), 2);

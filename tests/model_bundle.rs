@@ -307,3 +307,51 @@ fn bad_normalisation_is_refused() {
         );
     }
 }
+
+#[test]
+fn probabilities_declared_as_logits_are_refused() {
+    // A graph that already ends in softmax, declared as logits, would be
+    // softmaxed twice: every score about 1/1000, every frame rejected.
+    use prost::Message;
+    use tract_onnx::pb;
+    let bytes = std::fs::read(default_model().join("model.onnx")).unwrap();
+    let mut proto = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.node.push(pb::NodeProto {
+        input: vec!["logits".into()],
+        output: vec!["probs".into()],
+        name: "softmax_out".into(),
+        op_type: "Softmax".into(),
+        attribute: vec![pb::AttributeProto {
+            name: "axis".into(),
+            i: 1,
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let mut out = graph.output[0].clone();
+    out.name = "probs".into();
+    graph.output.push(out);
+    let onnx = proto.encode_to_vec();
+    let (_t, dir) = bundle(
+        |t| t.replace("[output]\nname = \"logits\"", "[output]\nname = \"probs\""),
+        Some(&onnx),
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains("output.kind") && e.contains("set kind = \"probabilities\""),
+        "{e}"
+    );
+    let (_t, dir) = bundle(
+        |t| {
+            t.replace(
+                "[output]\nname = \"logits\"\nkind = \"logits\"",
+                "[output]\nname = \"probs\"\nkind = \"probabilities\"",
+            )
+        },
+        Some(&onnx),
+    );
+    let m = Model::load(&dir).unwrap();
+    assert_eq!(m.manifest().output.name, "probs");
+}

@@ -19,8 +19,8 @@ pub struct Args {
     #[arg(short = 'n', long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub frames: u32,
     /// Frames run before measuring.
-    #[arg(long, default_value_t = 10)]
-    pub warmup: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(0..=10_000))]
+    pub warmup: u16,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +34,7 @@ pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
         args.reference_model.as_deref(),
         &list,
         args.frames as usize,
-        args.warmup,
+        usize::from(args.warmup),
     )?;
     if args.json {
         writeln!(

@@ -30,7 +30,8 @@ pub struct Args {
     /// Print one JSON object per image (JSON Lines) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Score (0..1) a label must reach to count as a detection; default: the model's thresholds.
+    /// Score (0..1) every label must reach to count as a detection; default: the
+    /// model's thresholds (0.5 where it has none).
     #[arg(short, long, value_name = "SCORE", allow_hyphen_values = true)]
     pub threshold: Option<f32>,
     /// Only these labels count as detections (repeat the option for several).
@@ -70,7 +71,11 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     let model = Model::load(&model_dir)?;
     let overrides = Overrides {
         default_threshold: args.threshold,
-        thresholds: BTreeMap::new(),
+        // --threshold applies to every label, also those with a threshold in the manifest.
+        thresholds: args
+            .threshold
+            .map(|t| model.labels().iter().map(|l| (l.clone(), t)).collect())
+            .unwrap_or_default(),
         publish_labels: if args.publish.is_empty() {
             None
         } else {
@@ -96,6 +101,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     let labels: Vec<String> = pipeline.model().labels().to_vec();
     let mut stdout = std::io::stdout().lock();
     let mut label_counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut detections = 0u64;
     let width = labels
         .iter()
         .map(|l| l.chars().count())
@@ -137,12 +143,16 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
             SourceEvent::Frame(frame) => {
                 let c = pipeline.classify(&frame)?;
                 let d = c.decision;
-                let top = d.top().unwrap_or(0);
-                *label_counts.entry(labels[top].clone()).or_insert(0) += 1;
+                let top = d.top();
+                if let Some(t) = top {
+                    *label_counts.entry(labels[t].clone()).or_insert(0) += 1;
+                }
                 let (result, reason) = match d.verdict {
-                    Some(Verdict::Detection) => ("detection", None),
-                    Some(Verdict::Rejected(r)) => ("rejected", Some(r.as_str())),
-                    None => ("rejected", Some(RejectReason::BelowThreshold.as_str())),
+                    Verdict::Detection => {
+                        detections += 1;
+                        ("detection", None)
+                    }
+                    Verdict::Rejected(r) => ("rejected", Some(r.as_str())),
                 };
                 if args.json {
                     let row = Row {
@@ -150,33 +160,28 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
                         result,
                         reason,
                         error: None,
-                        label: Some(&labels[top]),
-                        score: Some(d.scores[top]),
-                        threshold: Some(d.threshold),
-                        top_k: d
-                            .top_k
-                            .iter()
-                            .map(|&i| LabelScore {
-                                label: labels[i].clone(),
-                                score: d.scores[i],
-                            })
-                            .collect(),
+                        label: top.map(|t| labels[t].as_str()),
+                        score: top.map(|t| d.scores[t]),
+                        threshold: top.map(|_| d.threshold),
+                        top_k: d.top_k_scores(&labels),
                         latency_ms: Some(c.latency),
                     };
                     serde_json::to_string(&row)?
                 } else {
-                    let shown = match reason {
-                        None => "detection".to_string(),
-                        Some(r) => r.replace('_', " "),
+                    let shown = reason.map_or("detection".to_string(), |r| r.replace('_', " "));
+                    let (score, label) = match top {
+                        Some(t) => (format!("{:.3}", d.scores[t]), labels[t].as_str()),
+                        None => ("-".to_string(), "-"),
                     };
                     let mut s = format!(
-                        "{shown:<19} {:>5.3}  {:<width$} {}",
-                        d.scores[top], labels[top], frame.source_id
+                        "{shown:<19} {score:>5}  {label:<width$} {}",
+                        frame.source_id
                     );
-                    if d.top_k.len() > 1 {
-                        let rest: Vec<String> = d.top_k[1..]
+                    let rest = d.top_k_scores(&labels);
+                    if rest.len() > 1 {
+                        let rest: Vec<String> = rest[1..]
                             .iter()
-                            .map(|&i| format!("{} {:.3}", labels[i], d.scores[i]))
+                            .map(|l| format!("{} {:.3}", l.label, l.score))
                             .collect();
                         s.push_str(&format!("  (next: {})", rest.join(", ")));
                     }
@@ -193,23 +198,20 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
 
     let snap = pipeline.stats_mut().snapshot();
     let classified = snap.classified;
+    let count = |r: RejectReason| snap.rejected.get(r.as_str()).copied().unwrap_or(0);
     let mut summary = format!(
-        "{} images: {} detections, {} below threshold, {} label not published, {} unreadable",
+        "{} images: {detections} detections, {} below threshold, {} label not published, {} unreadable",
         snap.frames_in,
-        classified
-            - snap.rejected.get("below_threshold").copied().unwrap_or(0)
-            - snap
-                .rejected
-                .get("label_not_published")
-                .copied()
-                .unwrap_or(0),
-        snap.rejected.get("below_threshold").copied().unwrap_or(0),
-        snap.rejected
-            .get("label_not_published")
-            .copied()
-            .unwrap_or(0),
-        snap.rejected.get("unreadable").copied().unwrap_or(0),
+        count(RejectReason::BelowThreshold),
+        count(RejectReason::LabelNotPublished),
+        count(RejectReason::Unreadable),
     );
+    if count(RejectReason::InvalidOutput) > 0 {
+        summary.push_str(&format!(
+            ", {} invalid model output",
+            count(RejectReason::InvalidOutput)
+        ));
+    }
     let mut counts: Vec<(&String, &usize)> = label_counts.iter().collect();
     counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     if !counts.is_empty() {

@@ -37,6 +37,9 @@ pub enum RejectReason {
     LabelNotPublished,
     /// The frame could not be read or decoded.
     Unreadable,
+    /// The model produced non-finite scores, or a number of scores that is not
+    /// the number of labels.
+    InvalidOutput,
 }
 
 impl RejectReason {
@@ -46,11 +49,13 @@ impl RejectReason {
             RejectReason::BelowThreshold => "below_threshold",
             RejectReason::LabelNotPublished => "label_not_published",
             RejectReason::Unreadable => "unreadable",
+            RejectReason::InvalidOutput => "invalid_output",
         }
     }
 }
 
-/// The outcome for one classified frame.
+/// The outcome for one classified frame (before any decision: rejected as
+/// below threshold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Publish it.
@@ -80,7 +85,13 @@ pub struct Decision {
     /// Threshold of the top label (0..1).
     pub threshold: f32,
     /// The verdict.
-    pub verdict: Option<Verdict>,
+    pub verdict: Verdict,
+}
+
+impl Default for Verdict {
+    fn default() -> Self {
+        Verdict::Rejected(RejectReason::BelowThreshold)
+    }
 }
 
 impl Decision {
@@ -89,9 +100,25 @@ impl Decision {
         self.top_k.first().copied()
     }
 
-    /// Score of the best label, 0..1.
+    /// Score of the best label, 0..1 (0 when there is none).
     pub fn top_score(&self) -> f32 {
-        self.top().map_or(0.0, |i| self.scores[i])
+        self.top()
+            .and_then(|i| self.scores.get(i))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// The k best labels with their scores, best first.
+    pub fn top_k_scores(&self, labels: &[String]) -> Vec<LabelScore> {
+        self.top_k
+            .iter()
+            .filter_map(|&i| {
+                Some(LabelScore {
+                    label: labels.get(i)?.clone(),
+                    score: *self.scores.get(i)?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -159,7 +186,7 @@ impl Policy {
             activation: manifest.output.activation,
             thresholds,
             publishable,
-            top_k: overrides.top_k.clamp(1, labels.len()),
+            top_k: overrides.top_k.clamp(1, labels.len().max(1)),
         })
     }
 
@@ -175,21 +202,34 @@ impl Policy {
 
     /// Decides on one frame from the model's raw scores output (`raw`, one
     /// value per label), writing into `d`.
+    /// A wrong-sized output, or one holding NaN or +inf, is rejected as
+    /// [`RejectReason::InvalidOutput`] with no top label.
     pub fn decide(&self, raw: &[f32], d: &mut Decision) {
+        d.top_k.clear();
+        d.threshold = 0.0;
+        // NaN or +inf is a broken output; -inf is a legitimate masked logit (probability 0).
+        if raw.len() != self.thresholds.len()
+            || raw.iter().any(|v| v.is_nan() || *v == f32::INFINITY)
+        {
+            d.scores.clear();
+            d.scores.resize(self.thresholds.len(), 0.0);
+            d.verdict = Verdict::Rejected(RejectReason::InvalidOutput);
+            return;
+        }
         score::to_scores(raw, self.kind, self.activation, &mut d.scores);
         top_k(&d.scores, self.top_k, &mut d.top_k);
         let Some(top) = d.top() else {
-            d.verdict = Some(Verdict::Rejected(RejectReason::BelowThreshold));
+            d.verdict = Verdict::Rejected(RejectReason::InvalidOutput);
             return;
         };
         d.threshold = self.thresholds[top];
-        d.verdict = Some(if d.scores[top] < d.threshold {
+        d.verdict = if d.scores[top] < d.threshold {
             Verdict::Rejected(RejectReason::BelowThreshold)
         } else if !self.publishable[top] {
             Verdict::Rejected(RejectReason::LabelNotPublished)
         } else {
             Verdict::Detection
-        });
+        };
     }
 }
 
@@ -217,6 +257,9 @@ pub fn unknown_label(label: &str, labels: &[String]) -> UnknownLabel {
 /// Indices of the `k` largest scores, best first (ties: lower index first).
 fn top_k(scores: &[f32], k: usize, out: &mut Vec<usize>) {
     out.clear();
+    if k == 0 {
+        return;
+    }
     for (i, &s) in scores.iter().enumerate() {
         if out.len() < k {
             out.push(i);
@@ -299,27 +342,24 @@ sha256 = "{}"
         let mut d = Decision::default();
         // softmax([3, 0, 0]) = [0.9094, 0.0453, 0.0453]: confident cat, published.
         p.decide(&[3.0, 0.0, 0.0], &mut d);
-        assert_eq!(d.verdict, Some(Verdict::Detection));
+        assert_eq!(d.verdict, Verdict::Detection);
         assert_eq!(d.top_k, vec![0, 1]);
         assert!((d.top_score() - 0.909_442_2).abs() < 1e-5);
         // Confident dog, but dog is not published.
         p.decide(&[0.0, 3.0, 0.0], &mut d);
         assert_eq!(
             d.verdict,
-            Some(Verdict::Rejected(RejectReason::LabelNotPublished))
+            Verdict::Rejected(RejectReason::LabelNotPublished)
         );
         // softmax([0.2, 0, 0]) top = 0.3786 < 0.5: rejected as below threshold.
         p.decide(&[0.2, 0.0, 0.0], &mut d);
-        assert_eq!(
-            d.verdict,
-            Some(Verdict::Rejected(RejectReason::BelowThreshold))
-        );
+        assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
         assert_eq!(d.top(), Some(0));
         // Exactly at the threshold counts as reaching it.
         let p = Policy::new(&m, &ov(Some(0.5), &[], None)).unwrap();
         p.decide(&[0.0, 0.0, f32::NEG_INFINITY], &mut d);
         assert_eq!(d.top_score(), 0.5);
-        assert_eq!(d.verdict, Some(Verdict::Detection));
+        assert_eq!(d.verdict, Verdict::Detection);
     }
 
     #[test]
@@ -331,10 +371,7 @@ sha256 = "{}"
         p.decide(&[-2.0, -3.0, -1.0], &mut d);
         assert_eq!(d.top(), Some(2));
         assert!((d.top_score() - 0.268_941_43).abs() < 1e-6);
-        assert_eq!(
-            d.verdict,
-            Some(Verdict::Rejected(RejectReason::BelowThreshold))
-        );
+        assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
     }
 
     #[test]
@@ -351,6 +388,34 @@ sha256 = "{}"
             .unwrap_err()
             .to_string();
         assert!(e.contains("camtrapd labels"), "{e}");
+    }
+
+    #[test]
+    fn invalid_output_is_rejected_without_a_label() {
+        let p = Policy::new(&manifest("softmax", ""), &ov(Some(0.0), &[], None)).unwrap();
+        let mut d = Decision::default();
+        for raw in [&[f32::NAN, 1.0, 0.0][..], &[1.0, 2.0][..], &[][..]] {
+            p.decide(raw, &mut d);
+            assert_eq!(
+                d.verdict,
+                Verdict::Rejected(RejectReason::InvalidOutput),
+                "{raw:?}"
+            );
+            assert_eq!(d.top(), None);
+            assert_eq!(d.top_score(), 0.0);
+        }
+        // A threshold of 0 still needs a real top label.
+        p.decide(&[0.0, 0.0, 0.0], &mut d);
+        assert_eq!((d.verdict, d.top()), (Verdict::Detection, Some(0)));
+    }
+
+    #[test]
+    fn top_k_ties_keep_the_lower_index() {
+        let mut out = Vec::new();
+        top_k(&[0.5, 0.5, 0.5], 2, &mut out);
+        assert_eq!(out, vec![0, 1]);
+        top_k(&[0.1, 0.5, 0.5, 0.9], 2, &mut out);
+        assert_eq!(out, vec![3, 1]);
     }
 
     #[test]

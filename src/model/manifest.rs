@@ -365,9 +365,7 @@ impl Manifest {
             (InputDatum::F32, None) => {}
             (InputDatum::U8, None) => {}
         }
-        if self.output.kind == OutputKind::Probabilities
-            && self.output.embedding.as_deref() == Some(&self.output.name)
-        {
+        if self.output.embedding.as_deref() == Some(&self.output.name) {
             return Err(bad(
                 "output.embedding",
                 "must name a different output than output.name".into(),

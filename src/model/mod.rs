@@ -139,7 +139,8 @@ impl Model {
         if dir.is_file() {
             return Err(ModelError::Missing {
                 dir: dir.to_path_buf(),
-                what: "a folder (this is a file)".into(),
+                what: "a folder at that path (it is a file; name the folder that holds model.onnx)"
+                    .into(),
             });
         }
         if !dir.is_dir() {
@@ -339,7 +340,10 @@ impl Model {
                 }
                 if let Some(b) = dims[0] {
                     if b != 1 {
-                        return Err(mismatch("input.name", format!("input {:?} has a fixed batch of {b}; export with batch 1 or a symbolic batch", m.input.name)));
+                        return Err(ModelError::Onnx {
+                            path: dir.join("model.onnx"),
+                            message: format!("input {:?} has a fixed batch of {b}; re-export the model with batch 1 or a symbolic batch dimension", m.input.name),
+                        });
                     }
                 }
                 let other_layout = match m.input.layout {
@@ -439,21 +443,43 @@ impl Model {
                     .map_err(|e| ModelError::Inference(e.to_string()))?,
             }
         }
-        self.run()
-            .map_err(|e| ModelError::Inference(format!("start-up self-test: {e}")))?;
+        let onnx = self.dir.join("model.onnx");
+        self.run().map_err(|e| ModelError::Onnx {
+            path: onnx.clone(),
+            message: format!("the start-up self-test inference failed: {e}"),
+        })?;
         let scores = self.scores_output()?;
         if scores.len() != self.manifest.labels.len() || scores.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::Inference(
-                "start-up self-test produced non-finite or mis-shaped scores; the model file is probably broken".into(),
-            ));
+            return Err(ModelError::Onnx {
+                path: onnx,
+                message: "the start-up self-test produced non-finite or mis-shaped scores; the model file is probably broken".into(),
+            });
+        }
+        let (lo, hi) = scores
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let sum: f32 = scores.iter().sum();
+        if self.manifest.output.kind == manifest::OutputKind::Logits
+            && self.manifest.output.activation == manifest::Activation::Softmax
+            && scores.len() >= 3
+            && lo >= 0.0
+            && hi <= 1.0
+            && (sum - 1.0).abs() < 1e-3
+        {
+            // Softmax over probabilities squashes every score to about 1/N:
+            // every frame would be silently rejected.
+            return Err(ModelError::Mismatch {
+                dir: self.dir.clone(),
+                field: "output.kind".into(),
+                message: format!(
+                    "the manifest says logits, but output '{}' already holds probabilities (0..1, sum {sum:.3}); set kind = \"probabilities\"",
+                    self.manifest.output.name
+                ),
+            });
         }
         if self.manifest.output.kind == manifest::OutputKind::Probabilities {
             // Probabilities must be 0..1 (and sum to 1 after a softmax); otherwise
             // they are logits and clamping them would make every frame "confident".
-            let (lo, hi) = scores
-                .iter()
-                .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-            let sum: f32 = scores.iter().sum();
             let softmax = self.manifest.output.activation == manifest::Activation::Softmax;
             if lo < -1e-4 || hi > 1.0 + 1e-4 || (softmax && (sum - 1.0).abs() > 0.02) {
                 return Err(ModelError::Mismatch {
@@ -501,9 +527,6 @@ impl Model {
 
     /// The reusable input tensor, to be filled before [`Model::run`]
     /// (f32 or u8 per the manifest, shape [`Model::input_shape`]).
-    ///
-    /// # Panics
-    /// Never in practice: the tensor is only absent while [`Model::run`] executes.
     pub fn input_mut(&mut self) -> &mut Tensor {
         self.input.get_or_insert_with(Tensor::default)
     }

@@ -51,7 +51,7 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
     if path.is_file() {
         files.push(path.to_path_buf());
     } else if path.is_dir() {
-        walk(path, &mut files, |_| true);
+        walk(path, usize::MAX, &mut files, |_| true);
     } else if path.exists() {
         return Err(SourceError::NotAFile(path.to_path_buf()));
     } else if s.contains(['*', '?', '[']) {
@@ -63,18 +63,26 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
             .map_err(|e| SourceError::BadPattern(s.to_string(), e.to_string()))?;
         // Walk from the pattern's literal prefix (the folders before the first wildcard).
         let mut root = PathBuf::new();
-        for c in path.components() {
-            if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
-                break;
-            }
+        let components: Vec<_> = path.components().collect();
+        let literal = components
+            .iter()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .count();
+        for c in &components[..literal] {
             root.push(c);
         }
+        // Without `**` a match lies exactly this many levels below the root.
+        let depth = if s.contains("**") {
+            usize::MAX
+        } else {
+            components.len() - literal
+        };
         if root.as_os_str().is_empty() {
             root.push(".");
         }
         if root.is_dir() {
             let prefix_dot = !path.starts_with(".") && root == Path::new(".");
-            walk(&root, &mut files, |p| {
+            walk(&root, depth, &mut files, |p| {
                 let p = if prefix_dot {
                     p.strip_prefix("./").unwrap_or(p)
                 } else {
@@ -94,8 +102,9 @@ pub fn list_images(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
 
 /// Collects image files under `root` (sorted, following symlinks, skipping
 /// loops and unreadable entries with a warning) that satisfy `keep`.
-fn walk(root: &Path, files: &mut Vec<PathBuf>, keep: impl Fn(&Path) -> bool) {
+fn walk(root: &Path, max_depth: usize, files: &mut Vec<PathBuf>, keep: impl Fn(&Path) -> bool) {
     for entry in walkdir::WalkDir::new(root)
+        .max_depth(max_depth)
         .follow_links(true)
         .sort_by_file_name()
     {
