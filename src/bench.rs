@@ -15,8 +15,25 @@ use serde::Serialize;
 
 use crate::decision::{Decision, Overrides, Policy};
 use crate::decode::{decode_file, DecodeLimits};
-use crate::model::Model;
+use crate::model::{Model, ModelError};
 use crate::preprocess::Preprocessor;
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A model bundle failed to load or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Preprocessing failed.
+    #[error(transparent)]
+    Preprocess(#[from] crate::preprocess::PreprocessError),
+    /// The decision settings do not fit the model.
+    #[error(transparent)]
+    Label(#[from] crate::decision::UnknownLabel),
+    /// None of the given images could be decoded.
+    #[error("none of the benchmark images could be decoded")]
+    NoImages,
+}
 
 /// Latency summary of one stage, in ms.
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +116,7 @@ pub fn run(
     files: &[std::path::PathBuf],
     frames: usize,
     warmup: usize,
-) -> anyhow::Result<Report> {
+) -> Result<Report, BenchError> {
     let limits = DecodeLimits::default();
     let mut model = Model::load(model_dir)?;
     let mut pre = Preprocessor::new(model.manifest());
@@ -130,11 +147,7 @@ pub fn run(
         }
     }
     if images.is_empty() {
-        return Err(crate::exit::CodedError(
-            crate::exit::DATAERR,
-            "none of the benchmark images could be decoded".into(),
-        )
-        .into());
+        return Err(BenchError::NoImages);
     }
     let (mut prep, mut inf, mut dec) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..warmup + frames {

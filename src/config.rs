@@ -32,9 +32,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::decision::check_threshold;
 use crate::decision::{self, Overrides};
 use crate::decode::DecodeLimits;
-use crate::model::manifest::{check_threshold, Manifest};
+use crate::model::manifest::Manifest;
 use crate::sink::stdout::StdoutConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -74,7 +75,7 @@ fn default_sinks() -> Vec<SinkConfig> {
 }
 
 /// Re-checks one `kind = "..."` table (source or sink) field by field, so
-/// that errors inside it get a position (see [`crate::text::toml_from_str_tagged`]).
+/// that errors inside it get a position (see [`crate::toml_errors::toml_from_str_tagged`]).
 fn check_variant(
     root: &str,
     kind: &str,
@@ -209,8 +210,8 @@ impl Config {
     /// # Errors
     /// As [`Config::from_path`].
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut c: Config =
-            crate::text::toml_from_str_tagged(text, &check_variant).map_err(|e| {
+        let mut c: Config = crate::toml_errors::toml_from_str_tagged(text, &check_variant)
+            .map_err(|e| {
                 if e.field.is_empty() {
                     ConfigError::Parse {
                         path: path.to_path_buf(),
@@ -235,7 +236,7 @@ impl Config {
     fn invalid<T>(&self, span: Option<&Spanned<T>>, field: &str, message: String) -> ConfigError {
         let (line, column) = span
             .map(|s| crate::text::line_col(&self.text, s.span().start))
-            .or_else(|| crate::text::position(&self.text, field))
+            .or_else(|| crate::toml_errors::position(&self.text, field))
             .unwrap_or((1, 1));
         ConfigError::Invalid {
             path: self.file.clone(),

@@ -5,7 +5,7 @@
 //! ```text
 //! source (files, later V4L2) ─► decode ─► preprocess (resize + normalise)
 //!        ─► model (ONNX run by tract) ─► decision (open-set: per-label
-//!        thresholds on calibrated scores) ─► sinks (stdout, later MQTT)
+//!        thresholds on 0..1 softmax/sigmoid scores) ─► sinks (stdout, later MQTT)
 //! ```
 //!
 //! Each stage is a module named after it:
@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | [`config`] | the daemon's TOML configuration and its validation |
 //! | [`source`] | where frames come from ([`source::FrameSource`]) |
+//! | [`frame`] | one decoded frame with its source and capture time |
 //! | [`decode`] | bytes → RGB8 image, safely (limits, EXIF, every colour type) |
 //! | [`preprocess`] | RGB8 image → the model's input tensor |
 //! | [`model`] | the model bundle (`model.onnx` + `model.toml`) and inference |
@@ -21,11 +22,12 @@
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
+//! | [`shutdown`] | SIGTERM/SIGINT handling and interruptible waits |
 //! | [`bench`](mod@bench) | per-stage latency benchmark |
 //! | [`exit`] | process exit codes (sysexits) |
 //! | [`cli`] | the `camtrapd` command line |
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod bench;
 pub mod cli;
@@ -42,6 +44,7 @@ pub mod sink;
 pub mod source;
 pub mod stats;
 mod text;
+mod toml_errors;
 
 pub use config::Config;
 pub use frame::Frame;

@@ -75,7 +75,11 @@ impl Preprocessor {
             offset,
             resizer: Resizer::new(),
             resized: vec![0; n],
-            fitted: vec![0; n],
+            fitted: if i.resize == ResizeMode::Letterbox {
+                vec![0; n]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -160,7 +164,6 @@ impl Preprocessor {
         let mut view = tensor
             .try_as_plain_ram_mut()
             .map_err(|e| PreprocessError::Tensor(e.to_string()))?;
-        let plane = self.width as usize * self.height as usize;
         // Source channel for each model channel.
         let src_c: [usize; 3] = match self.order {
             ColourOrder::RGB => [0, 1, 2],
@@ -171,64 +174,47 @@ impl Preprocessor {
                 let out = view
                     .as_slice_mut::<f32>()
                     .map_err(|e| PreprocessError::Tensor(e.to_string()))?;
-                if out.len() != plane * 3 {
-                    return Err(PreprocessError::Tensor(format!(
-                        "{} values, expected {}",
-                        out.len(),
-                        plane * 3
-                    )));
-                }
-                let px = &self.resized;
-                match self.layout {
-                    Layout::NCHW => {
-                        for c in 0..3 {
-                            let (s, o, sc) = (self.scale[c], self.offset[c], src_c[c]);
-                            for (dst, p) in out[c * plane..(c + 1) * plane]
-                                .iter_mut()
-                                .zip(px.chunks_exact(3))
-                            {
-                                *dst = f32::from(p[sc]) * s + o;
-                            }
-                        }
-                    }
-                    Layout::NHWC => {
-                        for (dst, p) in out.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
-                            for c in 0..3 {
-                                dst[c] = f32::from(p[src_c[c]]) * self.scale[c] + self.offset[c];
-                            }
-                        }
-                    }
-                }
+                let (scale, offset) = (self.scale, self.offset);
+                self.write(out, src_c, |v, c| f32::from(v) * scale[c] + offset[c])
             }
             InputDatum::U8 => {
                 let out = view
                     .as_slice_mut::<u8>()
                     .map_err(|e| PreprocessError::Tensor(e.to_string()))?;
-                if out.len() != plane * 3 {
-                    return Err(PreprocessError::Tensor(format!(
-                        "{} values, expected {}",
-                        out.len(),
-                        plane * 3
-                    )));
-                }
-                let px = &self.resized;
-                match self.layout {
-                    Layout::NCHW => {
-                        for c in 0..3 {
-                            for (dst, p) in out[c * plane..(c + 1) * plane]
-                                .iter_mut()
-                                .zip(px.chunks_exact(3))
-                            {
-                                *dst = p[src_c[c]];
-                            }
-                        }
+                self.write(out, src_c, |v, _| v)
+            }
+        }
+    }
+
+    /// Writes the resized pixels into `out` in the model's layout, channel
+    /// `c` of the model taking source channel `src_c[c]` through `f(value, c)`.
+    fn write<T>(
+        &self,
+        out: &mut [T],
+        src_c: [usize; 3],
+        f: impl Fn(u8, usize) -> T,
+    ) -> Result<(), PreprocessError> {
+        let plane = self.width as usize * self.height as usize;
+        if out.len() != plane * 3 {
+            return Err(PreprocessError::Tensor(format!(
+                "{} values, expected {}",
+                out.len(),
+                plane * 3
+            )));
+        }
+        let px = &self.resized;
+        match self.layout {
+            Layout::NCHW => {
+                for (c, dst_plane) in out.chunks_exact_mut(plane).enumerate() {
+                    for (dst, p) in dst_plane.iter_mut().zip(px.chunks_exact(3)) {
+                        *dst = f(p[src_c[c]], c);
                     }
-                    Layout::NHWC => {
-                        for (dst, p) in out.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
-                            for c in 0..3 {
-                                dst[c] = p[src_c[c]];
-                            }
-                        }
+                }
+            }
+            Layout::NHWC => {
+                for (dst, p) in out.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
+                    for (c, d) in dst.iter_mut().enumerate() {
+                        *d = f(p[src_c[c]], c);
                     }
                 }
             }
@@ -342,6 +328,53 @@ sha256 = "{}"
             .unwrap()
             .chunks(3)
             .all(|px| px == [0, 255, 0]));
+    }
+
+    #[test]
+    fn center_crop_fraction_keeps_the_middle() {
+        // Target 4×2 (aspect 2:1) on an 8×4 image: the full-aspect crop is the whole
+        // image; crop_fraction 0.5 keeps its central 4×2 block (green).
+        let m = manifest(
+            "resize = \"center-crop\"\ncrop_fraction = 0.5",
+            "NHWC",
+            "u8",
+            "",
+        );
+        let mut p = Preprocessor::new(&m);
+        let mut t = Tensor::zero::<u8>(&[1, 2, 4, 3]).unwrap();
+        let img = RgbImage::from_fn(8, 4, |x, y| {
+            if (2..6).contains(&x) && (1..3).contains(&y) {
+                image::Rgb([0, 255, 0])
+            } else {
+                image::Rgb([255, 0, 0])
+            }
+        });
+        p.run(&img, &mut t).unwrap();
+        let v = t
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<u8>()
+            .unwrap()
+            .to_vec();
+        assert!(v.chunks(3).all(|px| px == [0, 255, 0]), "{v:?}");
+    }
+
+    #[test]
+    fn letterbox_pads_top_and_bottom_for_tall_targets() {
+        // A 4×1 strip letterboxed into 4×2 (NHWC u8): one padded row, split as 0 above and 1 below.
+        let m = manifest("resize = \"letterbox\"\npad_value = 9", "NHWC", "u8", "");
+        let mut p = Preprocessor::new(&m);
+        let mut t = Tensor::zero::<u8>(&[1, 2, 4, 3]).unwrap();
+        p.run(&RgbImage::from_pixel(4, 1, image::Rgb([1, 2, 3])), &mut t)
+            .unwrap();
+        let v = t
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<u8>()
+            .unwrap()
+            .to_vec();
+        assert_eq!(&v[..12], &[1, 2, 3].repeat(4)[..]);
+        assert_eq!(&v[12..], &[9; 12]);
     }
 
     #[test]

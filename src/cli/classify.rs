@@ -64,7 +64,7 @@ struct Row<'a> {
 
 pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     if let Some(t) = args.threshold {
-        crate::model::manifest::check_threshold(t)
+        crate::decision::check_threshold(t)
             .map_err(|m| CodedError(exit::USAGE, format!("--threshold: {m}")))?;
     }
     let model_dir = args.model.clone().unwrap_or_else(super::default_model_dir);

@@ -131,6 +131,13 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<std::io::Error>() {
             return exit::IOERR;
         }
+        if let Some(b) = cause.downcast_ref::<crate::bench::BenchError>() {
+            return match b {
+                crate::bench::BenchError::NoImages => exit::DATAERR,
+                crate::bench::BenchError::Model(ModelError::Inference(_)) => exit::FAILURE,
+                _ => exit::CONFIG,
+            };
+        }
     }
     exit::FAILURE
 }

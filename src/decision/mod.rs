@@ -233,6 +233,18 @@ impl Policy {
     }
 }
 
+/// Checks a threshold is a finite score in 0..=1.
+///
+/// # Errors
+/// A message saying what is allowed.
+pub fn check_threshold(t: f32) -> Result<(), String> {
+    if t.is_finite() && (0.0..=1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(format!("{t} is not a score; allowed 0.0..=1.0"))
+    }
+}
+
 /// Builds the [`UnknownLabel`] error for `label`, with close matches among `labels`.
 pub fn unknown_label(label: &str, labels: &[String]) -> UnknownLabel {
     let close = crate::text::suggestions(label, labels.iter().map(String::as_str), 5);

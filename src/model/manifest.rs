@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::decision::check_threshold;
+
 /// Parsed `model.toml`. Unknown fields are rejected so that typos surface.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,10 +263,11 @@ impl Manifest {
     /// # Errors
     /// As [`Manifest::from_path`], without `Read`.
     pub fn from_str(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
-        let m: Manifest = crate::text::toml_from_str(text).map_err(|e| ManifestError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let m: Manifest =
+            crate::toml_errors::toml_from_str(text).map_err(|e| ManifestError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         m.check(path)?;
         Ok(m)
     }
@@ -413,15 +416,6 @@ impl Manifest {
                 }
             }
         }
-    }
-}
-
-/// Checks a threshold is a finite score in 0..=1.
-pub(crate) fn check_threshold(t: f32) -> Result<(), String> {
-    if t.is_finite() && (0.0..=1.0).contains(&t) {
-        Ok(())
-    } else {
-        Err(format!("{t} is not a score; allowed 0.0..=1.0"))
     }
 }
 
