@@ -567,14 +567,12 @@ publish_labels = ["cat"]
 
     #[test]
     fn labels_are_checked_against_the_model() {
-        let m = Manifest::from_str(
-            &format!(
-                "name = \"m\"\nlabels = [\"cat\", \"wildcat\"]\n[input]\nname = \"x\"\nlayout = \"NCHW\"\nwidth = 2\nheight = 2\ndatum_type = \"f32\"\nresize = \"squash\"\n[output]\nname = \"y\"\nkind = \"logits\"\nactivation = \"softmax\"\n[provenance]\nsource = \"s\"\nlicence = \"l\"\nsha256 = \"{}\"\n",
-                "0".repeat(64)
-            ),
-            Path::new("m.toml"),
-        )
-        .unwrap();
+        let m = crate::model::manifest::test_manifest(
+            "\"cat\", \"wildcat\"",
+            "layout = \"NCHW\"\nwidth = 2\nheight = 2\ndatum_type = \"f32\"\nresize = \"squash\"",
+            "softmax",
+            "",
+        );
         let c = parse(GOOD).unwrap();
         match c.overrides(&m).unwrap_err() {
             ConfigError::Invalid {

@@ -227,32 +227,10 @@ impl Preprocessor {
 mod tests {
     use super::*;
     use crate::model::manifest::Manifest;
-    use std::path::Path;
 
     fn manifest(extra_input: &str, layout: &str, datum: &str, norm: &str) -> Manifest {
-        let t = format!(
-            r#"name = "t"
-labels = ["a", "b"]
-[input]
-name = "x"
-layout = "{layout}"
-width = 4
-height = 2
-datum_type = "{datum}"
-{extra_input}
-{norm}
-[output]
-name = "y"
-kind = "logits"
-activation = "softmax"
-[provenance]
-source = "s"
-licence = "l"
-sha256 = "{}"
-"#,
-            "0".repeat(64)
-        );
-        Manifest::from_str(&t, Path::new("t.toml")).unwrap()
+        let input = format!("layout = \"{layout}\"\nwidth = 4\nheight = 2\ndatum_type = \"{datum}\"\n{extra_input}\n{norm}");
+        crate::model::manifest::test_manifest("\"a\", \"b\"", &input, "softmax", "")
     }
 
     /// 4×2 image: left half red, right half blue.

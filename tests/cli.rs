@@ -96,6 +96,17 @@ fn mixed_folder(dir: &Path) {
     std::fs::write(dir.join("g_notes.jpg"), b"not an image at all").unwrap();
 }
 
+/// Starts `camtrapd run --config cfg` with stdout and stderr piped.
+fn spawn_daemon(cfg: &Path) -> std::process::Child {
+    Command::new(bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn write_config(dir: &Path, source_extra: &str) -> std::path::PathBuf {
     let cfg = dir.join("camtrapd.toml");
     std::fs::write(
@@ -245,13 +256,7 @@ fn sigterm_stops_the_daemon_cleanly() {
     std::fs::create_dir(tmp.path().join("frames")).unwrap();
     mixed_folder(&tmp.path().join("frames"));
     let cfg = write_config(tmp.path(), "fps = 5.0\nloop = true");
-    let mut child = Command::new(bin())
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&cfg);
     // Wait for the first detection, then for the loop to come round again.
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
@@ -294,13 +299,7 @@ fn closed_stdout_stops_the_daemon_with_exit_74() {
     std::fs::create_dir(tmp.path().join("frames")).unwrap();
     mixed_folder(&tmp.path().join("frames"));
     let cfg = write_config(tmp.path(), "fps = 20.0\nloop = true");
-    let mut child = Command::new(bin())
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&cfg);
     // Read one detection, then close our end like `camtrapd run | head -1` does.
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())

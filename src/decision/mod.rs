@@ -292,33 +292,16 @@ fn top_k(scores: &[f32], k: usize, out: &mut Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn manifest(activation: &str, thresholds: &str) -> Manifest {
-        let t = format!(
-            r#"name = "t"
-labels = ["cat", "dog", "fox"]
-[input]
-name = "x"
-layout = "NCHW"
-width = 4
-height = 4
-datum_type = "f32"
-resize = "squash"
-[output]
-name = "y"
-kind = "logits"
-activation = "{activation}"
-[thresholds]
-{thresholds}
-[provenance]
-source = "s"
-licence = "l"
-sha256 = "{}"
-"#,
-            "0".repeat(64)
-        );
-        Manifest::from_str(&t, Path::new("t.toml")).unwrap()
+        let input =
+            "layout = \"NCHW\"\nwidth = 4\nheight = 4\ndatum_type = \"f32\"\nresize = \"squash\"";
+        crate::model::manifest::test_manifest(
+            "\"cat\", \"dog\", \"fox\"",
+            input,
+            activation,
+            thresholds,
+        )
     }
 
     fn ov(default: Option<f32>, per: &[(&str, f32)], publish: Option<&[&str]>) -> Overrides {

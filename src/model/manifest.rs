@@ -419,6 +419,22 @@ impl Manifest {
     }
 }
 
+/// A small manifest for unit tests: `labels` (TOML array body), the
+/// `[input]` lines after `name = "x"`, and the `[output]` activation.
+#[cfg(test)]
+pub(crate) fn test_manifest(
+    labels: &str,
+    input: &str,
+    activation: &str,
+    thresholds: &str,
+) -> Manifest {
+    let t = format!(
+        "name = \"t\"\nlabels = [{labels}]\n[input]\nname = \"x\"\n{input}\n[output]\nname = \"y\"\nkind = \"logits\"\nactivation = \"{activation}\"\n[thresholds]\n{thresholds}\n[provenance]\nsource = \"s\"\nlicence = \"l\"\nsha256 = \"{}\"\n",
+        "0".repeat(64)
+    );
+    Manifest::from_str(&t, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
