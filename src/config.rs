@@ -115,6 +115,12 @@ pub struct DecisionConfig {
     /// Labels that may be published; absent = all labels.
     #[serde(default)]
     pub publish_labels: Option<Vec<Spanned<String>>>,
+    /// Label groups: a published label made of several model labels, e.g.
+    /// `elephant = ["African elephant", "tusker", "Indian elephant"]`; its score is
+    /// the sum of its members' probabilities. When present, thresholds and
+    /// `publish_labels` name groups, and other model labels count as unknown.
+    #[serde(default)]
+    pub label_groups: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     /// Number of best labels reported with each detection (default 3).
     #[serde(default = "default_top_k")]
     pub top_k: usize,
@@ -123,6 +129,7 @@ pub struct DecisionConfig {
 impl Default for DecisionConfig {
     fn default() -> Self {
         DecisionConfig {
+            label_groups: BTreeMap::new(),
             default_threshold: None,
             thresholds: BTreeMap::new(),
             publish_labels: None,
@@ -389,13 +396,57 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] at the position of a label the model does not have.
     pub fn overrides(&self, manifest: &Manifest) -> Result<Overrides, ConfigError> {
-        let known = |l: &Spanned<String>, field: &str| -> Result<String, ConfigError> {
+        let model_label = |l: &Spanned<String>, field: &str| -> Result<String, ConfigError> {
             let s = l.get_ref();
             if manifest.labels.iter().any(|x| x == s) {
                 Ok(s.clone())
             } else {
                 let e = decision::unknown_label(s, &manifest.labels);
                 Err(self.invalid(Some(l), field, format!("{e} (model {})", manifest.name)))
+            }
+        };
+        // Group members are model labels, each in one group at most.
+        let mut label_groups = Vec::new();
+        let mut grouped = std::collections::HashSet::new();
+        for (group, members) in &self.decision.label_groups {
+            let field = format!("decision.label_groups.{:?}", group.get_ref());
+            if members.is_empty() {
+                return Err(self.invalid(
+                    Some(group),
+                    &field,
+                    "the group is empty; list the model labels it stands for".into(),
+                ));
+            }
+            let mut m = Vec::with_capacity(members.len());
+            for l in members {
+                let name = model_label(l, &field)?;
+                if !grouped.insert(name.clone()) {
+                    return Err(self.invalid(
+                        Some(l),
+                        &field,
+                        format!("{name:?} is already in another group (or twice in this one)"),
+                    ));
+                }
+                m.push(name);
+            }
+            label_groups.push((group.get_ref().clone(), m));
+        }
+        // With groups, thresholds and publish_labels name groups; else model labels.
+        let group_names: Vec<String> = label_groups.iter().map(|(g, _)| g.clone()).collect();
+        let known = |l: &Spanned<String>, field: &str| -> Result<String, ConfigError> {
+            if group_names.is_empty() {
+                return model_label(l, field);
+            }
+            let s = l.get_ref();
+            if group_names.iter().any(|g| g == s) {
+                Ok(s.clone())
+            } else {
+                let e = decision::unknown_label(s, &group_names);
+                Err(self.invalid(
+                    Some(l),
+                    field,
+                    format!("{e}: with [decision.label_groups], name a group"),
+                ))
             }
         };
         let mut thresholds = BTreeMap::new();
@@ -419,6 +470,7 @@ impl Config {
             thresholds,
             publish_labels,
             top_k: self.decision.top_k,
+            label_groups,
         })
     }
 }
@@ -563,6 +615,53 @@ publish_labels = ["cat"]
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn label_groups_are_checked_with_positions() {
+        let m = crate::model::manifest::test_manifest(
+            "\"cat\", \"wildcat\", \"dog\"",
+            "layout = \"NCHW\"\nwidth = 2\nheight = 2\ndatum_type = \"f32\"\nresize = \"squash\"",
+            "softmax",
+            "",
+        );
+        let base = GOOD
+            .replace("\"dog\" = 0.7", "\"felid\" = 0.7")
+            .replace("[\"cat\"]", "[\"felid\"]");
+        let ok = format!("{base}[decision.label_groups]\nfelid = [\"cat\", \"wildcat\"]\n");
+        let o = parse(&ok).unwrap().overrides(&m).unwrap();
+        assert_eq!(
+            o.label_groups,
+            vec![(
+                "felid".to_string(),
+                vec!["cat".to_string(), "wildcat".to_string()]
+            )]
+        );
+        assert_eq!(o.publish_labels, Some(vec!["felid".to_string()]));
+        let bad = format!("{base}[decision.label_groups]\nfelid = [\"cat\", \"lynx\"]\n");
+        let e = parse(&bad).unwrap().overrides(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("line 16, column 17") && e.contains("\"lynx\" is not a label"),
+            "{e}"
+        );
+        let twice =
+            format!("{base}[decision.label_groups]\nfelid = [\"cat\"]\nother = [\"cat\"]\n");
+        let e = parse(&twice)
+            .unwrap()
+            .overrides(&m)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 17, column 10") && e.contains("already in another group"),
+            "{e}"
+        );
+        let model_label = format!("{GOOD}[decision.label_groups]\nfelid = [\"cat\"]\n");
+        let e = parse(&model_label)
+            .unwrap()
+            .overrides(&m)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("name a group"), "{e}");
     }
 
     #[test]

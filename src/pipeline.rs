@@ -163,7 +163,7 @@ impl Pipeline {
             self.stats.reject(r);
         }
         if log::log_enabled!(log::Level::Debug) {
-            let labels = self.model.labels();
+            let labels = self.policy.labels();
             let top = self.decision.top().unwrap_or(0);
             log::debug!(
                 "{} {}: top {:?} {:.3} (threshold {:.2}) -> {} [decode {:.1} ms, preprocess {:.1} ms, inference {:.1} ms]",
@@ -189,7 +189,7 @@ impl Pipeline {
 
     /// Builds the detection event for the last classified frame.
     pub fn detection(&self, frame: &Frame, latency: Latency) -> Detection {
-        let labels = self.model.labels();
+        let labels = self.policy.labels();
         let d = &self.decision;
         let top = d.top().unwrap_or(0);
         Detection {

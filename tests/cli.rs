@@ -328,3 +328,34 @@ fn closed_pipe_on_listing_commands_is_quiet() {
     assert_eq!(out.status.code(), Some(74));
     assert_eq!(text(&out.stderr), "");
 }
+
+#[test]
+fn label_groups_publish_the_group_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("frames")).unwrap();
+    mixed_folder(&tmp.path().join("frames"));
+    let cfg = write_config(tmp.path(), "").to_str().unwrap().to_string();
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        "publish_labels = [\"African elephant\", \"tusker\", \"Indian elephant\"]",
+        "[decision.label_groups]\nelephant = [\"African elephant\", \"tusker\", \"Indian elephant\"]",
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let out = camtrapd(&["run", "--config", &cfg]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let dets: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dets.len(), 3, "{dets:?}");
+    for d in &dets {
+        assert_eq!(d["label"], "elephant");
+        // The group's score is the sum of its members' probabilities.
+        assert!(d["score"].as_f64().unwrap() > 0.9, "{d}");
+    }
+    // The confident llama is outside every group: an unknown, below threshold.
+    assert!(
+        err.contains("detections 3 rejected {below_threshold: 2, unreadable: 2}"),
+        "{err}"
+    );
+}

@@ -12,10 +12,12 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
     let (pipeline, src) = super::run::start(&config, &Shutdown::new())?;
     let m = pipeline.model().manifest();
     let policy = pipeline.policy();
-    let n = m.labels.len();
+    // Decision labels: the model's labels, or the configured label groups.
+    let labels = policy.labels();
+    let n = labels.len();
     let publishable: Vec<&str> = (0..n)
         .filter(|&i| policy.publishable(i))
-        .map(|i| m.labels[i].as_str())
+        .map(|i| labels[i].as_str())
         .collect();
     // Threshold -> how many publishable labels use it.
     let mut thresholds: BTreeMap<String, usize> = BTreeMap::new();
@@ -30,10 +32,15 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
     writeln!(out, "  source:     {}", src.describe())?;
     writeln!(
         out,
-        "  model:      {} ({n} labels) in {}",
+        "  model:      {} ({} labels) in {}",
         m.name,
+        m.labels.len(),
         config.model_dir().display()
     )?;
+    let o = config.overrides(m)?;
+    for (group, members) in &o.label_groups {
+        writeln!(out, "  group:      {group} = {}", members.join(" + "))?;
+    }
     if publishable.len() == n {
         writeln!(out, "  publishes:  all {n} labels")?;
     } else {

@@ -82,6 +82,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
             Some(args.publish.clone())
         },
         top_k: usize::from(args.top_k),
+        label_groups: Vec::new(),
     };
     let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), "classify".into())
         .map_err(|e| CodedError(exit::USAGE, format!("--publish: {e}")))?;
@@ -98,7 +99,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
         // The table itself shows progress on a terminal.
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let labels: Vec<String> = pipeline.model().labels().to_vec();
+    let labels: Vec<String> = pipeline.policy().labels().to_vec();
     let mut stdout = std::io::stdout().lock();
     let mut label_counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut detections = 0u64;

@@ -69,6 +69,12 @@ pub enum Verdict {
 pub struct Policy {
     kind: OutputKind,
     activation: Activation,
+    /// Number of model classes (length of the raw output).
+    classes: usize,
+    /// Decision labels: the model's labels, or the label group names.
+    labels: Vec<String>,
+    /// Member class indices of each group, when label groups are used.
+    groups: Option<Vec<Vec<usize>>>,
     thresholds: Vec<f32>,
     publishable: Vec<bool>,
     top_k: usize,
@@ -78,8 +84,10 @@ pub struct Policy {
 /// overwrites it without reallocating.
 #[derive(Debug, Clone, Default)]
 pub struct Decision {
-    /// 0..1 score per label, in label order.
+    /// 0..1 score per decision label (model label or label group), in order.
     pub scores: Vec<f32>,
+    /// 0..1 score per model class, when label groups are used (else empty).
+    pub class_scores: Vec<f32>,
     /// Indices of the k best labels, best first.
     pub top_k: Vec<usize>,
     /// Threshold of the top label (0..1).
@@ -133,6 +141,12 @@ pub struct Overrides {
     pub publish_labels: Option<Vec<String>>,
     /// How many best labels to report (at least 1).
     pub top_k: usize,
+    /// Label groups: (group name, model labels). When not empty, the decision
+    /// is over the groups instead of the model's labels: a group's score is the
+    /// sum of its members' softmax probabilities (the maximum of their sigmoid
+    /// scores), and classes outside every group count as unknown. Thresholds
+    /// and `publish_labels` then name groups.
+    pub label_groups: Vec<(String, Vec<String>)>,
 }
 
 /// A label the user named is not one of the model's.
@@ -152,20 +166,49 @@ impl Policy {
     /// [`UnknownLabel`] for a label in `overrides` that the model does not have
     /// (with close matches as a hint).
     pub fn new(manifest: &Manifest, overrides: &Overrides) -> Result<Policy, UnknownLabel> {
-        let labels = &manifest.labels;
+        let classes = &manifest.labels;
+        let class_index = |l: &str| -> Result<usize, UnknownLabel> {
+            classes
+                .iter()
+                .position(|x| x == l)
+                .ok_or_else(|| unknown_label(l, classes))
+        };
+        let (labels, groups) = if overrides.label_groups.is_empty() {
+            (classes.clone(), None)
+        } else {
+            let mut members = Vec::with_capacity(overrides.label_groups.len());
+            for (_, m) in &overrides.label_groups {
+                members.push(
+                    m.iter()
+                        .map(|l| class_index(l))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            let names = overrides
+                .label_groups
+                .iter()
+                .map(|(g, _)| g.clone())
+                .collect();
+            (names, Some(members))
+        };
+        let labels: Vec<String> = labels;
         let index = |l: &str| -> Result<usize, UnknownLabel> {
             labels
                 .iter()
                 .position(|x| x == l)
-                .ok_or_else(|| unknown_label(l, labels))
+                .ok_or_else(|| unknown_label(l, &labels))
         };
         let base = overrides
             .default_threshold
             .or(manifest.thresholds.default)
             .unwrap_or(FALLBACK_THRESHOLD);
+        // The manifest's per-label thresholds are for its own labels, not for groups.
         let mut thresholds: Vec<f32> = labels
             .iter()
-            .map(|l| manifest.thresholds.labels.get(l).copied().unwrap_or(base))
+            .map(|l| match groups {
+                None => manifest.thresholds.labels.get(l).copied().unwrap_or(base),
+                Some(_) => base,
+            })
             .collect();
         // The config's default beats the manifest's default but not its per-label values.
         for (l, t) in &overrides.thresholds {
@@ -181,13 +224,23 @@ impl Policy {
                 p
             }
         };
+        let top_k = overrides.top_k.clamp(1, labels.len().max(1));
         Ok(Policy {
             kind: manifest.output.kind,
             activation: manifest.output.activation,
+            classes: classes.len(),
+            labels,
+            groups,
             thresholds,
             publishable,
-            top_k: overrides.top_k.clamp(1, labels.len().max(1)),
+            top_k,
         })
+    }
+
+    /// The decision labels, in score order: the model's labels, or the label
+    /// group names when groups are configured.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
     }
 
     /// Threshold of label `i` (0..1).
@@ -208,15 +261,29 @@ impl Policy {
         d.top_k.clear();
         d.threshold = 0.0;
         // NaN or +inf is a broken output; -inf is a legitimate masked logit (probability 0).
-        if raw.len() != self.thresholds.len()
-            || raw.iter().any(|v| v.is_nan() || *v == f32::INFINITY)
-        {
+        if raw.len() != self.classes || raw.iter().any(|v| v.is_nan() || *v == f32::INFINITY) {
             d.scores.clear();
             d.scores.resize(self.thresholds.len(), 0.0);
             d.verdict = Verdict::Rejected(RejectReason::InvalidOutput);
             return;
         }
-        score::to_scores(raw, self.kind, self.activation, &mut d.scores);
+        match &self.groups {
+            None => score::to_scores(raw, self.kind, self.activation, &mut d.scores),
+            Some(groups) => {
+                score::to_scores(raw, self.kind, self.activation, &mut d.class_scores);
+                d.scores.clear();
+                let sigmoid = self.activation == Activation::Sigmoid;
+                for members in groups {
+                    let s = members.iter().map(|&i| d.class_scores[i]);
+                    let g = if sigmoid {
+                        s.fold(0.0, f32::max)
+                    } else {
+                        s.sum::<f32>().min(1.0)
+                    };
+                    d.scores.push(g);
+                }
+            }
+        }
         top_k(&d.scores, self.top_k, &mut d.top_k);
         let Some(top) = d.top() else {
             d.verdict = Verdict::Rejected(RejectReason::InvalidOutput);
@@ -310,6 +377,7 @@ mod tests {
             thresholds: per.iter().map(|(l, t)| (l.to_string(), *t)).collect(),
             publish_labels: publish.map(|p| p.iter().map(|s| s.to_string()).collect()),
             top_k: 2,
+            label_groups: Vec::new(),
         }
     }
 
@@ -383,6 +451,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("camtrapd labels"), "{e}");
+    }
+
+    fn groups(g: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        g.iter()
+            .map(|(n, m)| (n.to_string(), m.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn label_groups_sum_member_probabilities() {
+        let m = manifest("softmax", "labels = { dog = 0.9 }");
+        let mut o = ov(Some(0.5), &[("canid", 0.6)], None);
+        o.label_groups = groups(&[("canid", &["dog", "fox"])]);
+        let p = Policy::new(&m, &o).unwrap();
+        assert_eq!(p.labels(), &["canid".to_string()]);
+        // Manifest per-label thresholds do not apply to groups; the config's do.
+        assert_eq!(p.threshold(0), 0.6);
+        let mut d = Decision::default();
+        // softmax([0, 1, 1]) = [0.1554, 0.4223, 0.4223]: no single class reaches 0.5,
+        // the group does (0.8446).
+        p.decide(&[0.0, 1.0, 1.0], &mut d);
+        assert!((d.scores[0] - 0.844_6).abs() < 1e-3, "{:?}", d.scores);
+        assert_eq!(d.class_scores.len(), 3);
+        assert_eq!((d.verdict, d.top()), (Verdict::Detection, Some(0)));
+        // A cat (outside every group) leaves the group score low: rejected as unknown.
+        p.decide(&[3.0, 0.0, 0.0], &mut d);
+        assert!((d.scores[0] - 0.090_6).abs() < 1e-3, "{:?}", d.scores);
+        assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
+        // Sigmoid heads: the group takes its best member.
+        let p = Policy::new(&manifest("sigmoid", ""), &o).unwrap();
+        p.decide(&[0.0, 2.0, -1.0], &mut d);
+        assert!((d.scores[0] - 0.880_797).abs() < 1e-5, "{:?}", d.scores);
+        // Members must be model labels; thresholds must name groups.
+        o.label_groups = groups(&[("canid", &["dog", "wolf"])]);
+        assert!(Policy::new(&m, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("\"wolf\""));
+        o.label_groups = groups(&[("canid", &["dog"])]);
+        o.thresholds = [("dog".to_string(), 0.5)].into_iter().collect();
+        assert!(Policy::new(&m, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("\"dog\" is not a label"));
     }
 
     #[test]
