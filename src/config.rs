@@ -286,6 +286,7 @@ impl Config {
         }
         if let Some(id) = &self.camera_id {
             if id.is_empty()
+                || id.len() > 64
                 || !id
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -293,7 +294,7 @@ impl Config {
                 return Err(self.invalid::<()>(
                     None,
                     "camera_id",
-                    format!("{id:?}: use ASCII letters, digits, '-' or '_' (it becomes part of MQTT topics)"),
+                    format!("{id:?}: use 1 to 64 ASCII letters, digits, '-' or '_' (it becomes part of MQTT topics)"),
                 ));
             }
         }

@@ -34,6 +34,9 @@ pub enum PipelineError {
         /// Why.
         message: String,
     },
+    /// The source gave up (exit code 66).
+    #[error("source: {0}")]
+    SourceLost(String),
     /// A label in the decision settings is not the model's.
     #[error(transparent)]
     Label(#[from] UnknownLabel),
@@ -287,6 +290,11 @@ pub fn run(
             }
             SourceEvent::Unreadable { source_id, error } => pipeline.unreadable(&source_id, &error),
             SourceEvent::End => break,
+            SourceEvent::Lost(why) => {
+                pipeline.flush();
+                log::info!("final stats: {}", pipeline.stats_mut().snapshot());
+                return Err(PipelineError::SourceLost(why));
+            }
         }
         if !stats_interval.is_zero() && last_stats.elapsed() >= stats_interval {
             last_stats = Instant::now();

@@ -359,3 +359,36 @@ fn label_groups_publish_the_group_name() {
         "{err}"
     );
 }
+
+#[test]
+fn full_disk_on_stdout_or_stderr_gives_exit_codes_not_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("frames")).unwrap();
+    mixed_folder(&tmp.path().join("frames"));
+    // A looping daemon whose stdout is a full disk stops at the first detection.
+    let cfg = write_config(tmp.path(), "loop = true");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(err.contains("writing to stdout failed"), "{err}");
+    // A config error whose message cannot be written still exits 78.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "/nonexistent.toml"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+}

@@ -118,7 +118,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     }
     loop {
         let line = match source.next_event() {
-            SourceEvent::End => break,
+            SourceEvent::End | SourceEvent::Lost(_) => break,
             SourceEvent::Unreadable { source_id, error } => {
                 pipeline.unreadable(&source_id, &error);
                 if args.json {
@@ -227,7 +227,8 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
         summary.push_str(&format!("\ninference: p50 {p50:.1} ms, p95 {p95:.1} ms"));
     }
     if args.json {
-        eprintln!("{summary}");
+        // Like every message on stderr: a closed or full stderr must not panic.
+        let _ = writeln!(std::io::stderr(), "{summary}");
     } else {
         writeln!(std::io::stdout().lock(), "\n{summary}")?;
     }

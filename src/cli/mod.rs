@@ -11,6 +11,8 @@ mod run;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::ConfigError;
@@ -88,7 +90,7 @@ pub enum Command {
 /// `models/efficientnet-lite0-imagenet` under the current folder, next to the
 /// executable's `../share/camtrapd`, and in the source tree it was built from.
 pub fn default_model_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("CAMTRAPD_MODEL") {
+    if let Some(p) = std::env::var_os("CAMTRAPD_MODEL").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let rel = PathBuf::from("models/efficientnet-lite0-imagenet");
@@ -125,8 +127,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<CodedError>() {
             return c.0;
         }
-        if let Some(crate::pipeline::PipelineError::SinkClosed { .. }) = cause.downcast_ref() {
-            return exit::IOERR;
+        match cause.downcast_ref::<crate::pipeline::PipelineError>() {
+            Some(crate::pipeline::PipelineError::SinkClosed { .. }) => return exit::IOERR,
+            Some(crate::pipeline::PipelineError::SourceLost(_)) => return exit::NOINPUT,
+            _ => {}
         }
         if cause.is::<std::io::Error>() {
             return exit::IOERR;
@@ -180,9 +184,13 @@ pub fn main() -> ExitCode {
                 .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
             if !broken_pipe {
                 // A closed pipe (`camtrapd labels | head`) is not worth a message.
-                eprintln!("error: {e:#}");
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "error: {e:#}");
                 if code == exit::CONFIG && daemon {
-                    eprintln!("(exit code 78: fix the file named above; restarting will not help)");
+                    let _ = writeln!(
+                        err,
+                        "(exit code 78: fix the file named above; restarting will not help)"
+                    );
                 }
             }
             ExitCode::from(code)

@@ -50,10 +50,11 @@ impl Sink for StdoutSink {
         out.write_all(&self.buf)
             .and_then(|()| out.flush())
             .map_err(|e| {
+                // stdout cannot buffer: any failure (closed pipe, full disk) is final.
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     SinkError::Closed("stdout was closed (the process reading it exited)".into())
                 } else {
-                    SinkError::Io(e)
+                    SinkError::Closed(format!("writing to stdout failed: {e}"))
                 }
             })
     }

@@ -235,7 +235,7 @@ impl FilesSource {
 impl FrameSource for FilesSource {
     fn next_event(&mut self) -> SourceEvent {
         if self.files.is_empty() {
-            return SourceEvent::End;
+            return SourceEvent::Lost(format!("no readable image left in {}", self.description));
         }
         if self.next >= self.files.len() {
             if !self.repeat {
@@ -272,12 +272,6 @@ impl FrameSource for FilesSource {
                     // Looping: report a bad file once, then leave it out of later passes.
                     self.next -= 1;
                     self.files.remove(self.next);
-                    if self.files.is_empty() {
-                        log::error!(
-                            "no readable image left in {}; the source ends",
-                            self.description
-                        );
-                    }
                 }
                 SourceEvent::Unreadable { source_id, error }
             }
@@ -347,7 +341,11 @@ mod tests {
         let mut events = Vec::new();
         loop {
             match s.next_event() {
-                SourceEvent::End => break,
+                SourceEvent::End => panic!("a looping source does not end"),
+                SourceEvent::Lost(why) => {
+                    assert!(why.contains("no readable image left"), "{why}");
+                    break;
+                }
                 SourceEvent::Unreadable { error, .. } => events.push(error.reason()),
                 SourceEvent::Frame(_) => panic!("no frame expected"),
             }

@@ -36,6 +36,9 @@ pub enum SourceEvent {
     },
     /// The source is exhausted (or shutdown was requested while waiting).
     End,
+    /// The source cannot deliver frames any more (e.g. a looping folder whose
+    /// files all became unreadable); the daemon stops with exit code 66.
+    Lost(String),
 }
 
 /// A source of frames.
