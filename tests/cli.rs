@@ -107,6 +107,16 @@ fn spawn_daemon(cfg: &Path) -> std::process::Child {
         .unwrap()
 }
 
+/// A temp dir holding `frames/` (see [`mixed_folder`]) and a config for it
+/// with `source_extra` added to `[source]`.
+fn daemon_setup(source_extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("frames")).unwrap();
+    mixed_folder(&tmp.path().join("frames"));
+    let cfg = write_config(tmp.path(), source_extra);
+    (tmp, cfg)
+}
+
 fn write_config(dir: &Path, source_extra: &str) -> std::path::PathBuf {
     let cfg = dir.join("camtrapd.toml");
     std::fs::write(
@@ -132,10 +142,7 @@ publish_labels = ["African elephant", "tusker", "Indian elephant"]
 
 #[test]
 fn daemon_publishes_confident_elephants_and_counts_the_rest() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("frames")).unwrap();
-    mixed_folder(&tmp.path().join("frames"));
-    let cfg = write_config(tmp.path(), "");
+    let (_tmp, cfg) = daemon_setup("");
     let out = camtrapd(&["run", "--config", cfg.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -193,10 +200,7 @@ fn daemon_publishes_confident_elephants_and_counts_the_rest() {
 
 #[test]
 fn config_errors_exit_78_with_file_line_column() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("frames")).unwrap();
-    mixed_folder(&tmp.path().join("frames"));
-    let cfg = write_config(tmp.path(), "");
+    let (_tmp, cfg) = daemon_setup("");
     let out = camtrapd(&["check-config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("OK"));
@@ -252,10 +256,7 @@ fn config_errors_exit_78_with_file_line_column() {
 
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("frames")).unwrap();
-    mixed_folder(&tmp.path().join("frames"));
-    let cfg = write_config(tmp.path(), "fps = 5.0\nloop = true");
+    let (_tmp, cfg) = daemon_setup("fps = 5.0\nloop = true");
     let mut child = spawn_daemon(&cfg);
     // Wait for the first detection, then for the loop to come round again.
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -295,10 +296,7 @@ fn sigterm_stops_the_daemon_cleanly() {
 #[test]
 fn closed_stdout_stops_the_daemon_with_exit_74() {
     use std::io::BufRead;
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("frames")).unwrap();
-    mixed_folder(&tmp.path().join("frames"));
-    let cfg = write_config(tmp.path(), "fps = 20.0\nloop = true");
+    let (_tmp, cfg) = daemon_setup("fps = 20.0\nloop = true");
     let mut child = spawn_daemon(&cfg);
     // Read one detection, then close our end like `camtrapd run | head -1` does.
     let mut line = String::new();
@@ -331,10 +329,8 @@ fn closed_pipe_on_listing_commands_is_quiet() {
 
 #[test]
 fn label_groups_publish_the_group_name() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("frames")).unwrap();
-    mixed_folder(&tmp.path().join("frames"));
-    let cfg = write_config(tmp.path(), "").to_str().unwrap().to_string();
+    let (_tmp, cfg) = daemon_setup("");
+    let cfg = cfg.to_str().unwrap().to_string();
     let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
         "publish_labels = [\"African elephant\", \"tusker\", \"Indian elephant\"]",
         "[decision.label_groups]\nelephant = [\"African elephant\", \"tusker\", \"Indian elephant\"]",
@@ -362,11 +358,8 @@ fn label_groups_publish_the_group_name() {
 
 #[test]
 fn full_disk_on_stdout_or_stderr_gives_exit_codes_not_panics() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("frames")).unwrap();
-    mixed_folder(&tmp.path().join("frames"));
     // A looping daemon whose stdout is a full disk stops at the first detection.
-    let cfg = write_config(tmp.path(), "loop = true");
+    let (_tmp, cfg) = daemon_setup("loop = true");
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
