@@ -23,6 +23,7 @@
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
 //! | [`shutdown`] | SIGTERM/SIGINT handling and interruptible waits |
+//! | [`eval`] | open-set quality metrics (AUROC, FPR@95%TPR, AUPR, OSCR) |
 //! | [`bench`](mod@bench) | per-stage latency benchmark |
 //! | [`exit`] | process exit codes (sysexits) |
 //! | [`cli`] | the `camtrapd` command line |
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod decode;
+pub mod eval;
 pub mod exit;
 pub mod frame;
 pub mod model;
