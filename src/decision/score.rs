@@ -6,6 +6,8 @@
 //!   and Out-of-Distribution Examples in Neural Networks").
 //! * sigmoid: `1 / (1 + exp(-z_i))` per label, for one-vs-rest heads, where
 //!   every label can be low at once (the remedy for "none of my labels").
+//! * max-logit and (negative) energy: unbounded per-frame confidences from the
+//!   raw logits, for open-set evaluation ([`max_logit`], [`neg_energy`]).
 
 use crate::model::manifest::{Activation, OutputKind};
 
@@ -29,6 +31,33 @@ pub fn softmax(logits: &[f32], out: &mut Vec<f32>) {
     } else {
         out.iter_mut().for_each(|v| *v = 0.0);
     }
+}
+
+/// Max-logit confidence: the largest raw logit (Vaze, Han, Vedaldi &
+/// Zisserman 2022, "Open-Set Recognition: a Good Closed-Set Classifier is All
+/// You Need?"). Unbounded (not 0..1); `None` for an empty or NaN input.
+pub fn max_logit(logits: &[f32]) -> Option<f32> {
+    if logits.iter().any(|z| z.is_nan()) {
+        return None;
+    }
+    logits.iter().copied().reduce(f32::max)
+}
+
+/// Negative energy confidence `T · log Σ_j exp(z_j / T)` at temperature `t`
+/// (Liu, Wang, Owens & Li 2020, "Energy-based Out-of-distribution
+/// Detection"; the energy is its negation). Higher = more in-distribution.
+/// Computed with the log-sum-exp shift, so large logits do not overflow.
+/// `None` for an empty input, a NaN, or a non-positive temperature.
+pub fn neg_energy(logits: &[f32], t: f32) -> Option<f32> {
+    if t.is_nan() || t <= 0.0 || logits.iter().any(|z| z.is_nan()) {
+        return None;
+    }
+    let m = logits.iter().copied().reduce(f32::max)? / t;
+    if !m.is_finite() {
+        return Some(m * t);
+    }
+    let sum: f64 = logits.iter().map(|&z| f64::from(z / t - m).exp()).sum();
+    Some(t * (m + sum.ln() as f32))
 }
 
 /// Logistic sigmoid of one logit, stable for large |z|.
@@ -90,6 +119,24 @@ mod tests {
         assert!((sigmoid(-2.0) - 0.119_202_92).abs() < 1e-6);
         assert_eq!(sigmoid(-200.0), 0.0);
         assert_eq!(sigmoid(200.0), 1.0);
+    }
+
+    #[test]
+    fn max_logit_and_energy_match_reference_values() {
+        assert_eq!(max_logit(&[1.0, 3.0, 2.0]), Some(3.0));
+        assert_eq!(max_logit(&[]), None);
+        assert_eq!(max_logit(&[1.0, f32::NAN]), None);
+        // numpy: log(exp([1,2,3]).sum()) = 3.40760596; 2*log(exp([1,2,3]/2).sum()) = 4.36053934
+        assert!((neg_energy(&[1.0, 2.0, 3.0], 1.0).unwrap() - 3.407_606).abs() < 1e-5);
+        assert!((neg_energy(&[1.0, 2.0, 3.0], 2.0).unwrap() - 4.360_539).abs() < 1e-5);
+        // No overflow for large logits: 1000 + log(1 + e^-1) = 1000.31326.
+        assert!((neg_energy(&[1000.0, 999.0], 1.0).unwrap() - 1_000.313_3).abs() < 1e-3);
+        assert_eq!(neg_energy(&[1.0], 0.0), None);
+        assert_eq!(neg_energy(&[], 1.0), None);
+        assert_eq!(
+            neg_energy(&[f32::NEG_INFINITY, f32::NEG_INFINITY], 1.0),
+            Some(f32::NEG_INFINITY)
+        );
     }
 
     #[test]
