@@ -90,6 +90,7 @@ fn check_variant(
     match (root, kind) {
         ("source", "files") => Some(check::<FilesConfig>(de)),
         ("sinks", "stdout") => Some(check::<StdoutConfig>(de)),
+        ("sinks", "mqtt") => Some(check::<crate::sink::mqtt::MqttConfig>(de)),
         _ => None,
     }
 }
@@ -345,6 +346,13 @@ impl Config {
                     l.max_dimension
                 ),
             ));
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if let SinkConfig::Mqtt(m) = sink {
+                m.check().map_err(|(field, message)| {
+                    self.invalid::<()>(None, &format!("sinks[{i}].{field}"), message)
+                })?;
+            }
         }
         if self.sinks.is_empty() {
             return Err(self.invalid::<()>(

@@ -8,6 +8,7 @@
 //! | 2 | USAGE | wrong command-line arguments (printed by clap) |
 //! | 65 | DATAERR | `classify`: no input file could be decoded |
 //! | 66 | NOINPUT | an input path or source folder does not exist or holds no image |
+//! | 73 | CANTCREAT | the MQTT spool (state directory) cannot be created or opened |
 //! | 74 | IOERR | writing output failed (e.g. stdout closed) |
 //! | 78 | CONFIG | the configuration file or the model bundle is invalid: fix it, restarting will not help (`RestartPreventExitStatus=78`) |
 
@@ -21,6 +22,8 @@ pub const USAGE: u8 = 2;
 pub const DATAERR: u8 = 65;
 /// An input file or folder is missing or empty (`EX_NOINPUT`).
 pub const NOINPUT: u8 = 66;
+/// The state directory or spool cannot be created or opened (`EX_CANTCREAT`).
+pub const CANTCREAT: u8 = 73;
 /// An I/O error on output (`EX_IOERR`).
 pub const IOERR: u8 = 74;
 /// Configuration or model bundle error (`EX_CONFIG`).

@@ -196,6 +196,7 @@ impl Pipeline {
         let d = &self.decision;
         let top = d.top().unwrap_or(0);
         Detection {
+            id: uuid::Uuid::now_v7().to_string(),
             camera: self.camera.clone(),
             label: labels[top].clone(),
             score: d.scores[top],
@@ -230,7 +231,7 @@ impl Pipeline {
                 det.source
             );
             for s in &mut self.sinks {
-                match s.publish(&det) {
+                match s.publish(&det, frame) {
                     Ok(()) => {}
                     Err(SinkError::Closed(message)) => {
                         self.stats.sink_errors += 1;
@@ -254,6 +255,15 @@ impl Pipeline {
         self.stats.frames_in += 1;
         self.stats.unreadable(error.reason());
         log::warn!("{source_id}: skipped: {error}");
+    }
+
+    /// Logs the counters and hands them to every sink (e.g. the MQTT stats topic).
+    pub fn report_stats(&mut self, label: &str) {
+        let snap = self.stats.snapshot();
+        log::info!("{label}: {snap}");
+        for s in &mut self.sinks {
+            s.stats(&snap);
+        }
     }
 
     /// Flushes every sink (at shutdown).
@@ -284,6 +294,7 @@ pub fn run(
         match source.next_event() {
             SourceEvent::Frame(frame) => {
                 if let Err(e) = pipeline.process(&frame) {
+                    pipeline.flush();
                     log::info!("final stats: {}", pipeline.stats_mut().snapshot());
                     return Err(e);
                 }
@@ -298,10 +309,10 @@ pub fn run(
         }
         if !stats_interval.is_zero() && last_stats.elapsed() >= stats_interval {
             last_stats = Instant::now();
-            log::info!("stats: {}", pipeline.stats_mut().snapshot());
+            pipeline.report_stats("stats");
         }
     }
+    pipeline.report_stats("final stats");
     pipeline.flush();
-    log::info!("final stats: {}", pipeline.stats_mut().snapshot());
     Ok(())
 }

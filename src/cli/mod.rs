@@ -127,6 +127,11 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<CodedError>() {
             return c.0;
         }
+        match cause.downcast_ref::<crate::sink::SinkError>() {
+            Some(crate::sink::SinkError::Config(_)) => return exit::CONFIG,
+            Some(crate::sink::SinkError::Spool(_)) => return exit::CANTCREAT,
+            _ => {}
+        }
         match cause.downcast_ref::<crate::pipeline::PipelineError>() {
             Some(crate::pipeline::PipelineError::SinkClosed { .. }) => return exit::IOERR,
             Some(crate::pipeline::PipelineError::SourceLost(_)) => return exit::NOINPUT,

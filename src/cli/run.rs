@@ -41,7 +41,18 @@ pub(crate) fn start(
         shutdown.clone(),
     )
     .with_context(|| format!("config {}: [source]", config.file.display()))?;
-    let sinks = sink::open_all(&config.sinks);
+    let policy = crate::decision::Policy::new(model.manifest(), &overrides)?;
+    let ctx = sink::SinkContext {
+        camera: config.camera_id(),
+        publishable_labels: (0..policy.labels().len())
+            .filter(|&i| policy.publishable(i))
+            .map(|i| policy.labels()[i].clone())
+            .collect(),
+        model_name: model.manifest().name.clone(),
+        base_dir: config.base_dir(),
+    };
+    let sinks = sink::open_all(&config.sinks, &ctx)
+        .with_context(|| format!("config {}: [[sinks]]", config.file.display()))?;
     let pipeline = Pipeline::new(model, &overrides, sinks, config.camera_id())?;
     Ok((pipeline, src))
 }

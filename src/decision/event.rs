@@ -39,6 +39,9 @@ pub struct Latency {
 /// A confident detection of a publishable label.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
+    /// Unique id of this detection: a UUID version 7 (RFC 9562), which sorts
+    /// by creation time. Lets consumers drop the duplicates QoS 1 allows.
+    pub id: String,
     /// Camera id from the config (`camera_id`, default: the host name).
     pub camera: String,
     /// The detected label.

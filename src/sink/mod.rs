@@ -1,13 +1,20 @@
 //! Sinks: where detections go.
 //!
-//! A sink implements [`Sink`]; the pipeline hands it every detection. Today:
-//! [`stdout`] (JSON Lines). MQTT plugs in as another [`SinkConfig`] variant.
+//! A sink implements [`Sink`]; the pipeline hands it every detection (and the
+//! frame, for snapshots) and, every `[stats] interval_secs`, the counters.
+//! Sinks: [`stdout`] (JSON Lines) and [`mqtt`] (topics, retained
+//! availability, Home Assistant discovery, on-disk spool).
 
+pub mod mqtt;
 pub mod stdout;
+
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::decision::Detection;
+use crate::frame::Frame;
+use crate::stats::Snapshot;
 
 /// One `[[sinks]]` entry in the config: `kind` selects the sink.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -15,9 +22,24 @@ use crate::decision::Detection;
 pub enum SinkConfig {
     /// JSON Lines on standard output: `kind = "stdout"`, see [`stdout::StdoutConfig`].
     Stdout(stdout::StdoutConfig),
+    /// MQTT: `kind = "mqtt"`, see [`mqtt::MqttConfig`].
+    Mqtt(Box<mqtt::MqttConfig>),
 }
 
-/// Errors delivering a detection.
+/// What sinks need to know about the daemon they serve.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The camera id (`camera_id`, default the host name).
+    pub camera: String,
+    /// Labels that may be published (event types for Home Assistant).
+    pub publishable_labels: Vec<String>,
+    /// The model's manifest name.
+    pub model_name: String,
+    /// The config file's folder, against which relative paths resolve.
+    pub base_dir: PathBuf,
+}
+
+/// Errors delivering a detection or starting a sink.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Writing failed (e.g. disk full behind a redirected stdout).
@@ -29,18 +51,28 @@ pub enum SinkError {
     /// The detection could not be serialised.
     #[error("serialisation failed: {0}")]
     Json(#[from] serde_json::Error),
+    /// A setting cannot be used (unreadable password or certificate file);
+    /// the daemon refuses to start (exit 78).
+    #[error("{0}")]
+    Config(String),
+    /// The on-disk spool cannot be opened (exit 73).
+    #[error(transparent)]
+    Spool(#[from] mqtt::spool::SpoolError),
 }
 
 /// A destination for detections.
 pub trait Sink: Send {
     /// Short name for logs, e.g. `stdout`.
     fn name(&self) -> &str;
-    /// Delivers one detection.
+    /// Delivers one detection of `frame` (the frame is there for snapshots).
     ///
     /// # Errors
-    /// [`SinkError`] when it could not be delivered; the pipeline logs and counts it.
-    fn publish(&mut self, d: &Detection) -> Result<(), SinkError>;
-    /// Delivers anything buffered; called at shutdown.
+    /// [`SinkError`] when it could not be delivered; the pipeline logs and
+    /// counts it ([`SinkError::Closed`] stops the daemon, exit 74).
+    fn publish(&mut self, d: &Detection, frame: &Frame) -> Result<(), SinkError>;
+    /// Receives the pipeline's counters every `[stats] interval_secs`.
+    fn stats(&mut self, _snapshot: &Snapshot) {}
+    /// Delivers anything buffered and closes; called once at shutdown.
     ///
     /// # Errors
     /// As [`Sink::publish`].
@@ -50,12 +82,16 @@ pub trait Sink: Send {
 }
 
 /// Builds the sinks listed in the config.
-pub fn open_all(cfgs: &[SinkConfig]) -> Vec<Box<dyn Sink>> {
+///
+/// # Errors
+/// [`SinkError::Config`] or [`SinkError::Spool`] when a sink cannot start.
+pub fn open_all(cfgs: &[SinkConfig], ctx: &SinkContext) -> Result<Vec<Box<dyn Sink>>, SinkError> {
     cfgs.iter()
-        .map(|c| -> Box<dyn Sink> {
-            match c {
+        .map(|c| -> Result<Box<dyn Sink>, SinkError> {
+            Ok(match c {
                 SinkConfig::Stdout(s) => Box::new(stdout::StdoutSink::new(s)),
-            }
+                SinkConfig::Mqtt(m) => Box::new(mqtt::MqttSink::open(m, ctx)?),
+            })
         })
         .collect()
 }

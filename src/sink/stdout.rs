@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::{Sink, SinkError};
 use crate::decision::Detection;
+use crate::frame::Frame;
 
 /// `[[sinks]]` with `kind = "stdout"`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -38,7 +39,7 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
-    fn publish(&mut self, d: &Detection) -> Result<(), SinkError> {
+    fn publish(&mut self, d: &Detection, _frame: &Frame) -> Result<(), SinkError> {
         self.buf.clear();
         if self.pretty {
             serde_json::to_writer_pretty(&mut self.buf, d)?;

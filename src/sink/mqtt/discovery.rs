@@ -1,0 +1,141 @@
+//! Home Assistant MQTT discovery: retained config messages that make each
+//! camera appear as one device with
+//!
+//! * an `event` entity fired by every detection (event types = the labels
+//!   that may be published),
+//! * a `sensor` with the last detected label and one with its 0..1 score,
+//! * an `image` entity showing the last snapshot (only when snapshots are on;
+//!   otherwise its config is cleared with an empty retained message),
+//!
+//! all tied to the camera's availability topic. Published on every
+//! connection and whenever Home Assistant announces `online` on
+//! `<discovery_prefix>/status`. See
+//! <https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery>.
+
+use serde_json::{json, Value};
+
+use super::Topics;
+
+/// What the discovery messages describe.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceInfo {
+    pub camera: String,
+    pub model_name: String,
+    pub labels: Vec<String>,
+    pub snapshots: bool,
+}
+
+/// The (topic, payload) pairs to publish retained with QoS 1. An empty
+/// payload deletes an entity.
+pub(crate) fn messages(prefix: &str, topics: &Topics, dev: &DeviceInfo) -> Vec<(String, Vec<u8>)> {
+    let node = format!("camtrapd_{}", dev.camera.replace('-', "_"));
+    let device = json!({
+        "identifiers": [node],
+        "name": format!("camtrapd {}", dev.camera),
+        "manufacturer": "camtrapd",
+        "model": dev.model_name,
+        "sw_version": env!("CARGO_PKG_VERSION"),
+    });
+    let common = |name: &str, id: &str| -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), json!(name));
+        m.insert("unique_id".into(), json!(format!("{node}_{id}")));
+        m.insert("object_id".into(), json!(format!("{node}_{id}")));
+        m.insert("availability_topic".into(), json!(topics.availability));
+        m.insert("payload_available".into(), json!("online"));
+        m.insert("payload_not_available".into(), json!("offline"));
+        m.insert("device".into(), device.clone());
+        m
+    };
+    let mut event = common("Detection", "detection");
+    event.insert("state_topic".into(), json!(topics.detection));
+    event.insert("event_types".into(), json!(dev.labels));
+    event.insert(
+        "value_template".into(),
+        json!("{{ {'event_type': value_json.label, 'score': value_json.score, 'captured_at': value_json.captured_at, 'id': value_json.id} | to_json }}"),
+    );
+    event.insert("icon".into(), json!("mdi:paw"));
+    let mut label = common("Last label", "last_label");
+    label.insert("state_topic".into(), json!(topics.detection));
+    label.insert("value_template".into(), json!("{{ value_json.label }}"));
+    label.insert("json_attributes_topic".into(), json!(topics.detection));
+    label.insert(
+        "json_attributes_template".into(),
+        json!("{{ {'score': value_json.score, 'captured_at': value_json.captured_at, 'source': value_json.source} | to_json }}"),
+    );
+    label.insert("icon".into(), json!("mdi:paw"));
+    let mut score = common("Last score", "last_score");
+    score.insert("state_topic".into(), json!(topics.detection));
+    score.insert("value_template".into(), json!("{{ value_json.score }}"));
+    score.insert("state_class".into(), json!("measurement"));
+    let mut out = vec![
+        (
+            format!("{prefix}/event/{node}/detection/config"),
+            Value::Object(event),
+        ),
+        (
+            format!("{prefix}/sensor/{node}/last_label/config"),
+            Value::Object(label),
+        ),
+        (
+            format!("{prefix}/sensor/{node}/last_score/config"),
+            Value::Object(score),
+        ),
+    ]
+    .into_iter()
+    .map(|(t, v)| (t, v.to_string().into_bytes()))
+    .collect::<Vec<_>>();
+    let image_topic = format!("{prefix}/image/{node}/snapshot/config");
+    if dev.snapshots {
+        let mut image = common("Snapshot", "snapshot");
+        image.insert("image_topic".into(), json!(topics.snapshot));
+        image.insert("content_type".into(), json!("image/jpeg"));
+        out.push((image_topic, Value::Object(image).to_string().into_bytes()));
+    } else {
+        out.push((image_topic, Vec::new()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_device_with_event_sensors_and_image() {
+        let topics = Topics::new("camtrapd", "pen-3");
+        let dev = DeviceInfo {
+            camera: "pen-3".into(),
+            model_name: "zoo".into(),
+            labels: vec!["zebra".into(), "lion".into()],
+            snapshots: true,
+        };
+        let m = messages("homeassistant", &topics, &dev);
+        let topics_out: Vec<&str> = m.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            topics_out,
+            [
+                "homeassistant/event/camtrapd_pen_3/detection/config",
+                "homeassistant/sensor/camtrapd_pen_3/last_label/config",
+                "homeassistant/sensor/camtrapd_pen_3/last_score/config",
+                "homeassistant/image/camtrapd_pen_3/snapshot/config",
+            ]
+        );
+        let ev: Value = serde_json::from_slice(&m[0].1).unwrap();
+        assert_eq!(ev["event_types"], json!(["zebra", "lion"]));
+        assert_eq!(ev["state_topic"], "camtrapd/pen-3/detection");
+        assert_eq!(ev["availability_topic"], "camtrapd/pen-3/availability");
+        assert_eq!(ev["device"]["identifiers"], json!(["camtrapd_pen_3"]));
+        let img: Value = serde_json::from_slice(&m[3].1).unwrap();
+        assert_eq!(img["image_topic"], "camtrapd/pen-3/snapshot");
+        let off = messages(
+            "homeassistant",
+            &topics,
+            &DeviceInfo {
+                snapshots: false,
+                ..dev
+            },
+        );
+        assert!(off[3].1.is_empty());
+    }
+}

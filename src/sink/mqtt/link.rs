@@ -1,0 +1,241 @@
+//! The MQTT connection thread: runs rumqttc's event loop, reconnects with
+//! exponential back-off and jitter, and reports what happens on the wire
+//! ([`LinkEvent`]) to the outbox. It never blocks the pipeline: the pipeline
+//! only talks to the outbox through a queue.
+//!
+//! Each (re)connection uses a fresh rumqttc client and event loop, so no
+//! half-sent state survives a disconnect: the outbox re-sends whatever the
+//! broker has not acknowledged from its spool.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    Client, ConnectReturnCode, ConnectionError, Event, Incoming, LastWill, MqttOptions, Outgoing,
+    QoS, Transport,
+};
+
+use super::config::MqttConfig;
+use super::Msg;
+
+/// What the connection thread reports to the outbox.
+pub(crate) enum LinkEvent {
+    /// CONNACK received; publish through this client until [`LinkEvent::Down`].
+    Connected(Client),
+    /// The event loop took a PUBLISH off the request queue and gave it this
+    /// packet id (0 for QoS 0). Reported in request order.
+    Sent(u16),
+    /// The broker acknowledged the QoS 1 PUBLISH with this packet id.
+    PubAck(u16),
+    /// Home Assistant announced `online` on its status topic.
+    HomeAssistantOnline,
+    /// The connection is gone; the client from `Connected` is dead.
+    Down,
+}
+
+/// Settings the thread needs, resolved at start-up.
+pub(crate) struct LinkSettings {
+    pub options: MqttOptions,
+    pub broker: String,
+    pub reconnect_max: Duration,
+    pub ha_status_topic: Option<String>,
+}
+
+/// Builds rumqttc options: client id, keep-alive, credentials, last will
+/// (`offline`, retained, QoS 1), packet size limits and TLS.
+///
+/// # Errors
+/// A message naming the setting and the fix (unreadable password or
+/// certificate files).
+pub(crate) fn options(
+    cfg: &MqttConfig,
+    client_id: &str,
+    availability_topic: &str,
+    base: &std::path::Path,
+) -> Result<MqttOptions, String> {
+    let mut o = MqttOptions::new(client_id, cfg.host.trim(), cfg.port());
+    o.set_keep_alive(cfg.keep_alive());
+    o.set_clean_session(true);
+    o.set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size);
+    o.set_inflight(super::outbox::MAX_INFLIGHT);
+    o.set_last_will(LastWill::new(
+        availability_topic,
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some(user) = &cfg.username {
+        let password = match (&cfg.password_file, &cfg.password_env) {
+            (Some(f), _) => {
+                let p = base.join(f);
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    format!(
+                        "password_file {}: {e}; create it (one line, mode 0600) or use password_env",
+                        p.display()
+                    )
+                })?;
+                text.lines().next().unwrap_or("").to_string()
+            }
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                format!("password_env: environment variable {var} is not set (systemd: Environment= or EnvironmentFile=)")
+            })?,
+            (None, None) => String::new(),
+        };
+        o.set_credentials(user.clone(), password);
+    }
+    if let Some(tls) = &cfg.tls {
+        o.set_transport(Transport::tls_with_config(super::tls::client_config(
+            tls, base,
+        )?));
+    }
+    Ok(o)
+}
+
+/// Explains a connection error in the user's terms, with the fix.
+pub(crate) fn explain(e: &ConnectionError, broker: &str) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => format!(
+            "broker {broker} refused the user name or password: check username and password_file / password_env"
+        ),
+        ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => format!(
+            "broker {broker} says this client is not authorised: check username, password and the broker's ACL"
+        ),
+        ConnectionError::ConnectionRefused(code) => {
+            format!("broker {broker} refused the connection: {code:?}")
+        }
+        ConnectionError::Tls(t) => format!(
+            "TLS handshake with {broker} failed: {t}; check that tls.ca_file holds the CA that signed the broker's certificate and that host matches a name in it"
+        ),
+        ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "cannot reach broker {broker}: connection refused (is the broker running and listening on that port?)"
+        ),
+        ConnectionError::Io(io) => format!("connection to {broker}: {io}"),
+        ConnectionError::NetworkTimeout => format!("connection to {broker} timed out"),
+        other => format!("connection to {broker}: {other}"),
+    }
+}
+
+/// Back-off before reconnect attempt `attempt` (1-based): 1 s doubling up
+/// to `max`, with "equal jitter" (a random half to full of it) so that many
+/// cameras do not reconnect in lock-step after a broker restart.
+pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_secs(1)
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(max);
+    base.mul_f64(0.5 + 0.5 * fastrand::f64())
+}
+
+/// The connection thread's loop; returns when `stop` is set (or the outbox is gone).
+pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicBool>) {
+    let mut attempt: u32 = 0;
+    let mut last_error: Option<String> = None;
+    let mut down_since: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let (client, mut conn) = Client::new(settings.options.clone(), 64);
+        let mut pending = Some(client);
+        let mut connected = false;
+        let error = loop {
+            let ev = match conn.recv() {
+                Ok(ev) => ev,
+                // Every client handle is gone: the outbox shut us down.
+                Err(_) => return,
+            };
+            let m = match ev {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    connected = true;
+                    attempt = 0;
+                    match down_since.take() {
+                        Some(t) => log::info!(
+                            "mqtt: reconnected to {} after {:.1} s",
+                            settings.broker,
+                            t.elapsed().as_secs_f64()
+                        ),
+                        None => log::info!("mqtt: connected to {}", settings.broker),
+                    }
+                    last_error = None;
+                    let Some(c) = pending.take() else { continue };
+                    if let Some(t) = &settings.ha_status_topic {
+                        if let Err(e) = c.try_subscribe(t.clone(), QoS::AtLeastOnce) {
+                            log::warn!("mqtt: subscribing to {t}: {e}");
+                        }
+                    }
+                    LinkEvent::Connected(c)
+                }
+                Ok(Event::Incoming(Incoming::PubAck(p))) => LinkEvent::PubAck(p.pkid),
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    if Some(&p.topic) == settings.ha_status_topic.as_ref()
+                        && p.payload.as_ref() == b"online"
+                    {
+                        LinkEvent::HomeAssistantOnline
+                    } else {
+                        continue;
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => LinkEvent::Sent(pkid),
+                Ok(_) => continue,
+                Err(e) => break e,
+            };
+            if tx.send(Msg::Link(m)).is_err() {
+                return;
+            }
+        };
+        drop(pending);
+        if connected && tx.send(Msg::Link(LinkEvent::Down)).is_err() {
+            return;
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let why = explain(&error, &settings.broker);
+        if down_since.is_none() {
+            down_since = Some(Instant::now());
+        }
+        attempt = attempt.saturating_add(1);
+        let wait = backoff(attempt, settings.reconnect_max);
+        // Log state changes once, not every attempt.
+        if last_error.as_deref() != Some(why.as_str()) {
+            log::warn!(
+                "mqtt: {why}; detections are kept in the spool; retrying with back-off (up to {} s)",
+                settings.reconnect_max.as_secs()
+            );
+            last_error = Some(why);
+        } else {
+            log::debug!(
+                "mqtt: attempt {attempt} failed; next in {:.1} s",
+                wait.as_secs_f64()
+            );
+        }
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let max = Duration::from_secs(60);
+        for (attempt, base) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (6, 32.0),
+            (7, 60.0),
+            (40, 60.0),
+        ] {
+            for _ in 0..50 {
+                let b = backoff(attempt, max).as_secs_f64();
+                assert!(b >= base * 0.5 - 1e-9 && b <= base + 1e-9, "{attempt}: {b}");
+            }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The MQTT sink: confident detections reach subscribers (Home Assistant,
+//! Node-RED, scripts), and none are lost while the broker is down.
+//!
+//! Topics, with `<prefix>` = `topic_prefix` (default `camtrapd`) and
+//! `<camera>` = `camera_id` (default: the host name):
+//!
+//! | topic | payload | QoS | retained |
+//! |---|---|---|---|
+//! | `<prefix>/<camera>/detection` | one detection, JSON (as the stdout sink) | 1 | no |
+//! | `<prefix>/<camera>/availability` | `online` / `offline` (also the last will) | 1 | yes |
+//! | `<prefix>/<camera>/snapshot` | JPEG of the detected frame (`snapshots = true`) | 0 | no |
+//! | `<prefix>/<camera>/stats` | counters, every `[stats] interval_secs` | 0 | no |
+//!
+//! Parts: [`config`] (settings and checks), [`spool`] (on-disk
+//! store-and-forward), `outbox` (the thread that spools and publishes),
+//! `link` (the thread that runs rumqttc's event loop and reconnects),
+//! `discovery` (Home Assistant), `tls` (rustls).
+
+pub mod config;
+mod discovery;
+mod link;
+mod outbox;
+pub mod spool;
+mod tls;
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+pub use config::{HomeAssistantConfig, MqttConfig, TlsConfig};
+
+use super::{Sink, SinkContext, SinkError};
+use crate::decision::Detection;
+use crate::frame::Frame;
+use crate::stats::Snapshot;
+
+/// Queue between the pipeline and the outbox thread (detections, snapshots,
+/// stats and connection events).
+const QUEUE: usize = 1024;
+
+/// The topics of one camera.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topics {
+    /// `<prefix>/<camera>/detection`
+    pub detection: String,
+    /// `<prefix>/<camera>/availability`
+    pub availability: String,
+    /// `<prefix>/<camera>/snapshot`
+    pub snapshot: String,
+    /// `<prefix>/<camera>/stats`
+    pub stats: String,
+}
+
+impl Topics {
+    /// The topics for `camera` under `prefix`.
+    pub fn new(prefix: &str, camera: &str) -> Topics {
+        let t = |leaf: &str| format!("{prefix}/{camera}/{leaf}");
+        Topics {
+            detection: t("detection"),
+            availability: t("availability"),
+            snapshot: t("snapshot"),
+            stats: t("stats"),
+        }
+    }
+}
+
+/// Messages to the outbox thread.
+pub(crate) enum Msg {
+    Detection(Vec<u8>),
+    Snapshot(Vec<u8>),
+    Stats(Box<Snapshot>),
+    Close(outbox::Close),
+    Link(link::LinkEvent),
+}
+
+/// Publishes detections over MQTT through an on-disk spool (see the module docs).
+pub struct MqttSink {
+    tx: SyncSender<Msg>,
+    outbox: Option<JoinHandle<()>>,
+    link: Option<JoinHandle<()>>,
+    link_stop: Arc<AtomicBool>,
+    snapshots: bool,
+    snapshot_max_size: u32,
+    max_payload: usize,
+    drain: Duration,
+    buf: Vec<u8>,
+    snapshots_dropped: u64,
+}
+
+impl std::fmt::Debug for MqttSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSink").finish_non_exhaustive()
+    }
+}
+
+impl MqttSink {
+    /// Opens the spool and starts the outbox and connection threads. Does
+    /// not wait for the broker: detections are spooled until it answers.
+    ///
+    /// # Errors
+    /// [`SinkError::Config`] for unreadable password, CA, certificate or key
+    /// files; [`SinkError::Spool`] when the spool cannot be opened.
+    pub fn open(cfg: &MqttConfig, ctx: &SinkContext) -> Result<MqttSink, SinkError> {
+        let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
+        let client_id = cfg
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
+        let options = link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
+            .map_err(|m| SinkError::Config(format!("[[sinks]] kind = \"mqtt\": {m}")))?;
+        let state_dir = cfg.state_dir(&ctx.base_dir);
+        let spool_path = state_dir.join(format!("mqtt-{}.redb", ctx.camera));
+        let spool = spool::Spool::open(&spool_path, cfg.spool_max_bytes())?;
+        if !spool.is_empty() {
+            log::info!(
+                "mqtt: {} detection(s) from an earlier run wait in {} and will be delivered first",
+                spool.len(),
+                spool_path.display()
+            );
+        }
+        let ha = &cfg.home_assistant;
+        let discovery = if ha.discovery {
+            discovery::messages(
+                &ha.discovery_prefix,
+                &topics,
+                &discovery::DeviceInfo {
+                    camera: ctx.camera.clone(),
+                    model_name: ctx.model_name.clone(),
+                    labels: ctx.publishable_labels.clone(),
+                    snapshots: cfg.snapshots,
+                },
+            )
+        } else {
+            Vec::new()
+        };
+        let broker = format!(
+            "{}://{}:{}",
+            if cfg.tls.is_some() { "mqtts" } else { "mqtt" },
+            cfg.host.trim(),
+            cfg.port()
+        );
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let link_stop = Arc::new(AtomicBool::new(false));
+        let ob = outbox::Outbox::new(
+            spool,
+            topics,
+            ctx.camera.clone(),
+            discovery,
+            link_stop.clone(),
+        );
+        let outbox = std::thread::Builder::new()
+            .name("mqtt-outbox".into())
+            .spawn(move || ob.run(rx))
+            .map_err(SinkError::Io)?;
+        let settings = link::LinkSettings {
+            options,
+            broker: broker.clone(),
+            reconnect_max: Duration::from_secs(cfg.reconnect_max_secs),
+            ha_status_topic: ha
+                .discovery
+                .then(|| format!("{}/status", ha.discovery_prefix)),
+        };
+        let ltx = tx.clone();
+        let stop = link_stop.clone();
+        let link = std::thread::Builder::new()
+            .name("mqtt-link".into())
+            .spawn(move || link::run(settings, ltx, stop))
+            .map_err(SinkError::Io)?;
+        log::info!(
+            "mqtt: publishing to {broker} as {client_id:?}, spool {}",
+            spool_path.display()
+        );
+        Ok(MqttSink {
+            tx,
+            outbox: Some(outbox),
+            link: Some(link),
+            link_stop,
+            snapshots: cfg.snapshots,
+            snapshot_max_size: cfg.snapshot_max_size,
+            // Room for the fixed header and the topic.
+            max_payload: cfg.max_packet_size.saturating_sub(512),
+            drain: Duration::from_secs_f64(cfg.shutdown_timeout_secs),
+            buf: Vec::with_capacity(2048),
+            snapshots_dropped: 0,
+        })
+    }
+
+    fn snapshot(&mut self, image: &RgbImage) -> Option<Vec<u8>> {
+        let mut size = self.snapshot_max_size;
+        for _ in 0..4 {
+            match encode_jpeg(image, size) {
+                Ok(j) if j.len() <= self.max_payload => return Some(j),
+                Ok(j) => {
+                    log::debug!(
+                        "mqtt: snapshot of {} bytes over the packet limit, shrinking",
+                        j.len()
+                    );
+                    size /= 2;
+                }
+                Err(e) => {
+                    log::warn!("mqtt: snapshot not encoded: {e}");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Encodes `image` as JPEG (quality 80), scaled so its longer side is at
+/// most `max_side` pixels.
+fn encode_jpeg(image: &RgbImage, max_side: u32) -> Result<Vec<u8>, image::ImageError> {
+    let (w, h) = image.dimensions();
+    let long = w.max(h).max(1);
+    let mut out = Cursor::new(Vec::new());
+    let enc = |img: &RgbImage, out: &mut Cursor<Vec<u8>>| {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(out, 80).encode_image(img)
+    };
+    if long > max_side {
+        let s = f64::from(max_side) / f64::from(long);
+        let nw = ((f64::from(w) * s).round() as u32).max(1);
+        let nh = ((f64::from(h) * s).round() as u32).max(1);
+        let small = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
+        enc(&small, &mut out)?;
+    } else {
+        enc(image, &mut out)?;
+    }
+    Ok(out.into_inner())
+}
+
+impl Sink for MqttSink {
+    fn name(&self) -> &str {
+        "mqtt"
+    }
+
+    fn publish(&mut self, d: &Detection, frame: &Frame) -> Result<(), SinkError> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, d)?;
+        // Blocks only if the outbox is behind on disk writes, never on the network.
+        self.tx
+            .send(Msg::Detection(self.buf.clone()))
+            .map_err(|_| SinkError::Closed("the MQTT outbox thread stopped".into()))?;
+        if self.snapshots {
+            match self.snapshot(&frame.image) {
+                Some(jpeg) => match self.tx.try_send(Msg::Snapshot(jpeg)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => self.snapshots_dropped += 1,
+                    Err(TrySendError::Disconnected(_)) => {
+                        return Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
+                    }
+                },
+                None => {
+                    self.snapshots_dropped += 1;
+                    log::warn!(
+                        "mqtt: snapshot dropped: larger than max_packet_size even at reduced size"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self, snapshot: &Snapshot) {
+        let _ = self.tx.try_send(Msg::Stats(Box::new(snapshot.clone())));
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let Some(outbox) = self.outbox.take() else {
+            return Ok(());
+        };
+        let (reply, done) = mpsc::channel();
+        let deadline = Instant::now() + self.drain;
+        let sent = self
+            .tx
+            .send(Msg::Close(outbox::Close { deadline, reply }))
+            .is_ok();
+        let report = if sent {
+            done.recv_timeout(self.drain + Duration::from_secs(5)).ok()
+        } else {
+            None
+        };
+        self.link_stop.store(true, Ordering::SeqCst);
+        if report.is_some() {
+            let _ = outbox.join();
+        }
+        if let Some(link) = self.link.take() {
+            // The link thread ends once the client is gone; do not wait for a
+            // connection attempt to a dead broker.
+            let end = Instant::now() + Duration::from_secs(1);
+            while !link.is_finished() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if link.is_finished() {
+                let _ = link.join();
+            }
+        }
+        match report {
+            Some(r) => {
+                if r.undelivered > 0 {
+                    log::warn!(
+                        "mqtt: {} detection(s) not yet acknowledged by the broker stay in the spool and are delivered on the next start",
+                        r.undelivered
+                    );
+                }
+                if r.offline_published {
+                    log::info!("mqtt: published offline and disconnected");
+                }
+                Ok(())
+            }
+            None => Err(SinkError::Closed(
+                "the MQTT outbox did not finish in time".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for MqttSink {
+    fn drop(&mut self) {
+        self.link_stop.store(true, Ordering::SeqCst);
+    }
+}

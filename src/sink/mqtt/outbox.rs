@@ -1,0 +1,432 @@
+//! The outbox thread: owns the spool and the publishing side of the MQTT
+//! session. The pipeline hands it detections through a bounded queue; it
+//! writes each to the spool (fsync) and publishes spooled detections in
+//! capture order while connected, keeping at most [`WINDOW`] unacknowledged.
+//! A detection leaves the spool only when the broker's PUBACK for it
+//! arrives. After a reconnect everything still in the spool is published
+//! again from the oldest, so an outage or a restart loses nothing (a
+//! detection whose PUBACK was lost may arrive twice, as QoS 1 allows).
+//!
+//! Packet ids: rumqttc reports `Outgoing::Publish(pkid)` for every publish
+//! in the order the requests were queued, so the outbox pairs them with a
+//! FIFO of what it queued. Because the window is far below rumqttc's
+//! in-flight limit, packet ids never collide.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, QoS};
+use serde::Serialize;
+
+use super::link::LinkEvent;
+use super::spool::Spool;
+use super::{Msg, Topics};
+use crate::stats::Snapshot;
+
+/// rumqttc's in-flight limit (packet ids 1..=100).
+pub(crate) const MAX_INFLIGHT: u16 = 100;
+/// Detections published but not yet acknowledged, at most.
+pub(crate) const WINDOW: usize = 32;
+/// Detections kept in memory when the spool cannot be written (disk full).
+const MEMORY_LIMIT: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tag {
+    /// A spooled detection, by spool key.
+    Spooled(u64),
+    /// A detection held in memory because the spool failed, by memory key.
+    Memory(u64),
+    /// The retained `offline` sent at a clean shutdown.
+    Offline,
+    /// Anything else (availability, discovery, stats, snapshots).
+    Other,
+}
+
+/// What a clean shutdown achieved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CloseReport {
+    /// Detections still in the spool (delivered on the next start).
+    pub undelivered: u64,
+    /// Whether the retained `offline` was acknowledged by the broker.
+    pub offline_published: bool,
+}
+
+/// A request to shut down cleanly.
+pub(crate) struct Close {
+    pub deadline: Instant,
+    pub reply: Sender<CloseReport>,
+}
+
+/// The stats message: the pipeline's counters plus the MQTT sink's own.
+#[derive(Serialize)]
+struct StatsMessage<'a> {
+    camera: &'a str,
+    #[serde(flatten)]
+    pipeline: &'a Snapshot,
+    mqtt: MqttCounters,
+}
+
+/// The MQTT sink's counters, as published on the stats topic.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+struct MqttCounters {
+    connected: bool,
+    spool_depth: u64,
+    spool_bytes: u64,
+    spool_dropped: u64,
+    spool_errors: u64,
+    in_memory: u64,
+    published: u64,
+    snapshots_dropped: u64,
+    reconnects: u64,
+}
+
+pub(crate) struct Outbox {
+    pub spool: Spool,
+    pub topics: Topics,
+    pub camera: String,
+    pub discovery: Vec<(String, Vec<u8>)>,
+    pub link_stop: Arc<AtomicBool>,
+    client: Option<Client>,
+    fifo: VecDeque<Tag>,
+    awaiting: HashMap<u16, Tag>,
+    unacked: usize,
+    cursor: u64,
+    memory: BTreeMap<u64, Vec<u8>>,
+    memory_next: u64,
+    memory_cursor: u64,
+    acked: Vec<u64>,
+    closing: Option<Close>,
+    offline: Option<(Instant, bool)>,
+    counters: MqttCounters,
+    connects: u64,
+}
+
+impl Outbox {
+    pub fn new(
+        spool: Spool,
+        topics: Topics,
+        camera: String,
+        discovery: Vec<(String, Vec<u8>)>,
+        link_stop: Arc<AtomicBool>,
+    ) -> Outbox {
+        Outbox {
+            spool,
+            topics,
+            camera,
+            discovery,
+            link_stop,
+            client: None,
+            fifo: VecDeque::new(),
+            awaiting: HashMap::new(),
+            unacked: 0,
+            cursor: 0,
+            memory: BTreeMap::new(),
+            memory_next: 0,
+            memory_cursor: 0,
+            acked: Vec::new(),
+            closing: None,
+            offline: None,
+            counters: MqttCounters::default(),
+            connects: 0,
+        }
+    }
+
+    /// The thread body: handles messages until closed.
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let msg = if self.closing.is_some() {
+                match rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            };
+            if let Some(m) = msg {
+                self.handle(m);
+                // Drain what is queued before the (fsync-free) batch removal.
+                loop {
+                    match rx.try_recv() {
+                        Ok(m) => self.handle(m),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => break,
+                    }
+                    if self.acked.len() >= 256 {
+                        self.remove_acked();
+                    }
+                }
+            }
+            self.remove_acked();
+            self.pump();
+            if self.closing.is_some() && self.try_finish() {
+                return;
+            }
+        }
+        // The sink was dropped without a close: stop the connection thread.
+        self.link_stop.store(true, Ordering::SeqCst);
+        self.client = None;
+    }
+
+    fn handle(&mut self, m: Msg) {
+        match m {
+            Msg::Detection(payload) => self.store(payload),
+            Msg::Snapshot(jpeg) => match &self.client {
+                Some(c) => {
+                    if c.try_publish(self.topics.snapshot.clone(), QoS::AtMostOnce, false, jpeg)
+                        .is_ok()
+                    {
+                        self.fifo.push_back(Tag::Other);
+                    } else {
+                        self.counters.snapshots_dropped += 1;
+                    }
+                }
+                None => self.counters.snapshots_dropped += 1,
+            },
+            Msg::Stats(snap) => self.publish_stats(&snap),
+            Msg::Close(c) => self.closing = Some(c),
+            Msg::Link(ev) => self.link_event(ev),
+        }
+    }
+
+    fn store(&mut self, payload: Vec<u8>) {
+        match self.spool.append(&payload) {
+            Ok(_) => {}
+            Err(e) => {
+                self.counters.spool_errors += 1;
+                if self.memory.len() >= MEMORY_LIMIT {
+                    self.memory.pop_first();
+                    self.counters.spool_dropped += 1;
+                }
+                log::error!(
+                    "mqtt: {e}; keeping the detection in memory ({} held, at most {MEMORY_LIMIT}); free disk space or fix the state directory, or detections will be lost on restart",
+                    self.memory.len() + 1
+                );
+                self.memory.insert(self.memory_next, payload);
+                self.memory_next += 1;
+            }
+        }
+    }
+
+    fn link_event(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Connected(c) => {
+                self.connects += 1;
+                if self.connects > 1 {
+                    self.counters.reconnects += 1;
+                }
+                self.fifo.clear();
+                self.awaiting.clear();
+                self.unacked = 0;
+                self.cursor = 0;
+                self.memory_cursor = 0;
+                self.client = Some(c);
+                self.announce();
+            }
+            LinkEvent::Sent(pkid) => {
+                let tag = self.fifo.pop_front().unwrap_or(Tag::Other);
+                if pkid != 0 {
+                    self.awaiting.insert(pkid, tag);
+                } else if matches!(tag, Tag::Spooled(_) | Tag::Memory(_)) {
+                    // Never happens (detections are QoS 1); keep the count honest.
+                    self.unacked = self.unacked.saturating_sub(1);
+                }
+            }
+            LinkEvent::PubAck(pkid) => match self.awaiting.remove(&pkid) {
+                Some(Tag::Spooled(key)) => {
+                    self.unacked = self.unacked.saturating_sub(1);
+                    self.counters.published += 1;
+                    self.acked.push(key);
+                }
+                Some(Tag::Memory(key)) => {
+                    self.unacked = self.unacked.saturating_sub(1);
+                    self.counters.published += 1;
+                    self.memory.remove(&key);
+                }
+                Some(Tag::Offline) => {
+                    if let Some((t, _)) = self.offline {
+                        self.offline = Some((t, true));
+                    }
+                }
+                Some(Tag::Other) | None => {}
+            },
+            LinkEvent::HomeAssistantOnline => {
+                log::info!("mqtt: Home Assistant came online: republishing discovery");
+                self.announce();
+            }
+            LinkEvent::Down => {
+                self.client = None;
+                self.fifo.clear();
+                self.awaiting.clear();
+                self.unacked = 0;
+            }
+        }
+    }
+
+    /// Availability `online` (retained) and the discovery messages.
+    fn announce(&mut self) {
+        let Some(c) = &self.client else { return };
+        let mut n = 0;
+        if c.try_publish(
+            self.topics.availability.clone(),
+            QoS::AtLeastOnce,
+            true,
+            "online",
+        )
+        .is_ok()
+        {
+            n += 1;
+        }
+        for (t, p) in &self.discovery {
+            if c.try_publish(t.clone(), QoS::AtLeastOnce, true, p.clone())
+                .is_ok()
+            {
+                n += 1;
+            } else {
+                log::warn!("mqtt: could not queue discovery message {t}");
+            }
+        }
+        for _ in 0..n {
+            self.fifo.push_back(Tag::Other);
+        }
+    }
+
+    fn publish_stats(&mut self, snap: &Snapshot) {
+        self.counters.connected = self.client.is_some();
+        self.counters.spool_depth = self.spool.len();
+        self.counters.spool_bytes = self.spool.bytes();
+        self.counters.spool_dropped = self.counters.spool_dropped.max(self.spool.dropped());
+        self.counters.in_memory = self.memory.len() as u64;
+        let Some(c) = &self.client else { return };
+        let msg = StatsMessage {
+            camera: &self.camera,
+            pipeline: snap,
+            mqtt: self.counters,
+        };
+        let Ok(body) = serde_json::to_vec(&msg) else {
+            return;
+        };
+        if c.try_publish(self.topics.stats.clone(), QoS::AtMostOnce, false, body)
+            .is_ok()
+        {
+            self.fifo.push_back(Tag::Other);
+        }
+    }
+
+    fn remove_acked(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        if let Err(e) = self.spool.remove(&self.acked) {
+            // They stay in the spool and are sent again after a restart.
+            self.counters.spool_errors += 1;
+            log::error!("mqtt: removing delivered detections: {e}");
+        }
+        self.acked.clear();
+    }
+
+    /// Publishes waiting detections, oldest first, up to the window.
+    fn pump(&mut self) {
+        while self.unacked < WINDOW && self.offline.is_none() {
+            let Some(c) = &self.client else { return };
+            let (tag, payload) = match self.spool.next_from(self.cursor) {
+                Ok(Some((key, p))) => (Tag::Spooled(key), p),
+                Ok(None) => match self.memory.range(self.memory_cursor..).next() {
+                    Some((k, p)) => (Tag::Memory(*k), p.clone()),
+                    None => return,
+                },
+                Err(e) => {
+                    self.counters.spool_errors += 1;
+                    log::error!("mqtt: reading the spool: {e}");
+                    return;
+                }
+            };
+            match c.try_publish(
+                self.topics.detection.clone(),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            ) {
+                Ok(()) => {
+                    match tag {
+                        Tag::Spooled(k) => self.cursor = k + 1,
+                        Tag::Memory(k) => self.memory_cursor = k + 1,
+                        _ => {}
+                    }
+                    self.fifo.push_back(tag);
+                    self.unacked += 1;
+                }
+                // The request queue is full: continue on the next event.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        !self.spool.is_empty() || !self.memory.is_empty() || self.unacked > 0
+    }
+
+    /// Clean shutdown: drain as far as the broker allows before the deadline,
+    /// then publish retained `offline`, wait briefly for its PUBACK, and
+    /// disconnect (a clean disconnect suppresses the last will).
+    fn try_finish(&mut self) -> bool {
+        let Some(close) = &self.closing else {
+            return false;
+        };
+        let now = Instant::now();
+        if self.client.is_none() {
+            // Nothing can be delivered; the broker has already published the will.
+            return self.finish(false);
+        }
+        match self.offline {
+            None => {
+                if self.pending() && now < close.deadline {
+                    return false;
+                }
+                let Some(c) = &self.client else { return false };
+                if c.try_publish(
+                    self.topics.availability.clone(),
+                    QoS::AtLeastOnce,
+                    true,
+                    "offline",
+                )
+                .is_ok()
+                {
+                    self.fifo.push_back(Tag::Offline);
+                }
+                self.offline = Some((now, false));
+                false
+            }
+            Some((_, true)) => self.finish(true),
+            Some((t, false)) => {
+                if now.duration_since(t) > Duration::from_secs(2) {
+                    self.finish(false)
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, offline_published: bool) -> bool {
+        self.remove_acked();
+        if let Some(c) = self.client.take() {
+            let _ = c.try_disconnect();
+        }
+        self.link_stop.store(true, Ordering::SeqCst);
+        let report = CloseReport {
+            undelivered: self.spool.len() + self.memory.len() as u64,
+            offline_published,
+        };
+        if let Some(close) = self.closing.take() {
+            let _ = close.reply.send(report);
+        }
+        true
+    }
+}
