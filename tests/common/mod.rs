@@ -39,3 +39,4 @@ pub fn fp32_model() -> PathBuf {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_camtrapd"))
 }
+pub mod broker;

@@ -100,7 +100,7 @@ pub(crate) fn explain(e: &ConnectionError, broker: &str) -> String {
             "broker {broker} refused the user name or password: check username and password_file / password_env"
         ),
         ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => format!(
-            "broker {broker} says this client is not authorised: check username, password and the broker's ACL"
+            "broker {broker} refused the connection as not authorised (a wrong user name or password, or no access for this client): check username and password_file / password_env"
         ),
         ConnectionError::ConnectionRefused(code) => {
             format!("broker {broker} refused the connection: {code:?}")

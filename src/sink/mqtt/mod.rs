@@ -25,7 +25,7 @@ mod tls;
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -81,6 +81,7 @@ pub(crate) enum Msg {
 /// Publishes detections over MQTT through an on-disk spool (see the module docs).
 pub struct MqttSink {
     tx: SyncSender<Msg>,
+    spooled: Receiver<()>,
     outbox: Option<JoinHandle<()>>,
     link: Option<JoinHandle<()>>,
     link_stop: Arc<AtomicBool>,
@@ -146,12 +147,14 @@ impl MqttSink {
         );
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let link_stop = Arc::new(AtomicBool::new(false));
+        let (spooled_tx, spooled) = mpsc::sync_channel(1);
         let ob = outbox::Outbox::new(
             spool,
             topics,
             ctx.camera.clone(),
             discovery,
             link_stop.clone(),
+            spooled_tx,
         );
         let outbox = std::thread::Builder::new()
             .name("mqtt-outbox".into())
@@ -177,6 +180,7 @@ impl MqttSink {
         );
         Ok(MqttSink {
             tx,
+            spooled,
             outbox: Some(outbox),
             link: Some(link),
             link_stop,
@@ -241,10 +245,23 @@ impl Sink for MqttSink {
     fn publish(&mut self, d: &Detection, frame: &Frame) -> Result<(), SinkError> {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, d)?;
-        // Blocks only if the outbox is behind on disk writes, never on the network.
+        // Waits for the spool write (fsync), never for the network: once this
+        // returns, the detection survives a crash or power cut.
         self.tx
             .send(Msg::Detection(self.buf.clone()))
             .map_err(|_| SinkError::Closed("the MQTT outbox thread stopped".into()))?;
+        match self.spooled.recv_timeout(Duration::from_secs(30)) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(SinkError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the spool took over 30 s to store a detection (is the disk failing?)",
+                )))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
+            }
+        }
         if self.snapshots {
             match self.snapshot(&frame.image) {
                 Some(jpeg) => match self.tx.try_send(Msg::Snapshot(jpeg)) {

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +89,7 @@ pub(crate) struct Outbox {
     pub camera: String,
     pub discovery: Vec<(String, Vec<u8>)>,
     pub link_stop: Arc<AtomicBool>,
+    spooled: SyncSender<()>,
     client: Option<Client>,
     fifo: VecDeque<Tag>,
     awaiting: HashMap<u16, Tag>,
@@ -111,6 +112,7 @@ impl Outbox {
         camera: String,
         discovery: Vec<(String, Vec<u8>)>,
         link_stop: Arc<AtomicBool>,
+        spooled: SyncSender<()>,
     ) -> Outbox {
         Outbox {
             spool,
@@ -118,6 +120,7 @@ impl Outbox {
             camera,
             discovery,
             link_stop,
+            spooled,
             client: None,
             fifo: VecDeque::new(),
             awaiting: HashMap::new(),
@@ -176,7 +179,11 @@ impl Outbox {
 
     fn handle(&mut self, m: Msg) {
         match m {
-            Msg::Detection(payload) => self.store(payload),
+            Msg::Detection(payload) => {
+                self.store(payload);
+                // The pipeline waits for this: once it moves on, the detection is on disk.
+                let _ = self.spooled.try_send(());
+            }
             Msg::Snapshot(jpeg) => match &self.client {
                 Some(c) => {
                     if c.try_publish(self.topics.snapshot.clone(), QoS::AtMostOnce, false, jpeg)

@@ -1,0 +1,584 @@
+//! The MQTT sink against a real mosquitto broker that each test starts on a
+//! free loopback port (and stops and restarts where the test needs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::{Broker, Msg, Subscriber};
+use common::{bin, default_model, shared_data};
+
+const DET: &str = "camtrapd/pen-7/detection";
+const AVAIL: &str = "camtrapd/pen-7/availability";
+const SNAP: &str = "camtrapd/pen-7/snapshot";
+const STATS: &str = "camtrapd/pen-7/stats";
+
+/// A folder with the first `n` zoo12 elephant photos (most are detections)
+/// and every fourth one followed by a hedgehog (never published).
+fn frames(dir: &Path, n: usize) -> PathBuf {
+    let f = dir.join("frames");
+    std::fs::create_dir_all(&f).unwrap();
+    let known = shared_data().join("zoo12/known");
+    for i in 0..n {
+        let name = format!("c101_image_{:04}.jpg", i + 1);
+        std::fs::copy(
+            known.join("elephant").join(&name),
+            f.join(format!("{i:03}_a.jpg")),
+        )
+        .unwrap();
+        if i % 4 == 0 {
+            std::fs::copy(
+                known.join("hedgehog").join(&name),
+                f.join(format!("{i:03}_b.jpg")),
+            )
+            .unwrap();
+        }
+    }
+    f
+}
+
+/// Writes a config with an MQTT sink (listed first, so a detection is in the
+/// spool before it is printed) and a stdout sink (the ground truth).
+fn config(dir: &Path, port: u16, source_extra: &str, mqtt_extra: &str) -> PathBuf {
+    let cfg = dir.join("camtrapd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"camera_id = "pen-7"
+[source]
+kind = "files"
+path = "frames"
+{source_extra}
+[model]
+path = "{}"
+[decision]
+default_threshold = 0.5
+publish_labels = ["African elephant", "tusker", "Indian elephant"]
+[[sinks]]
+kind = "mqtt"
+host = "127.0.0.1"
+port = {port}
+state_dir = "state"
+keep_alive_secs = 2
+reconnect_max_secs = 2
+{mqtt_extra}
+[[sinks]]
+kind = "stdout"
+[stats]
+interval_secs = 1
+"#,
+            default_model().display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(cfg: &Path, tag: &str) -> Daemon {
+        let dir = cfg.parent().unwrap().to_path_buf();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
+            .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            dir: dir.join(tag),
+        }
+    }
+    fn out(&self) -> String {
+        std::fs::read_to_string(self.dir.with_extension("out")).unwrap_or_default()
+    }
+    fn err(&self) -> String {
+        std::fs::read_to_string(self.dir.with_extension("err")).unwrap_or_default()
+    }
+    /// Detection ids printed on stdout so far.
+    fn ids(&self) -> Vec<String> {
+        self.out()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+    fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!(
+                    "daemon did not exit within {timeout:?}; stderr:\n{}",
+                    self.err()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fn wait_log(&self, needle: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while !self.err().contains(needle) {
+            assert!(
+                Instant::now() < end,
+                "no {needle:?} in the log:\n{}",
+                self.err()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ids(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter()
+        .map(|m| m.json()["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// First occurrences in order, and the number of repeats.
+fn dedup(v: &[String]) -> (Vec<String>, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<String> = v
+        .iter()
+        .filter(|i| seen.insert(i.to_string()))
+        .cloned()
+        .collect();
+    let repeats = v.len() - first.len();
+    (first, repeats)
+}
+
+#[test]
+fn detections_snapshots_availability_discovery_and_stats_arrive() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 8);
+    let cfg = config(
+        tmp.path(),
+        broker.port,
+        "",
+        "snapshots = true\nsnapshot_max_size = 320",
+    );
+    let sub = Subscriber::connect(broker.port, "t-all", &["camtrapd/#", "homeassistant/#"]);
+    let mut d = Daemon::start(&cfg, "run");
+    let st = d.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", d.err());
+    let truth: Vec<serde_json::Value> = d
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        truth.len() >= 5,
+        "expected at least 5 elephant detections, got {}",
+        truth.len()
+    );
+    let avail = sub.wait_for(AVAIL, Duration::from_secs(5), "offline", |m| {
+        m.last().map(|m| m.text()) == Some("offline".into())
+    });
+    assert_eq!(
+        avail.iter().map(|m| m.text()).collect::<Vec<_>>(),
+        ["online", "offline"]
+    );
+    let dets = sub.wait_for(DET, Duration::from_secs(5), "all detections", |m| {
+        m.len() >= truth.len()
+    });
+    // The same objects as on stdout, in the same order, each once.
+    let got: Vec<serde_json::Value> = dets.iter().map(|m| m.json()).collect();
+    assert_eq!(got, truth);
+    assert!(dets.iter().all(|m| !m.retain));
+    // The documented schema, field by field.
+    let first = got[0].as_object().unwrap();
+    let keys: Vec<&str> = first.keys().map(|k| k.as_str()).collect();
+    // serde_json's map is sorted by key.
+    assert_eq!(
+        keys,
+        [
+            "camera",
+            "captured_at",
+            "frame_seq",
+            "id",
+            "label",
+            "latency_ms",
+            "model",
+            "score",
+            "source",
+            "threshold",
+            "top_k"
+        ]
+    );
+    let id = first["id"].as_str().unwrap();
+    let uuid = uuid::Uuid::parse_str(id).unwrap();
+    assert_eq!(uuid.get_version_num(), 7, "{id}");
+    assert_eq!(first["camera"], "pen-7");
+    assert!(["African elephant", "tusker", "Indian elephant"]
+        .contains(&first["label"].as_str().unwrap()));
+    assert!(first["score"].as_f64().unwrap() >= 0.5);
+    assert_eq!(first["threshold"], 0.5);
+    assert_eq!(first["top_k"][0]["label"], first["label"]);
+    assert!(first["source"].as_str().unwrap().ends_with("_a.jpg"));
+    assert!(first["frame_seq"].is_u64());
+    let t = first["captured_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z') && t.len() == 24,
+        "{t}"
+    );
+    assert_eq!(first["model"]["name"], "efficientnet-lite0-imagenet");
+    assert!(first["latency_ms"]["inference"].as_f64().unwrap() > 0.0);
+    // Capture order, unique ids.
+    let (uniq, repeats) = dedup(&ids(&dets));
+    assert_eq!((uniq.len(), repeats), (truth.len(), 0));
+    // One JPEG per detection, at most 320 px on the long side.
+    let snaps = sub.wait_for(SNAP, Duration::from_secs(5), "snapshots", |m| {
+        m.len() >= truth.len()
+    });
+    assert_eq!(snaps.len(), truth.len());
+    for s in &snaps {
+        let img =
+            image::load_from_memory_with_format(&s.payload, image::ImageFormat::Jpeg).unwrap();
+        assert!(img.width().max(img.height()) <= 320 && img.width().max(img.height()) >= 300);
+    }
+    // Home Assistant discovery: one device, event types = publishable labels.
+    let ev = sub.on("homeassistant/event/camtrapd_pen_7/detection/config");
+    assert_eq!(ev.len(), 1);
+    let ev = ev[0].json();
+    assert_eq!(
+        ev["event_types"],
+        serde_json::json!(["tusker", "Indian elephant", "African elephant"]),
+        "model order"
+    );
+    assert_eq!(ev["availability_topic"], AVAIL);
+    for t in [
+        "sensor/camtrapd_pen_7/last_label",
+        "sensor/camtrapd_pen_7/last_score",
+        "image/camtrapd_pen_7/snapshot",
+    ] {
+        assert_eq!(sub.on(&format!("homeassistant/{t}/config")).len(), 1, "{t}");
+    }
+    // The final stats message counts what happened.
+    let stats = sub.wait_for(STATS, Duration::from_secs(5), "stats", |m| !m.is_empty());
+    let last = stats.last().unwrap().json();
+    assert_eq!(last["detections"], truth.len());
+    assert_eq!(last["frames_in"], 10);
+    assert_eq!(last["camera"], "pen-7");
+    assert!(last["mqtt"]["spool_depth"].is_u64());
+    // A late subscriber sees the retained offline (and retained discovery).
+    let late = Subscriber::connect(broker.port, "t-late", &[AVAIL]);
+    let a = late.wait_for(AVAIL, Duration::from_secs(5), "retained offline", |m| {
+        !m.is_empty()
+    });
+    assert!(a[0].retain && a[0].text() == "offline");
+    assert!(
+        d.err().contains("published offline and disconnected"),
+        "{}",
+        d.err()
+    );
+}
+
+#[test]
+fn late_subscriber_sees_online_kill_9_gives_offline_sigterm_gives_retained_offline() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 2);
+    let cfg = config(tmp.path(), broker.port, "fps = 5.0\nloop = true", "");
+    let d = Daemon::start(&cfg, "a");
+    d.wait_log("mqtt: connected to", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let sub = Subscriber::connect(broker.port, "t-late", &[AVAIL]);
+    let a = sub.wait_for(AVAIL, Duration::from_secs(5), "retained online", |m| {
+        !m.is_empty()
+    });
+    assert!(a[0].retain, "a late subscriber gets the retained message");
+    assert_eq!(a[0].text(), "online");
+    // kill -9: the broker publishes the last will after 1.5 × keep-alive (3 s).
+    d.signal("-KILL");
+    let killed = Instant::now();
+    let a = sub.wait_for(AVAIL, Duration::from_secs(6), "the last will", |m| {
+        m.len() >= 2
+    });
+    let after = a[1].at.duration_since(killed);
+    assert_eq!(a[1].text(), "offline");
+    assert!(
+        after <= Duration::from_millis(3500),
+        "offline after {after:?}, keep-alive 2 s"
+    );
+    drop(d);
+    // Restarted, then SIGTERM: retained offline, exit 0.
+    let mut d = Daemon::start(&cfg, "b");
+    sub.wait_for(AVAIL, Duration::from_secs(30), "online again", |m| {
+        m.len() >= 3 && m[2].text() == "online"
+    });
+    d.signal("-TERM");
+    let st = d.wait(Duration::from_secs(10));
+    assert!(st.success(), "{}", d.err());
+    let a = sub.wait_for(AVAIL, Duration::from_secs(5), "offline on SIGTERM", |m| {
+        m.len() >= 4
+    });
+    assert_eq!(a[3].text(), "offline");
+    let late = Subscriber::connect(broker.port, "t-later", &[AVAIL]);
+    let a = late.wait_for(AVAIL, Duration::from_secs(5), "retained offline", |m| {
+        !m.is_empty()
+    });
+    assert!(a[0].retain && a[0].text() == "offline");
+}
+
+#[test]
+fn broker_outage_loses_no_detection_and_keeps_order() {
+    let mut broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 24);
+    let cfg = config(
+        tmp.path(),
+        broker.port,
+        "fps = 5.0",
+        "shutdown_timeout_secs = 20",
+    );
+    let sub = Subscriber::connect(broker.port, "t-outage", &[DET]);
+    let mut d = Daemon::start(&cfg, "run");
+    sub.wait_for(DET, Duration::from_secs(30), "3 detections", |m| {
+        m.len() >= 3
+    });
+    broker.stop();
+    let during_start = d.ids().len();
+    std::thread::sleep(Duration::from_secs(3));
+    let during_end = d.ids().len();
+    broker.restart();
+    let st = d.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", d.err());
+    let truth = d.ids();
+    assert!(
+        during_end > during_start,
+        "detections must keep coming while the broker is down ({during_start} → {during_end})"
+    );
+    let dets = sub.wait_for(DET, Duration::from_secs(15), "every detection", |m| {
+        dedup(&ids(m)).0.len() >= truth.len()
+    });
+    let (uniq, repeats) = dedup(&ids(&dets));
+    assert_eq!(uniq, truth, "every detection, in capture order");
+    // QoS 1 may repeat only what was in flight when the connection broke.
+    assert!(repeats <= 32, "{repeats} repeats");
+    let err = d.err();
+    assert_eq!(
+        err.matches("cannot reach broker").count(),
+        1,
+        "state changes are logged once:\n{err}"
+    );
+    assert!(err.contains("mqtt: reconnected to"), "{err}");
+    eprintln!(
+        "outage: {} detections, {} during the outage, {repeats} repeated",
+        truth.len(),
+        during_end - during_start
+    );
+}
+
+#[test]
+fn spooled_detections_survive_sigkill_and_are_delivered_after_restart() {
+    let mut broker = Broker::start("");
+    broker.stop();
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 12);
+    let cfg = config(tmp.path(), broker.port, "fps = 8.0\nloop = true", "");
+    let d = Daemon::start(&cfg, "first");
+    let end = Instant::now() + Duration::from_secs(60);
+    while d.ids().len() < 4 {
+        assert!(Instant::now() < end, "no detections: {}", d.err());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.signal("-KILL");
+    std::thread::sleep(Duration::from_millis(200));
+    let spooled = d.ids();
+    drop(d);
+    broker.restart();
+    let sub = Subscriber::connect(broker.port, "t-spool", &[DET]);
+    // Second run: only hedgehogs, so every detection that arrives is from the first run.
+    let f = tmp.path().join("frames");
+    for e in std::fs::read_dir(&f).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with("_a.jpg") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let cfg = config(tmp.path(), broker.port, "", "shutdown_timeout_secs = 10");
+    let mut d = Daemon::start(&cfg, "second");
+    let st = d.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", d.err());
+    assert!(d.ids().is_empty());
+    assert!(
+        d.err().contains("from an earlier run wait in"),
+        "{}",
+        d.err()
+    );
+    let dets = sub.wait_for(
+        DET,
+        Duration::from_secs(10),
+        "the spooled detections",
+        |m| m.len() >= spooled.len(),
+    );
+    let (uniq, _) = dedup(&ids(&dets));
+    assert_eq!(
+        &uniq[..spooled.len()],
+        &spooled[..],
+        "spooled detections arrive, in order"
+    );
+}
+
+fn tls_files(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let srv =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let cert = srv.signed_by(&key, &issuer).unwrap();
+    let p = |f: &str| dir.join(format!("{name}-{f}"));
+    std::fs::write(p("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(p("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(p("key.pem"), key.serialize_pem()).unwrap();
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+#[test]
+fn tls_connects_with_the_right_ca_and_refuses_a_wrong_one() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(certs.path(), "good");
+    let (other_ca, _, _) = tls_files(certs.path(), "other");
+    let tls_port = common::broker::free_port();
+    let broker = Broker::start(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+        ca.display(),
+        cert.display(),
+        key.display()
+    ));
+    let sub = Subscriber::connect(broker.port, "t-tls", &[AVAIL]);
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 1);
+    let cfg = config(
+        tmp.path(),
+        tls_port,
+        "fps = 2.0\nloop = true",
+        &format!(
+            "host = \"localhost\"\n[sinks.tls]\nca_file = \"{}\"",
+            other_ca.display()
+        ),
+    );
+    // config() already sets host: the TOML must not have it twice.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replacen("host = \"127.0.0.1\"\n", "", 1);
+    std::fs::write(&cfg, &text).unwrap();
+    let d = Daemon::start(&cfg, "wrong");
+    d.wait_log(
+        "TLS handshake with mqtts://localhost:",
+        Duration::from_secs(30),
+    );
+    let err = d.err();
+    assert!(
+        err.contains("check that tls.ca_file holds the CA that signed the broker's certificate"),
+        "{err}"
+    );
+    assert!(sub.on(AVAIL).is_empty(), "no connection with the wrong CA");
+    drop(d);
+    std::fs::write(
+        &cfg,
+        text.replace(&other_ca.display().to_string(), &ca.display().to_string()),
+    )
+    .unwrap();
+    let d = Daemon::start(&cfg, "right");
+    let a = sub.wait_for(AVAIL, Duration::from_secs(30), "online over TLS", |m| {
+        !m.is_empty()
+    });
+    assert_eq!(a[0].text(), "online");
+    assert!(
+        d.err()
+            .contains(&format!("mqtt: connected to mqtts://localhost:{tls_port}")),
+        "{}",
+        d.err()
+    );
+}
+
+#[test]
+fn a_bad_password_is_reported_once_and_retried_with_back_off() {
+    let pre = tempfile::tempdir().unwrap();
+    let pw = pre.path().join("passwd");
+    let st = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&pw)
+        .args(["cam", "s3cret"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let broker = Broker::start(&format!(
+        "allow_anonymous false\npassword_file {}\n",
+        pw.display()
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 1);
+    std::fs::write(tmp.path().join("mqtt-password"), "Xq9-not-it\n").unwrap();
+    let cfg = config(
+        tmp.path(),
+        broker.port,
+        "fps = 2.0\nloop = true",
+        "username = \"cam\"\npassword_file = \"mqtt-password\"",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("reconnect_max_secs = 2", "reconnect_max_secs = 60");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg, "bad");
+    d.wait_log(
+        "refused the connection as not authorised",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    let err = d.err();
+    drop(d);
+    assert_eq!(err.matches("refused the connection as not authorised (a wrong user name or password, or no access for this client): check username and password_file").count(), 1, "{err}");
+    assert!(
+        !err.contains("Xq9-not-it"),
+        "the password must never be logged"
+    );
+    let attempts = broker.log().matches("not authorised").count();
+    // Back-off 1, 2, 4 s with jitter: 3 to 5 attempts in 6 s, not a tight loop.
+    assert!(
+        (2..=5).contains(&attempts),
+        "{attempts} attempts:\n{}",
+        broker.log()
+    );
+    std::fs::write(tmp.path().join("mqtt-password"), "s3cret\n").unwrap();
+    let sub = Subscriber::connect_auth(broker.port, "t-pw", &[AVAIL], "cam", "s3cret");
+    let _d = Daemon::start(&cfg, "good");
+    let a = sub.wait_for(AVAIL, Duration::from_secs(30), "online", |m| {
+        m.iter().any(|m| m.text() == "online")
+    });
+    assert!(!a.is_empty());
+}
