@@ -315,31 +315,65 @@ fn late_subscriber_sees_online_kill_9_gives_offline_sigterm_gives_retained_offli
     });
     assert!(a[0].retain, "a late subscriber gets the retained message");
     assert_eq!(a[0].text(), "online");
-    // kill -9: the broker publishes the last will after 1.5 × keep-alive (3 s).
+    // Home Assistant restarts: discovery is published again.
+    let ha = Subscriber::connect(broker.port, "t-ha", &["homeassistant/event/#"]);
+    let ev = "homeassistant/event/camtrapd_pen_7/detection/config";
+    ha.wait_for(ev, Duration::from_secs(5), "retained discovery", |m| {
+        m.len() == 1
+    });
+    common::broker::publish(broker.port, "homeassistant/status", b"online", false);
+    ha.wait_for(ev, Duration::from_secs(5), "discovery again", |m| {
+        m.len() == 2
+    });
+    // ... with availability: online, online.
+    sub.wait_for(AVAIL, Duration::from_secs(5), "online again", |m| {
+        m.len() == 2
+    });
+    // A frozen daemon (like a Pi that lost power or network: no FIN reaches
+    // the broker) falls silent; the broker publishes the last will after
+    // 1.5 × keep-alive = 3 s, checked by mosquitto 2.0 on whole-second
+    // timestamps in its main loop (seen here: 4.2 to 4.6 s).
+    d.signal("-STOP");
+    let stopped = Instant::now();
+    let a = sub.wait_for(AVAIL, Duration::from_secs(8), "the last will", |m| {
+        m.len() >= 3
+    });
+    let after = a[2].at.duration_since(stopped);
+    assert_eq!(a[2].text(), "offline");
+    assert!(
+        after >= Duration::from_millis(1900) && after <= Duration::from_millis(5500),
+        "offline after {after:?}, keep-alive 2 s"
+    );
+    eprintln!("last will published {after:?} after SIGSTOP (keep-alive 2 s)");
+    // Thawed, it notices the dead connection and reconnects: online again.
+    d.signal("-CONT");
+    sub.wait_for(
+        AVAIL,
+        Duration::from_secs(15),
+        "online after reconnect",
+        |m| m.len() >= 4 && m[3].text() == "online",
+    );
+    // kill -9: the socket closes, the broker publishes the will at once.
     d.signal("-KILL");
     let killed = Instant::now();
     let a = sub.wait_for(AVAIL, Duration::from_secs(6), "the last will", |m| {
-        m.len() >= 2
+        m.len() >= 5
     });
-    let after = a[1].at.duration_since(killed);
-    assert_eq!(a[1].text(), "offline");
-    assert!(
-        after <= Duration::from_millis(3500),
-        "offline after {after:?}, keep-alive 2 s"
-    );
+    assert_eq!(a[4].text(), "offline");
+    assert!(a[4].at.duration_since(killed) <= Duration::from_millis(3000));
     drop(d);
     // Restarted, then SIGTERM: retained offline, exit 0.
     let mut d = Daemon::start(&cfg, "b");
     sub.wait_for(AVAIL, Duration::from_secs(30), "online again", |m| {
-        m.len() >= 3 && m[2].text() == "online"
+        m.len() >= 6 && m[5].text() == "online"
     });
     d.signal("-TERM");
     let st = d.wait(Duration::from_secs(10));
     assert!(st.success(), "{}", d.err());
     let a = sub.wait_for(AVAIL, Duration::from_secs(5), "offline on SIGTERM", |m| {
-        m.len() >= 4
+        m.len() >= 7
     });
-    assert_eq!(a[3].text(), "offline");
+    assert_eq!(a[6].text(), "offline");
     let late = Subscriber::connect(broker.port, "t-later", &[AVAIL]);
     let a = late.wait_for(AVAIL, Duration::from_secs(5), "retained offline", |m| {
         !m.is_empty()

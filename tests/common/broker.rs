@@ -286,3 +286,22 @@ impl Drop for Subscriber {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Publishes one QoS 1 message and waits for its PUBACK.
+pub fn publish(port: u16, topic: &str, payload: &[u8], retain: bool) {
+    let o = MqttOptions::new(format!("t-pub-{}", std::process::id()), "127.0.0.1", port);
+    let (client, mut conn) = Client::new(o, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if let Ok(Ok(Event::Incoming(Incoming::PubAck(_)))) =
+            conn.recv_timeout(Duration::from_millis(100))
+        {
+            let _ = client.disconnect();
+            return;
+        }
+    }
+    panic!("no PUBACK for {topic}");
+}
