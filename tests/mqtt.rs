@@ -541,6 +541,13 @@ fn tls_connects_with_the_right_ca_and_refuses_a_wrong_one() {
         "{err}"
     );
     assert!(sub.on(AVAIL).is_empty(), "no connection with the wrong CA");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    eprintln!(
+        "{}",
+        err.lines()
+            .find(|l| l.contains("TLS handshake"))
+            .unwrap_or_default()
+    );
     drop(d);
     std::fs::write(
         &cfg,
@@ -615,4 +622,66 @@ fn a_bad_password_is_reported_once_and_retried_with_back_off() {
         m.iter().any(|m| m.text() == "online")
     });
     assert!(!a.is_empty());
+}
+
+#[test]
+fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 1);
+    let cfg = config(
+        tmp.path(),
+        1,
+        "",
+        "username = \"cam\"\npassword_file = \"missing-password\"",
+    );
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("[[sinks]] kind = \"mqtt\": password_file ")
+            && err.contains("missing-password: No such file or directory")
+            && err.contains("create it (one line, mode 0600) or use password_env"),
+        "{err}"
+    );
+    std::fs::write(tmp.path().join("missing-password"), "pw\n").unwrap();
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("  sink:       mqtt mqtt://127.0.0.1:1 as \"camtrapd-pen-7\": camtrapd/pen-7/detection (spool in ")
+            && text.contains("  sink:       stdout (JSON Lines)"),
+        "{text}"
+    );
+    assert!(
+        !tmp.path().join("state").exists(),
+        "check-config must not create the spool"
+    );
+    // Values are checked with their position in the file.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("keep_alive_secs = 2", "keep_alive_secs = 0");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("line 16, column 19: `sinks[0].keep_alive_secs`: 0 is out of range; allowed 1..=3600 seconds"),
+        "{err}"
+    );
 }

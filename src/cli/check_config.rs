@@ -9,7 +9,7 @@ use crate::shutdown::Shutdown;
 
 pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::from_path(path)?;
-    let (pipeline, src) = super::run::start(&config, &Shutdown::new())?;
+    let (pipeline, src, sinks) = super::run::start(&config, &Shutdown::new(), true)?;
     let m = pipeline.model().manifest();
     let policy = pipeline.policy();
     // Decision labels: the model's labels, or the configured label groups.
@@ -60,6 +60,8 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
         "  thresholds: a detection needs a score of at least {} (of the published labels)",
         t.join(", ")
     )?;
-    writeln!(out, "  sinks:      {}", config.sinks.len())?;
+    for s in &sinks {
+        writeln!(out, "  sink:       {s}")?;
+    }
     Ok(())
 }

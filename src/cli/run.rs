@@ -14,10 +14,14 @@ use crate::{sink, source};
 /// Loads everything the daemon needs, in start-up order, failing before the
 /// first frame if anything is wrong: config, model (with self-test), labels,
 /// source, sinks. Returns the pipeline and the source.
+///
+/// With `check_only`, sinks are checked and described (returned as lines)
+/// but not started: no broker connection, no spool lock.
 pub(crate) fn start(
     config: &Config,
     shutdown: &Shutdown,
-) -> anyhow::Result<(Pipeline, Box<dyn source::FrameSource>)> {
+    check_only: bool,
+) -> anyhow::Result<(Pipeline, Box<dyn source::FrameSource>, Vec<String>)> {
     let model_dir = config.model_dir();
     let model = Model::load(&model_dir).with_context(|| {
         format!(
@@ -51,10 +55,15 @@ pub(crate) fn start(
         model_name: model.manifest().name.clone(),
         base_dir: config.base_dir(),
     };
-    let sinks = sink::open_all(&config.sinks, &ctx)
-        .with_context(|| format!("config {}: [[sinks]]", config.file.display()))?;
+    let context = || format!("config {}: [[sinks]]", config.file.display());
+    let described = sink::check_all(&config.sinks, &ctx).with_context(context)?;
+    let sinks = if check_only {
+        Vec::new()
+    } else {
+        sink::open_all(&config.sinks, &ctx).with_context(context)?
+    };
     let pipeline = Pipeline::new(model, &overrides, sinks, config.camera_id())?;
-    Ok((pipeline, src))
+    Ok((pipeline, src, described))
 }
 
 pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
@@ -63,7 +72,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
     shutdown
         .install_signal_handlers()
         .context("installing signal handlers")?;
-    let (mut pipeline, mut src) = start(&config, &shutdown)?;
+    let (mut pipeline, mut src, _) = start(&config, &shutdown, false)?;
     log::info!(
         "camtrapd {} running as camera {:?}",
         env!("CARGO_PKG_VERSION"),

@@ -81,6 +81,21 @@ pub trait Sink: Send {
     }
 }
 
+/// Checks what [`open_all`] would need (password, CA, certificate and key
+/// files) without starting anything or touching the spool, and describes
+/// each sink in one line (for `camtrapd check-config`).
+///
+/// # Errors
+/// [`SinkError::Config`] naming the setting and the fix.
+pub fn check_all(cfgs: &[SinkConfig], ctx: &SinkContext) -> Result<Vec<String>, SinkError> {
+    cfgs.iter()
+        .map(|c| match c {
+            SinkConfig::Stdout(_) => Ok("stdout (JSON Lines)".to_string()),
+            SinkConfig::Mqtt(m) => mqtt::MqttSink::check(m, ctx),
+        })
+        .collect()
+}
+
 /// Builds the sinks listed in the config.
 ///
 /// # Errors

@@ -100,6 +100,34 @@ impl std::fmt::Debug for MqttSink {
 }
 
 impl MqttSink {
+    /// Checks the settings that need files (password, TLS) and describes the
+    /// sink, without connecting or opening the spool.
+    ///
+    /// # Errors
+    /// [`SinkError::Config`] naming the setting and the fix.
+    pub fn check(cfg: &MqttConfig, ctx: &SinkContext) -> Result<String, SinkError> {
+        let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
+        let client_id = cfg
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
+        link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
+            .map_err(|m| SinkError::Config(format!("[[sinks]] kind = \"mqtt\": {m}")))?;
+        Ok(format!(
+            "mqtt {}://{}:{} as {client_id:?}: {} (spool in {}{})",
+            if cfg.tls.is_some() { "mqtts" } else { "mqtt" },
+            cfg.host.trim(),
+            cfg.port(),
+            topics.detection,
+            cfg.state_dir(&ctx.base_dir).display(),
+            if cfg.home_assistant.discovery {
+                ", Home Assistant discovery"
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// Opens the spool and starts the outbox and connection threads. Does
     /// not wait for the broker: detections are spooled until it answers.
     ///
