@@ -22,7 +22,8 @@
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
-//! | [`shutdown`] | SIGTERM/SIGINT handling and interruptible waits |
+//! | [`shutdown`] | SIGTERM/SIGINT/SIGHUP handling and interruptible waits |
+//! | [`notify`] | systemd notifications: READY, STATUS, RELOADING, STOPPING, WATCHDOG |
 //! | [`eval`] | open-set quality metrics (AUROC, FPR@95%TPR, AUPR, OSCR) |
 //! | [`bench`](mod@bench) | per-stage latency benchmark |
 //! | [`exit`] | process exit codes (sysexits) |
@@ -39,6 +40,7 @@ pub mod eval;
 pub mod exit;
 pub mod frame;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod preprocess;
 pub mod shutdown;

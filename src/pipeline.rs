@@ -116,6 +116,35 @@ impl Pipeline {
         })
     }
 
+    /// Swaps in new decision settings and, optionally, a new model (SIGHUP
+    /// reload); the sinks and counters stay. On error nothing changes.
+    ///
+    /// # Errors
+    /// [`PipelineError::Label`] if `overrides` names a label the model lacks.
+    pub fn reconfigure(
+        &mut self,
+        model: Option<Model>,
+        overrides: &Overrides,
+    ) -> Result<(), PipelineError> {
+        let manifest = model.as_ref().unwrap_or(&self.model).manifest();
+        let policy = Policy::new(manifest, overrides)?;
+        if let Some(m) = model {
+            self.pre = Preprocessor::new(m.manifest());
+            self.model_ref = ModelRef {
+                name: m.manifest().name.clone(),
+                sha256: m.sha256()[..12].to_string(),
+            };
+            self.model = m;
+        }
+        self.decision = Decision {
+            scores: Vec::with_capacity(self.model.labels().len()),
+            top_k: Vec::with_capacity(overrides.top_k.max(1)),
+            ..Decision::default()
+        };
+        self.policy = policy;
+        Ok(())
+    }
+
     /// The model.
     pub fn model(&self) -> &Model {
         &self.model
@@ -279,6 +308,8 @@ impl Pipeline {
 
 /// Runs `pipeline` on `source` until the source ends or `shutdown` triggers;
 /// logs the counters every `stats_interval` (if non-zero) and at the end.
+/// Between frames, a reload request (SIGHUP) calls `reload`; every event
+/// tells the systemd watchdog that the pipeline is making progress.
 ///
 /// # Errors
 /// [`PipelineError`] when inference itself fails (not for bad frames).
@@ -287,10 +318,16 @@ pub fn run(
     source: &mut dyn FrameSource,
     shutdown: &Shutdown,
     stats_interval: Duration,
+    reload: &mut dyn FnMut(&mut Pipeline),
 ) -> Result<(), PipelineError> {
     let mut last_stats = Instant::now();
     log::info!("source: {}", source.describe());
     while !shutdown.is_triggered() {
+        if shutdown.take_reload() {
+            shutdown.notifier().reloading();
+            reload(pipeline);
+            shutdown.notifier().ready("running");
+        }
         match source.next_event() {
             SourceEvent::Frame(frame) => {
                 if let Err(e) = pipeline.process(&frame) {
@@ -307,11 +344,13 @@ pub fn run(
                 return Err(PipelineError::SourceLost(why));
             }
         }
+        shutdown.notifier().alive();
         if !stats_interval.is_zero() && last_stats.elapsed() >= stats_interval {
             last_stats = Instant::now();
             pipeline.report_stats("stats");
         }
     }
+    shutdown.notifier().stopping();
     pipeline.report_stats("final stats");
     pipeline.flush();
     Ok(())

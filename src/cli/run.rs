@@ -66,6 +66,37 @@ pub(crate) fn start(
     Ok((pipeline, src, described))
 }
 
+/// SIGHUP: re-reads the config, reloads the model bundle (so a replaced
+/// model file or new calibrated thresholds take effect) and swaps the
+/// decision settings, keeping the source and the sinks (camera stream and
+/// MQTT session stay up). On any error the running configuration stays.
+fn reload(path: &Path, old: &Config, pipeline: &mut Pipeline) -> anyhow::Result<Config> {
+    let new = Config::from_path(path)?;
+    let dir = new.model_dir();
+    let model = Model::load(&dir).with_context(|| {
+        format!(
+            "config {}: [model] path = {:?}",
+            new.file.display(),
+            new.model.path.get_ref()
+        )
+    })?;
+    let overrides = new.overrides(model.manifest())?;
+    pipeline.reconfigure(Some(model), &overrides)?;
+    for (what, changed) in [
+        ("[source]", new.source != old.source),
+        ("[[sinks]]", new.sinks != old.sinks),
+        ("camera_id", new.camera_id != old.camera_id),
+    ] {
+        if changed {
+            log::warn!(
+                "{}: {what} changed; that takes effect after a restart (systemctl restart camtrapd)",
+                path.display()
+            );
+        }
+    }
+    Ok(new)
+}
+
 pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::from_path(config_path)?;
     let shutdown = Shutdown::new();
@@ -78,11 +109,40 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.camera_id()
     );
+    let notifier = shutdown.notifier();
+    notifier.ready(&format!(
+        "running: camera {}, model {}",
+        config.camera_id(),
+        pipeline.model().manifest().name
+    ));
+    if let Some(w) = notifier.watchdog() {
+        log::info!("systemd watchdog: {:.1} s", w.as_secs_f64());
+    }
+    let stats_interval = Duration::from_secs(config.stats.interval_secs);
+    let mut current = config;
+    let mut on_reload = |p: &mut Pipeline| match reload(config_path, &current, p) {
+        Ok(new) => {
+            log::info!(
+                "reloaded {}: model {}, {} label(s) publishable",
+                config_path.display(),
+                p.model().manifest().name,
+                (0..p.policy().labels().len())
+                    .filter(|&i| p.policy().publishable(i))
+                    .count()
+            );
+            current = new;
+        }
+        Err(e) => log::error!(
+            "reload of {} failed, the running configuration stays in effect: {e:#}",
+            config_path.display()
+        ),
+    };
     pipeline::run(
         &mut pipeline,
         src.as_mut(),
         &shutdown,
-        Duration::from_secs(config.stats.interval_secs),
+        stats_interval,
+        &mut on_reload,
     )?;
     if shutdown.is_triggered() {
         log::info!("shut down on signal");
