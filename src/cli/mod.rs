@@ -115,6 +115,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>()
             || cause.is::<ModelError>()
             || cause.is::<crate::model::ManifestError>()
+            || cause.is::<crate::decision::PolicyError>()
+            || cause.is::<crate::decision::ThresholdsError>()
+            || cause.is::<crate::decision::knn::KnnError>()
         {
             return exit::CONFIG;
         }
@@ -130,6 +133,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         match cause.downcast_ref::<crate::pipeline::PipelineError>() {
             Some(crate::pipeline::PipelineError::SinkClosed { .. }) => return exit::IOERR,
             Some(crate::pipeline::PipelineError::SourceLost(_)) => return exit::NOINPUT,
+            Some(crate::pipeline::PipelineError::Policy(_)) => return exit::CONFIG,
             _ => {}
         }
         if cause.is::<std::io::Error>() {
