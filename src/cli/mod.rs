@@ -2,9 +2,12 @@
 //! module; this one parses arguments, sets up logging and maps errors to
 //! exit codes (see [`crate::exit`]).
 
+mod bank;
 mod bench;
+mod calibrate;
 mod check_config;
 mod classify;
+mod eval;
 mod labels;
 mod run;
 
@@ -37,6 +40,8 @@ const AFTER: &str = "Examples:
   camtrapd check-config /etc/camtrapd/camtrapd.toml
   camtrapd run --config examples/files.toml        run the daemon
   camtrapd labels                                  list the model's labels
+  camtrapd calibrate -c camtrapd.toml --data photos/   thresholds from your labelled photos
+  camtrapd eval -c camtrapd.toml --data photos/        how well unknowns are rejected (report.html)
 
 Default model: $CAMTRAPD_MODEL, else models/efficientnet-lite0-imagenet (ImageNet, 1000 labels).
 Logging: RUST_LOG=error|warn|info|debug; RUST_LOG=camtrapd=debug logs one line per frame.
@@ -84,6 +89,20 @@ pub enum Command {
     },
     /// Measure per-stage latency (decode, resize+normalise, inference, decision) on image files.
     Bench(bench::Args),
+    /// Pick per-label thresholds from your own labelled images: for each label,
+    /// the lowest threshold at which its precision reaches the target (unknown
+    /// animals and empty frames count as mistakes). Writes a thresholds file for
+    /// the config and prints a per-label table.
+    Calibrate(calibrate::Args),
+    /// Measure how well the model rejects what it does not know: closed-set
+    /// accuracy, known-vs-unknown AUROC, FPR@95%TPR, AUPR, OSCR for every score
+    /// function side by side, and at the configured thresholds per-label
+    /// precision/recall and the share of unknown and empty images that would be
+    /// published. Writes report.html and report.json.
+    Eval(eval::Args),
+    /// Build the kNN embedding bank from training images into a copy of the
+    /// model bundle (for score = "knn").
+    Bank(bank::Args),
 }
 
 /// Finds the default model bundle: `$CAMTRAPD_MODEL`, then
@@ -177,6 +196,9 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config::check_config(&file),
         Command::Labels { model, index } => labels::labels(model.as_deref(), index),
         Command::Bench(args) => bench::bench(&args),
+        Command::Calibrate(args) => calibrate::calibrate(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Bank(args) => bank::bank(&args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

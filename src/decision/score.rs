@@ -292,6 +292,11 @@ impl Scorer {
         self.score_fn
     }
 
+    /// Member classes of each decision label, when label groups are used.
+    pub fn groups(&self) -> Option<&[Vec<usize>]> {
+        self.groups.as_deref()
+    }
+
     /// The temperature used by `msp_temp` (1 for the others).
     pub fn temperature(&self) -> f32 {
         self.temperature
