@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 pub(crate) fn bank(args: &Args) -> anyhow::Result<()> {
-    let mut setup = Setup::load(&args.common)?;
+    let mut setup = Setup::load(&args.common, true)?;
     if setup.model.embedding_dim().is_none() {
         return Err(CodedError(
             exit::CONFIG,

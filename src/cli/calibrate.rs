@@ -22,10 +22,12 @@ use crate::model::Model;
 
 use super::CodedError;
 
-/// The score function `calibrate` uses unless told otherwise: the one that
-/// separated known from unknown images best on zoo12 (see README.md,
-/// "Measuring and calibrating open-set rejection").
-pub const RECOMMENDED_SCORE: ScoreFn = ScoreFn::MspTemp;
+/// The score functions `calibrate` uses unless told otherwise, first
+/// available wins: `knn` (fewest false accepts on zoo12 and on camera-trap
+/// frames at calibrated thresholds; needs an embedding bank, `camtrapd
+/// bank`), else `msp_temp` (best AUROC and FPR@95%TPR on zoo12). See
+/// README.md, "Measuring and calibrating open-set rejection".
+pub const RECOMMENDED_SCORES: [ScoreFn; 2] = [ScoreFn::Knn, ScoreFn::MspTemp];
 
 /// Options shared by `calibrate`, `eval` and `bank`.
 #[derive(Debug, clap::Args)]
@@ -63,7 +65,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.95, value_name = "P")]
     pub target_precision: f64,
     /// Score function: msp, msp_temp, max_logit, energy, sigmoid, knn
-    /// (default: the config's, else msp_temp, the best on zoo12).
+    /// (default: the config's, else knn when the model bundle has an embedding bank, else msp_temp).
     #[arg(long, value_name = "NAME")]
     pub score: Option<ScoreFn>,
     /// Where to write the thresholds (default: the config's thresholds_file,
@@ -88,7 +90,10 @@ pub(crate) struct Setup {
 }
 
 impl Setup {
-    pub fn load(c: &Common) -> anyhow::Result<Setup> {
+    /// Loads config, model and data set. With `first_calibration`, a
+    /// thresholds file that the config names but that does not exist yet is
+    /// not an error (calibrate is about to write it).
+    pub fn load(c: &Common, first_calibration: bool) -> anyhow::Result<Setup> {
         let config = c.config.as_deref().map(Config::from_path).transpose()?;
         let model_dir = match (&c.model, &config) {
             (Some(m), _) => m.clone(),
@@ -97,6 +102,13 @@ impl Setup {
         };
         let model = Model::load(&model_dir)?;
         let overrides = match &config {
+            Some(cfg)
+                if first_calibration && cfg.thresholds_file().is_some_and(|p| !p.exists()) =>
+            {
+                let mut without = cfg.clone();
+                without.decision.thresholds_file = None;
+                without.overrides(model.manifest())?
+            }
             Some(cfg) => cfg.overrides(model.manifest())?,
             None => Overrides {
                 top_k: 1,
@@ -285,21 +297,17 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut setup = Setup::load(&args.common)?;
+    let mut setup = Setup::load(&args.common, true)?;
     let m = setup.model.manifest().clone();
+    let bank = setup.model.knn_bank().is_some();
     let score_fn = args.score.or(setup.overrides.score_fn).unwrap_or_else(|| {
-        if RECOMMENDED_SCORE
-            .unavailable(
-                m.output.kind,
-                m.output.activation,
-                setup.model.knn_bank().is_some(),
-            )
-            .is_none()
-        {
-            RECOMMENDED_SCORE
-        } else {
-            ScoreFn::head_default(m.output.activation)
-        }
+        RECOMMENDED_SCORES
+            .into_iter()
+            .find(|f| {
+                f.unavailable(m.output.kind, m.output.activation, bank)
+                    .is_none()
+            })
+            .unwrap_or(ScoreFn::head_default(m.output.activation))
     });
     if let Some(why) = score_fn.unavailable(
         m.output.kind,

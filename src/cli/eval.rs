@@ -33,6 +33,11 @@ pub struct Args {
     /// those thresholds.
     #[arg(long, value_name = "NAME")]
     pub calib_split: Option<String>,
+    /// Calibrate on the images of another data set (folder or manifest),
+    /// e.g. evaluate camera-trap frames at thresholds from zoo photos; with
+    /// --calib-split, only that split of it.
+    #[arg(long, value_name = "DIR|CSV")]
+    pub calib_data: Option<PathBuf>,
     /// Target precision of those thresholds.
     #[arg(long, default_value_t = 0.95, value_name = "P")]
     pub target_precision: f64,
@@ -56,7 +61,7 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut setup = Setup::load(&args.common)?;
+    let mut setup = Setup::load(&args.common, false)?;
     // The configured decision: refused here exactly as the daemon would refuse it.
     let policy = Policy::with_model(
         setup.model.manifest(),
@@ -65,12 +70,19 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         setup.model.knn_bank(),
     )?;
     let all = setup.take_items();
+    let calib_all = match &args.calib_data {
+        Some(p) => Some(crate::eval::dataset::load(p, &setup.labels)?),
+        None => None,
+    };
     let split = args.common.split.clone();
+    let calib_source: &[crate::eval::dataset::Item] = calib_all.as_deref().unwrap_or(&all);
     let calib_split = args.calib_split.clone().or_else(|| {
-        (split.as_deref() != Some("calib") && all.iter().any(|i| i.split == "calib"))
-            .then(|| "calib".to_string())
+        ((calib_all.is_some() || split.as_deref() != Some("calib"))
+            && calib_source.iter().any(|i| i.split == "calib"))
+        .then(|| "calib".to_string())
     });
-    if calib_split.is_some() && calib_split == split {
+    let calibrate_on_other = calib_all.is_some();
+    if !calibrate_on_other && calib_split.is_some() && calib_split == split {
         return Err(CodedError(
             exit::USAGE,
             "--calib-split is the evaluated split: thresholds fitted on the images they are judged on look better than they are; name another split".into(),
@@ -78,10 +90,14 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         .into());
     }
     let eval_items = Setup::split(&all, split.as_deref())?;
-    let calib_items = calib_split
-        .as_deref()
-        .map(|s| Setup::split(&all, Some(s)))
-        .transpose()?;
+    let calib_items = if calibrate_on_other && calib_split.is_none() {
+        Some(Setup::split(calib_source, None)?)
+    } else {
+        calib_split
+            .as_deref()
+            .map(|s| Setup::split(calib_source, Some(s)))
+            .transpose()?
+    };
     let (items, outs, bad) = setup.outputs(&eval_items)?;
     if items.is_empty() {
         return Err(CodedError(exit::DATAERR, "no image could be read".into()).into());
@@ -157,20 +173,37 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             }
         }
         score_metrics(&mut row, &scored, &truth, &cats);
+        if row.auroc.is_none() && row.note.is_none() {
+            row.note = Some(if cats.iter().all(|c| *c != Category::Known) {
+                "ranking metrics undefined: the data has no images of the labels".into()
+            } else {
+                "ranking metrics undefined: the data has no unknown or empty images".into()
+            });
+        }
         if let Some((ci, co)) = &calib {
             let crefs: Vec<&Outputs> = co.iter().collect();
             let cs = score_all(&scorer, &crefs);
             let ctruth = setup.truth(ci);
             let (thr, reached) =
                 calibrated_thresholds(n_labels, &ctruth, &cs, args.target_precision);
-            row.calibrated = Some(calibrated_point(&thr, reached, &scored, &truth, &cats));
+            let night: Vec<bool> = items
+                .iter()
+                .map(|i| i.lighting.starts_with("night"))
+                .collect();
+            row.calibrated = Some(calibrated_point(
+                &thr, reached, &scored, &truth, &cats, &night,
+            ));
         }
         rows.push(row);
     }
+    // Highest AUROC; ties: lower FPR@95%TPR, then the first in the table.
     let best = rows
         .iter()
-        .filter_map(|r| Some((r.score_fn, r.auroc?)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .filter_map(|r| Some((r.score_fn, r.auroc?, r.fpr_at_95_tpr.unwrap_or(1.0))))
+        .fold(None::<(ScoreFn, f64, f64)>, |b, r| match b {
+            Some(b) if b.1 > r.1 || (b.1 == r.1 && b.2 <= r.2) => Some(b),
+            _ => Some(r),
+        })
         .map(|b| b.0);
 
     // The configured operating point, decided as the daemon does.
@@ -273,7 +306,15 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         model_sha256: setup.model.sha256().to_string(),
         data: args.common.data.display().to_string(),
         split: split.clone(),
-        calib_split: calib_split.clone(),
+        calib_split: match (&args.calib_data, &calib_split) {
+            (Some(d), s) => Some(format!(
+                "{}{}",
+                d.display(),
+                s.as_deref()
+                    .map_or(String::new(), |s| format!(" (split {s})"))
+            )),
+            (None, s) => s.clone(),
+        },
         target_precision: args.target_precision,
         labels: labels.clone(),
         counts: Counts {
@@ -332,10 +373,10 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             .closed_set_accuracy
             .map_or("-".into(), |a| format!("{:.1}%", a * 100.0))
     )?;
-    if let Some(c) = &calib_split {
+    if let Some(c) = &report.calib_split {
         writeln!(
             out,
-            "precision/recall/published columns: thresholds calibrated on split {c} for precision {}",
+            "precision/recall/published columns: thresholds calibrated on {c} for precision {}",
             args.target_precision
         )?;
     }

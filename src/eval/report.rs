@@ -101,6 +101,8 @@ pub struct CalibratedPoint {
     pub unknown_published: Option<f64>,
     /// Share of empty frames published (false accepts).
     pub empty_published: Option<f64>,
+    /// Share of unknown and empty night (infrared) frames published.
+    pub night_published: Option<f64>,
     /// Labels whose calibration reached the target precision.
     pub labels_reached: usize,
 }
@@ -243,17 +245,24 @@ pub fn calibrated_thresholds(
 }
 
 /// Figures on `s` at `thresholds` (every label published).
+/// `night[i]`: whether image `i` is a night (infrared) frame.
 pub fn calibrated_point(
     thresholds: &[f32],
     reached: usize,
     s: &Scored,
     truth: &[Option<usize>],
     cats: &[Category],
+    night: &[bool],
 ) -> CalibratedPoint {
     let (mut published, mut correct, mut known, mut unk, mut unk_pub, mut emp, mut emp_pub) =
         (0, 0, 0, 0, 0, 0, 0);
+    let (mut nights, mut night_pub) = (0, 0);
     for i in 0..s.score.len() {
         let p = !s.score[i].is_nan() && thresholds.get(s.top[i]).is_some_and(|t| s.score[i] >= *t);
+        if cats[i] != Category::Known && night.get(i).copied().unwrap_or(false) {
+            nights += 1;
+            night_pub += usize::from(p);
+        }
         match cats[i] {
             Category::Known => known += 1,
             Category::Empty => {
@@ -276,6 +285,7 @@ pub fn calibrated_point(
         recall: share(correct, known),
         unknown_published: share(unk_pub, unk),
         empty_published: share(emp_pub, emp),
+        night_published: share(night_pub, nights),
         labels_reached: reached,
     }
 }
@@ -292,6 +302,10 @@ fn pct(v: Option<f64>) -> String {
 pub fn markdown_table(r: &Report) -> String {
     let mut t = String::new();
     let cal = r.calib_split.is_some();
+    let ranked = r.scores.iter().any(|s| s.auroc.is_some());
+    if !ranked && cal {
+        return open_set_only_table(r);
+    }
     t.push_str("| score function | AUROC ↑ | AUROC vs unknown animals | AUROC vs empty | FPR@95%TPR ↓ | AUPR ↑ | OSCR ↑ |");
     if cal {
         t.push_str(" precision | recall | unknown published | empty published |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -348,6 +362,29 @@ pub fn markdown_table(r: &Report) -> String {
     t
 }
 
+/// For data without known images (e.g. only empty frames and other
+/// animals): what calibrated thresholds would publish, per score function.
+fn open_set_only_table(r: &Report) -> String {
+    let mut t = String::from("| score function | unknown published ↓ | empty published ↓ | night (infrared) published ↓ |\n|---|---|---|---|\n");
+    for row in &r.scores {
+        match &row.calibrated {
+            Some(c) => t.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                row.score_fn,
+                pct(c.unknown_published),
+                pct(c.empty_published),
+                pct(c.night_published)
+            )),
+            None => t.push_str(&format!(
+                "| `{}` | n/a: {} | | |\n",
+                row.score_fn,
+                row.note.as_deref().unwrap_or("unavailable")
+            )),
+        }
+    }
+    t
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -369,24 +406,10 @@ fn roc_svg(r: &Report) -> String {
     use plotters::prelude::*;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (520, 420)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption("ROC: known vs unknown + empty", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        else {
-            return svg_fallback();
-        };
-        let _ = chart
-            .configure_mesh()
-            .x_desc("false-positive rate (unknown/empty accepted)")
-            .y_desc("true-positive rate (known accepted)")
-            .draw();
-        let _ = chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.2)));
-        for (i, row) in r.scores.iter().enumerate() {
+        // Good score functions hug the top-left corner: zoom into it when
+        // every curve has reached 90% TPR by 30% FPR.
+        let mut curves = Vec::new();
+        for row in &r.scores {
             let (mut pos, mut neg) = (Vec::new(), Vec::new());
             for im in &r.images {
                 if let Some(v) = im.scores.get(&row.score_fn) {
@@ -397,10 +420,43 @@ fn roc_svg(r: &Report) -> String {
                     }
                 }
             }
-            let Some(points) = metrics::roc_points(&pos, &neg) else {
-                continue;
-            };
+            if let Some(points) = metrics::roc_points(&pos, &neg) {
+                curves.push((row, points));
+            }
+        }
+        let zoom = !curves.is_empty()
+            && curves
+                .iter()
+                .all(|(_, c)| c.iter().any(|p| p.0 <= 0.3 && p.1 >= 0.9));
+        let (xmax, ymin) = if zoom { (0.3, 0.5) } else { (1.0, 0.0) };
+        let root = SVGBackend::with_string(&mut svg, (560, 440)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let caption = if zoom {
+            "ROC: known vs unknown + empty (zoomed: FPR 0-30%, TPR 50-100%)"
+        } else {
+            "ROC: known vs unknown + empty"
+        };
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..xmax, ymin..1f64)
+        else {
+            return svg_fallback();
+        };
+        let clamp = move |p: (f64, f64)| (p.0.min(xmax), p.1.max(ymin));
+        let _ = chart
+            .configure_mesh()
+            .x_desc("false-positive rate (unknown/empty accepted)")
+            .y_desc("true-positive rate (known accepted)")
+            .draw();
+        if !zoom {
+            let _ = chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.2)));
+        }
+        for (i, (row, points)) in curves.into_iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
+            let points: Vec<(f64, f64)> = points.into_iter().map(clamp).collect();
             if let Ok(series) = chart.draw_series(LineSeries::new(points, c.stroke_width(2))) {
                 series
                     .label(format!("{} (AUROC {})", row.score_fn, f3(row.auroc)))
@@ -421,7 +477,7 @@ fn roc_svg(r: &Report) -> String {
             }
         }
         if k > 0 && u > 0 {
-            let p = (up as f64 / u as f64, kp as f64 / k as f64);
+            let p = clamp((up as f64 / u as f64, kp as f64 / k as f64));
             if let Ok(series) = chart.draw_series([Circle::new(p, 6, BLACK.filled())]) {
                 series
                     .label(format!(
