@@ -29,10 +29,11 @@ labels (empty habitat, other animals) are rejected instead of getting a wrong la
 
 /// How a frame is decided, for the help texts.
 const DECISION: &str =
-    "How a frame is decided: the best label's score (0..1) must reach its threshold (default 0.5,
-or the model's calibrated thresholds) and the label must be one you publish; otherwise the frame
-is rejected as 'below threshold' (unsure: often an empty frame or an animal the model does not
-know) or 'label not published' (confident, but not a label you asked for).";
+    "How a frame is decided: the best label's score must reach its threshold (default 0.5 on the
+0..1 softmax score, or the thresholds `camtrapd calibrate` wrote for the chosen score function)
+and the label must be one you publish; otherwise the frame is rejected as 'below threshold'
+(unsure: often an empty frame or an animal the model does not know) or 'label not published'
+(confident, but not a label you asked for).";
 
 const AFTER: &str = "Examples:
   camtrapd classify photos/                        label every image in a folder (table)
