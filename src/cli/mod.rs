@@ -147,6 +147,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
                 _ => exit::NOINPUT,
             };
         }
+        if let Some(d) = cause.downcast_ref::<crate::eval::dataset::DatasetError>() {
+            return match d {
+                crate::eval::dataset::DatasetError::Manifest { .. } => exit::DATAERR,
+                _ => exit::NOINPUT,
+            };
+        }
         if let Some(c) = cause.downcast_ref::<CodedError>() {
             return c.0;
         }
