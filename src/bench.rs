@@ -29,7 +29,7 @@ pub enum BenchError {
     Preprocess(#[from] crate::preprocess::PreprocessError),
     /// The decision settings do not fit the model.
     #[error(transparent)]
-    Label(#[from] crate::decision::UnknownLabel),
+    Label(#[from] crate::decision::PolicyError),
     /// None of the given images could be decoded.
     #[error("none of the benchmark images could be decoded")]
     NoImages,
@@ -159,7 +159,7 @@ pub fn run(
         model.run()?;
         let b = ms_since(t);
         let t = Instant::now();
-        policy.decide(model.scores_output()?, &mut decision);
+        policy.decide(model.scores_output()?, None, &mut decision);
         let c = ms_since(t);
         if i >= warmup {
             prep.push(a);

@@ -107,7 +107,17 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionConfig {
-    /// Threshold (0..1) for labels without their own; overrides the model's default.
+    /// The score function (`msp`, `msp_temp`, `max_logit`, `energy`,
+    /// `sigmoid`, `knn`); default: the thresholds file's, else the head's own
+    /// 0..1 score.
+    #[serde(default)]
+    pub score: Option<Spanned<crate::decision::ScoreFn>>,
+    /// Calibrated thresholds written by `camtrapd calibrate` (relative to
+    /// the config file's folder).
+    #[serde(default)]
+    pub thresholds_file: Option<Spanned<PathBuf>>,
+    /// Threshold for labels without their own (0..1 for the 0..1 scores);
+    /// overrides the thresholds file's and the model's default.
     #[serde(default)]
     pub default_threshold: Option<Spanned<f32>>,
     /// Per-label thresholds (0..1).
@@ -130,6 +140,8 @@ pub struct DecisionConfig {
 impl Default for DecisionConfig {
     fn default() -> Self {
         DecisionConfig {
+            score: None,
+            thresholds_file: None,
             label_groups: BTreeMap::new(),
             default_threshold: None,
             thresholds: BTreeMap::new(),
@@ -256,6 +268,21 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        // Thresholds are 0..1 for the 0..1 scores; in their own units for the
+        // others (checked against the thresholds file's score at start-up).
+        let bounded = match &self.decision.score {
+            Some(s) => s.get_ref().bounded(),
+            None => self.decision.thresholds_file.is_none(),
+        };
+        let check_threshold = |t: f32| {
+            if bounded {
+                check_threshold(t)
+            } else if t.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{t} is not a finite number"))
+            }
+        };
         if let Some(t) = &self.decision.default_threshold {
             check_threshold(*t.get_ref())
                 .map_err(|m| self.invalid(Some(t), "decision.default_threshold", m))?;
@@ -377,6 +404,14 @@ impl Config {
         self.base_dir().join(self.model.path.get_ref())
     }
 
+    /// The thresholds file, resolved against the config's folder.
+    pub fn thresholds_file(&self) -> Option<PathBuf> {
+        self.decision
+            .thresholds_file
+            .as_ref()
+            .map(|p| self.base_dir().join(p.get_ref()))
+    }
+
     /// The camera id: `camera_id`, or the host name.
     pub fn camera_id(&self) -> String {
         self.camera_id.clone().unwrap_or_else(|| {
@@ -402,8 +437,11 @@ impl Config {
 
     /// The decision settings, with every label checked against the model's.
     ///
+    /// The thresholds file is read here (its own errors name it).
+    ///
     /// # Errors
-    /// [`ConfigError::Invalid`] at the position of a label the model does not have.
+    /// [`ConfigError::Invalid`] at the position of a label the model does not
+    /// have, or of a `thresholds_file` that cannot be read.
     pub fn overrides(&self, manifest: &Manifest) -> Result<Overrides, ConfigError> {
         let model_label = |l: &Spanned<String>, field: &str| -> Result<String, ConfigError> {
             let s = l.get_ref();
@@ -470,7 +508,17 @@ impl Config {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
+        let calibrated = match (&self.decision.thresholds_file, self.thresholds_file()) {
+            (Some(span), Some(path)) => {
+                Some(crate::decision::Calibrated::load(&path).map_err(|e| {
+                    self.invalid(Some(span), "decision.thresholds_file", e.to_string())
+                })?)
+            }
+            _ => None,
+        };
         Ok(Overrides {
+            score_fn: self.decision.score.as_ref().map(|s| *s.get_ref()),
+            calibrated,
             default_threshold: self
                 .decision
                 .default_threshold

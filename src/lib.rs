@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! source (files, later V4L2) ─► decode ─► preprocess (resize + normalise)
-//!        ─► model (ONNX run by tract) ─► decision (open-set: per-label
-//!        thresholds on 0..1 softmax/sigmoid scores) ─► sinks (stdout, later MQTT)
+//!        ─► model (ONNX run by tract) ─► decision (open-set: a score function
+//!        such as MSP, energy or kNN, per-label calibrated thresholds) ─► sinks (stdout, later MQTT)
 //! ```
 //!
 //! Each stage is a module named after it:
@@ -18,13 +18,13 @@
 //! | [`decode`] | bytes → RGB8 image, safely (limits, EXIF, every colour type) |
 //! | [`preprocess`] | RGB8 image → the model's input tensor |
 //! | [`model`] | the model bundle (`model.onnx` + `model.toml`) and inference |
-//! | [`decision`] | scores, thresholds, detections and rejections |
+//! | [`decision`] | score functions, thresholds (and the calibrated thresholds file), detections and rejections |
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
 //! | [`shutdown`] | SIGTERM/SIGINT/SIGHUP handling and interruptible waits |
 //! | [`notify`] | systemd notifications: READY, STATUS, RELOADING, STOPPING, WATCHDOG |
-//! | [`eval`] | open-set quality metrics (AUROC, FPR@95%TPR, AUPR, OSCR) |
+//! | [`eval`] | open-set quality: data sets, cached model outputs, metrics (AUROC, FPR@95%TPR, AUPR, OSCR), calibration, reports |
 //! | [`bench`](mod@bench) | per-stage latency benchmark |
 //! | [`exit`] | process exit codes (sysexits) |
 //! | [`cli`] | the `camtrapd` command line |

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::decision::{
-    Decision, Detection, Latency, ModelRef, Overrides, Policy, UnknownLabel, Verdict,
+    Decision, Detection, Latency, ModelRef, Overrides, Policy, PolicyError, Verdict,
 };
 use crate::decode::DecodeError;
 use crate::frame::Frame;
@@ -37,9 +37,10 @@ pub enum PipelineError {
     /// The source gave up (exit code 66).
     #[error("source: {0}")]
     SourceLost(String),
-    /// A label in the decision settings is not the model's.
+    /// The decision settings do not fit the model (a label it lacks, a
+    /// thresholds file for another score function or model, ...).
     #[error(transparent)]
-    Label(#[from] UnknownLabel),
+    Policy(#[from] PolicyError),
 }
 
 /// The result for one classified frame (borrowing the pipeline's reusable decision).
@@ -85,14 +86,20 @@ impl Pipeline {
     /// Assembles a pipeline around a loaded model.
     ///
     /// # Errors
-    /// [`PipelineError::Label`] if `overrides` names a label the model lacks.
+    /// [`PipelineError::Policy`] if `overrides` names a label the model lacks
+    /// or the thresholds do not fit (see [`Policy::with_model`]).
     pub fn new(
         model: Model,
         overrides: &Overrides,
         sinks: Vec<Box<dyn Sink>>,
         camera: String,
     ) -> Result<Pipeline, PipelineError> {
-        let policy = Policy::new(model.manifest(), overrides)?;
+        let policy = Policy::with_model(
+            model.manifest(),
+            overrides,
+            Some(model.sha256()),
+            model.knn_bank(),
+        )?;
         let pre = Preprocessor::new(model.manifest());
         let model_ref = ModelRef {
             name: model.manifest().name.clone(),
@@ -177,8 +184,13 @@ impl Pipeline {
         let t1 = Instant::now();
         self.model.run()?;
         let t2 = Instant::now();
+        let embedding = if self.policy.score_fn() == crate::decision::ScoreFn::Knn {
+            self.model.embedding_output()?
+        } else {
+            None
+        };
         self.policy
-            .decide(self.model.scores_output()?, &mut self.decision);
+            .decide(self.model.scores_output()?, embedding, &mut self.decision);
         let t3 = Instant::now();
         self.stats.classified += 1;
         let (pre, inf, dec) = (ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
@@ -228,7 +240,8 @@ impl Pipeline {
             id: uuid::Uuid::now_v7().to_string(),
             camera: self.camera.clone(),
             label: labels[top].clone(),
-            score: d.scores[top],
+            score: d.confidence,
+            score_fn: self.policy.score_fn(),
             threshold: d.threshold,
             top_k: d.top_k_scores(labels),
             source: frame.source_id.clone(),

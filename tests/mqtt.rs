@@ -227,11 +227,13 @@ fn detections_snapshots_availability_discovery_and_stats_arrive() {
             "latency_ms",
             "model",
             "score",
+            "score_fn",
             "source",
             "threshold",
             "top_k"
         ]
     );
+    assert_eq!(first["score_fn"], "msp");
     let id = first["id"].as_str().unwrap();
     let uuid = uuid::Uuid::parse_str(id).unwrap();
     assert_eq!(uuid.get_version_num(), 7, "{id}");

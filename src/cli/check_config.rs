@@ -55,10 +55,27 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|(t, k)| format!("{t} ({k} label{})", if *k == 1 { "" } else { "s" }))
         .collect();
+    let sf = policy.score_fn();
     writeln!(
         out,
-        "  thresholds: a detection needs a score of at least {} (of the published labels)",
-        t.join(", ")
+        "  score:      {sf} ({}{})",
+        sf.title(),
+        if sf.bounded() {
+            ", 0..1"
+        } else {
+            ", in its own units"
+        }
+    )?;
+    writeln!(
+        out,
+        "  thresholds: a detection needs a score of at least {} (of the published labels){}",
+        t.join(", "),
+        policy
+            .thresholds_source()
+            .map_or(String::new(), |p| format!(
+                "; calibrated, from {}",
+                p.display()
+            ))
     )?;
     for s in &sinks {
         writeln!(out, "  sink:       {s}")?;

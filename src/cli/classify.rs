@@ -70,6 +70,8 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     let model_dir = args.model.clone().unwrap_or_else(super::default_model_dir);
     let model = Model::load(&model_dir)?;
     let overrides = Overrides {
+        score_fn: None,
+        calibrated: None,
         default_threshold: args.threshold,
         // --threshold applies to every label, also those with a threshold in the manifest.
         thresholds: args
@@ -84,8 +86,13 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
         top_k: usize::from(args.top_k),
         label_groups: Vec::new(),
     };
-    let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), "classify".into())
-        .map_err(|e| CodedError(exit::USAGE, format!("--publish: {e}")))?;
+    let mut pipeline =
+        Pipeline::new(model, &overrides, Vec::new(), "classify".into()).map_err(|e| match e {
+            crate::pipeline::PipelineError::Policy(crate::decision::PolicyError::Label(e)) => {
+                CodedError(exit::USAGE, format!("--publish: {e}"))
+            }
+            e => CodedError(exit::CONFIG, e.to_string()),
+        })?;
     let mut source =
         FilesSource::from_paths(&args.paths, DecodeLimits::default(), Shutdown::new())?;
     let bar = indicatif::ProgressBar::new(source.len() as u64);
@@ -162,7 +169,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
                         reason,
                         error: None,
                         label: top.map(|t| labels[t].as_str()),
-                        score: top.map(|t| d.scores[t]),
+                        score: top.map(|_| d.confidence),
                         threshold: top.map(|_| d.threshold),
                         top_k: d.top_k_scores(&labels),
                         latency_ms: Some(c.latency),
@@ -171,7 +178,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
                 } else {
                     let shown = reason.map_or("detection".to_string(), |r| r.replace('_', " "));
                     let (score, label) = match top {
-                        Some(t) => (format!("{:.3}", d.scores[t]), labels[t].as_str()),
+                        Some(t) => (format!("{:.3}", d.confidence), labels[t].as_str()),
                         None => ("-".to_string(), "-"),
                     };
                     let mut s = format!(

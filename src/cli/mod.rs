@@ -2,9 +2,12 @@
 //! module; this one parses arguments, sets up logging and maps errors to
 //! exit codes (see [`crate::exit`]).
 
+mod bank;
 mod bench;
+mod calibrate;
 mod check_config;
 mod classify;
+mod eval;
 mod labels;
 mod run;
 
@@ -26,10 +29,11 @@ labels (empty habitat, other animals) are rejected instead of getting a wrong la
 
 /// How a frame is decided, for the help texts.
 const DECISION: &str =
-    "How a frame is decided: the best label's score (0..1) must reach its threshold (default 0.5,
-or the model's calibrated thresholds) and the label must be one you publish; otherwise the frame
-is rejected as 'below threshold' (unsure: often an empty frame or an animal the model does not
-know) or 'label not published' (confident, but not a label you asked for).";
+    "How a frame is decided: the best label's score must reach its threshold (default 0.5 on the
+0..1 softmax score, or the thresholds `camtrapd calibrate` wrote for the chosen score function)
+and the label must be one you publish; otherwise the frame is rejected as 'below threshold'
+(unsure: often an empty frame or an animal the model does not know) or 'label not published'
+(confident, but not a label you asked for).";
 
 const AFTER: &str = "Examples:
   camtrapd classify photos/                        label every image in a folder (table)
@@ -37,6 +41,8 @@ const AFTER: &str = "Examples:
   camtrapd check-config /etc/camtrapd/camtrapd.toml
   camtrapd run --config examples/files.toml        run the daemon
   camtrapd labels                                  list the model's labels
+  camtrapd calibrate -c camtrapd.toml --data photos/   thresholds from your labelled photos
+  camtrapd eval -c camtrapd.toml --data photos/        how well unknowns are rejected (report.html)
 
 Default model: $CAMTRAPD_MODEL, else models/efficientnet-lite0-imagenet (ImageNet, 1000 labels).
 Logging: RUST_LOG=error|warn|info|debug; RUST_LOG=camtrapd=debug logs one line per frame.
@@ -84,6 +90,20 @@ pub enum Command {
     },
     /// Measure per-stage latency (decode, resize+normalise, inference, decision) on image files.
     Bench(bench::Args),
+    /// Pick per-label thresholds from your own labelled images: for each label,
+    /// the lowest threshold at which its precision reaches the target (unknown
+    /// animals and empty frames count as mistakes). Writes a thresholds file for
+    /// the config and prints a per-label table.
+    Calibrate(calibrate::Args),
+    /// Measure how well the model rejects what it does not know: closed-set
+    /// accuracy, known-vs-unknown AUROC, FPR@95%TPR, AUPR, OSCR for every score
+    /// function side by side, and at the configured thresholds per-label
+    /// precision/recall and the share of unknown and empty images that would be
+    /// published. Writes report.html and report.json.
+    Eval(eval::Args),
+    /// Build the kNN embedding bank from training images into a copy of the
+    /// model bundle (for score = "knn").
+    Bank(bank::Args),
 }
 
 /// Finds the default model bundle: `$CAMTRAPD_MODEL`, then
@@ -115,12 +135,21 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>()
             || cause.is::<ModelError>()
             || cause.is::<crate::model::ManifestError>()
+            || cause.is::<crate::decision::PolicyError>()
+            || cause.is::<crate::decision::ThresholdsError>()
+            || cause.is::<crate::decision::knn::KnnError>()
         {
             return exit::CONFIG;
         }
         if let Some(s) = cause.downcast_ref::<SourceError>() {
             return match s {
                 SourceError::Invalid(_) | SourceError::BadPattern(..) => exit::CONFIG,
+                _ => exit::NOINPUT,
+            };
+        }
+        if let Some(d) = cause.downcast_ref::<crate::eval::dataset::DatasetError>() {
+            return match d {
+                crate::eval::dataset::DatasetError::Manifest { .. } => exit::DATAERR,
                 _ => exit::NOINPUT,
             };
         }
@@ -135,6 +164,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         match cause.downcast_ref::<crate::pipeline::PipelineError>() {
             Some(crate::pipeline::PipelineError::SinkClosed { .. }) => return exit::IOERR,
             Some(crate::pipeline::PipelineError::SourceLost(_)) => return exit::NOINPUT,
+            Some(crate::pipeline::PipelineError::Policy(_)) => return exit::CONFIG,
             _ => {}
         }
         if cause.is::<std::io::Error>() {
@@ -178,6 +208,9 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config::check_config(&file),
         Command::Labels { model, index } => labels::labels(model.as_deref(), index),
         Command::Bench(args) => bench::bench(&args),
+        Command::Calibrate(args) => calibrate::calibrate(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Bank(args) => bank::bank(&args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

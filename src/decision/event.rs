@@ -46,11 +46,15 @@ pub struct Detection {
     pub camera: String,
     /// The detected label.
     pub label: String,
-    /// Its 0..1 score.
+    /// Its confidence under `score_fn` (0..1 for `msp`, `msp_temp` and
+    /// `sigmoid`; the score function's own units for the others).
     pub score: f32,
-    /// The threshold it cleared (0..1).
+    /// The score function that computed `score` (and that `threshold` is in).
+    pub score_fn: super::ScoreFn,
+    /// The threshold it cleared (in `score_fn`'s units).
     pub threshold: f32,
-    /// The k best labels, best first (including the detected one).
+    /// The k best labels, best first (including the detected one), with
+    /// their 0..1 probabilities (softmax or sigmoid) whatever `score_fn` is.
     pub top_k: Vec<LabelScore>,
     /// Where the frame came from (file path, or device and frame number).
     pub source: String,

@@ -7,21 +7,33 @@
 //! 1. its top label's 0..1 score reaches that label's threshold, and
 //! 2. that label is allowed for publishing (`publish_labels`).
 //!
-//! Everything else is rejected with a counted [`RejectReason`]. Thresholds
-//! are resolved per label, first match wins: the config's per-label
-//! threshold, the model manifest's per-label threshold (e.g. calibrated),
-//! the config's `default_threshold`, the manifest's `thresholds.default`,
-//! and finally [`FALLBACK_THRESHOLD`].
+//! Everything else is rejected with a counted [`RejectReason`].
+//!
+//! The score is computed by one [`ScoreFn`] (MSP, max-logit, energy, kNN,
+//! ...; see [`score`]); thresholds are in that score's units. They are
+//! resolved per label, first match wins: the config's per-label threshold,
+//! the thresholds file's (`camtrapd calibrate`), the model manifest's, the
+//! config's `default_threshold`, the thresholds file's `default`, the
+//! manifest's `thresholds.default`, and finally, for the 0..1 scores only,
+//! [`FALLBACK_THRESHOLD`]. Thresholds of one score function are never applied
+//! to another: [`Policy::with_model`] refuses the mismatch.
 
 pub mod event;
+pub mod knn;
 pub mod score;
+pub mod thresholds;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::manifest::{Activation, Manifest, OutputKind};
+use std::sync::Arc;
+
+use crate::model::manifest::Manifest;
 pub use event::{Detection, LabelScore, Latency, ModelRef};
+pub use knn::KnnBank;
+pub use score::{ScoreFn, Scorer};
+pub use thresholds::{Calibrated, ThresholdsError, ThresholdsFile};
 
 /// Threshold used when neither the config nor the manifest gives one.
 pub const FALLBACK_THRESHOLD: f32 = 0.5;
@@ -67,14 +79,13 @@ pub enum Verdict {
 /// Per-label thresholds and publish list, resolved for one model.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    kind: OutputKind,
-    activation: Activation,
+    scorer: Scorer,
     /// Number of model classes (length of the raw output).
     classes: usize,
     /// Decision labels: the model's labels, or the label group names.
     labels: Vec<String>,
-    /// Member class indices of each group, when label groups are used.
-    groups: Option<Vec<Vec<usize>>>,
+    /// Where the thresholds came from, for `check-config`.
+    thresholds_source: Option<std::path::PathBuf>,
     thresholds: Vec<f32>,
     publishable: Vec<bool>,
     top_k: usize,
@@ -84,13 +95,18 @@ pub struct Policy {
 /// overwrites it without reallocating.
 #[derive(Debug, Clone, Default)]
 pub struct Decision {
-    /// 0..1 score per decision label (model label or label group), in order.
+    /// 0..1 score per decision label (model label or label group), in order:
+    /// probabilities (softmax, or sigmoid for one-vs-rest heads), whatever
+    /// the score function.
     pub scores: Vec<f32>,
     /// 0..1 score per model class, when label groups are used (else empty).
     pub class_scores: Vec<f32>,
     /// Indices of the k best labels, best first.
     pub top_k: Vec<usize>,
-    /// Threshold of the top label (0..1).
+    /// The top label's confidence under the policy's score function (in
+    /// that function's units; the same as its `scores` entry for `msp`).
+    pub confidence: f32,
+    /// Threshold of the top label (in the score function's units).
     pub threshold: f32,
     /// The verdict.
     pub verdict: Verdict,
@@ -108,12 +124,14 @@ impl Decision {
         self.top_k.first().copied()
     }
 
-    /// Score of the best label, 0..1 (0 when there is none).
+    /// Confidence of the best label under the score function (0 when there
+    /// is none).
     pub fn top_score(&self) -> f32 {
-        self.top()
-            .and_then(|i| self.scores.get(i))
-            .copied()
-            .unwrap_or(0.0)
+        if self.top().is_some() {
+            self.confidence
+        } else {
+            0.0
+        }
     }
 
     /// The k best labels with their scores, best first.
@@ -133,9 +151,14 @@ impl Decision {
 /// User-side threshold settings (from the daemon config or the command line).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// Threshold for labels without their own, 0..1.
+    /// The score function; `None`: the thresholds file's, else the head's
+    /// own 0..1 score ([`ScoreFn::head_default`]).
+    pub score_fn: Option<ScoreFn>,
+    /// Calibrated thresholds (the config's `thresholds_file`).
+    pub calibrated: Option<Calibrated>,
+    /// Threshold for labels without their own (in the score's units).
     pub default_threshold: Option<f32>,
-    /// Per-label thresholds, 0..1.
+    /// Per-label thresholds (in the score's units).
     pub thresholds: BTreeMap<String, f32>,
     /// Labels that may be published; `None` = all.
     pub publish_labels: Option<Vec<String>>,
@@ -159,13 +182,47 @@ pub struct UnknownLabel {
     pub hint: String,
 }
 
+/// Why the decision settings cannot be used with this model.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A label that the model (or the label groups) does not have.
+    #[error(transparent)]
+    Label(#[from] UnknownLabel),
+    /// The thresholds file does not fit (score function, model, groups, ...).
+    #[error(transparent)]
+    Thresholds(#[from] ThresholdsError),
+    /// The score function cannot be used, or has no thresholds.
+    #[error("{0}")]
+    Score(String),
+}
+
 impl Policy {
-    /// Resolves thresholds and the publish list for `manifest`'s labels.
+    /// Resolves the score function, thresholds and publish list for
+    /// `manifest`'s labels, without model-file checks (no kNN bank, the
+    /// model's SHA-256 not compared with a thresholds file's).
     ///
     /// # Errors
-    /// [`UnknownLabel`] for a label in `overrides` that the model does not have
-    /// (with close matches as a hint).
-    pub fn new(manifest: &Manifest, overrides: &Overrides) -> Result<Policy, UnknownLabel> {
+    /// As [`Policy::with_model`].
+    pub fn new(manifest: &Manifest, overrides: &Overrides) -> Result<Policy, PolicyError> {
+        Policy::with_model(manifest, overrides, None, None)
+    }
+
+    /// Resolves the score function, thresholds and publish list for a loaded
+    /// model: `sha256` of its `model.onnx` and its kNN bank, if any.
+    ///
+    /// # Errors
+    /// [`PolicyError::Label`] for a label in `overrides` that the model does
+    /// not have (with close matches as a hint); [`PolicyError::Thresholds`]
+    /// for a thresholds file made for another score function, model, label
+    /// grouping, temperature or kNN bank; [`PolicyError::Score`] for a score
+    /// function the model cannot compute, or one in its own units (not 0..1)
+    /// with labels that have no threshold.
+    pub fn with_model(
+        manifest: &Manifest,
+        overrides: &Overrides,
+        sha256: Option<&str>,
+        bank: Option<Arc<KnnBank>>,
+    ) -> Result<Policy, PolicyError> {
         let classes = &manifest.labels;
         let class_index = |l: &str| -> Result<usize, UnknownLabel> {
             classes
@@ -198,21 +255,95 @@ impl Policy {
                 .position(|x| x == l)
                 .ok_or_else(|| unknown_label(l, &labels))
         };
+        let out = &manifest.output;
+        let cal = overrides.calibrated.as_ref();
+        let score_fn = overrides
+            .score_fn
+            .or(cal.map(|c| c.file.score))
+            .unwrap_or(ScoreFn::head_default(out.activation));
+        if let Some(why) = score_fn.unavailable(out.kind, out.activation, bank.is_some()) {
+            return Err(PolicyError::Score(format!(
+                "score = \"{score_fn}\" cannot be used with model {}: {why}",
+                manifest.name
+            )));
+        }
+        let mut temperature = 1.0f32;
+        if let Some(c) = cal {
+            check_calibrated(
+                c,
+                score_fn,
+                sha256,
+                &overrides.label_groups,
+                bank.as_deref(),
+            )?;
+            if score_fn == ScoreFn::MspTemp {
+                temperature = c.file.temperature.unwrap_or(1.0) as f32;
+            }
+        } else if score_fn == ScoreFn::MspTemp {
+            return Err(PolicyError::Score(
+                "score = \"msp_temp\" needs a temperature fitted on your images: run `camtrapd calibrate --score msp_temp ...` and name the file it writes in [decision] thresholds_file".into(),
+            ));
+        }
+        // The manifest's thresholds are for its own score function and labels.
+        let manifest_score = manifest
+            .thresholds
+            .score
+            .unwrap_or(ScoreFn::head_default(out.activation));
+        let manifest_applies = manifest_score == score_fn;
         let base = overrides
             .default_threshold
-            .or(manifest.thresholds.default)
-            .unwrap_or(FALLBACK_THRESHOLD);
-        // The manifest's per-label thresholds are for its own labels, not for groups.
-        let mut thresholds: Vec<f32> = labels
+            .or(cal.and_then(|c| c.file.default.map(|v| v as f32)))
+            .or(manifest.thresholds.default.filter(|_| manifest_applies))
+            .or(score_fn.bounded().then_some(FALLBACK_THRESHOLD));
+        let mut thresholds: Vec<Option<f32>> = labels
             .iter()
-            .map(|l| match groups {
-                None => manifest.thresholds.labels.get(l).copied().unwrap_or(base),
-                Some(_) => base,
+            .map(|l| {
+                cal.and_then(|c| c.file.labels.get(l).map(|v| *v as f32))
+                    .or(match groups {
+                        None if manifest_applies => manifest.thresholds.labels.get(l).copied(),
+                        _ => None,
+                    })
+                    .or(base)
             })
             .collect();
-        // The config's default beats the manifest's default but not its per-label values.
+        if let Some(c) = cal {
+            for l in c.file.labels.keys() {
+                index(l).map_err(|e| ThresholdsError {
+                    path: c.path.clone(),
+                    message: format!(
+                        "{e}; the labels changed since calibration: run `camtrapd calibrate` again"
+                    ),
+                })?;
+            }
+        }
         for (l, t) in &overrides.thresholds {
-            thresholds[index(l)?] = *t;
+            thresholds[index(l)?] = Some(*t);
+        }
+        let missing: Vec<&str> = thresholds
+            .iter()
+            .zip(&labels)
+            .filter(|(t, _)| t.is_none())
+            .map(|(_, l)| l.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(PolicyError::Score(format!(
+                "score = \"{score_fn}\" is not a 0..1 score, so there is no default threshold; {} label(s) have none ({}{}): run `camtrapd calibrate --score {score_fn} ...` and name its file in [decision] thresholds_file, or set [decision] default_threshold in the score's units",
+                missing.len(),
+                missing.iter().take(3).map(|l| format!("{l:?}")).collect::<Vec<_>>().join(", "),
+                if missing.len() > 3 { ", ..." } else { "" }
+            )));
+        }
+        let thresholds: Vec<f32> = thresholds.into_iter().map(|t| t.unwrap_or(0.0)).collect();
+        if score_fn.bounded() {
+            if let Some((l, t)) = labels
+                .iter()
+                .zip(&thresholds)
+                .find(|(_, t)| check_threshold(**t).is_err())
+            {
+                return Err(PolicyError::Score(format!(
+                    "threshold {t} for {l:?} is not a {score_fn} score; allowed 0.0..=1.0"
+                )));
+            }
         }
         let publishable = match &overrides.publish_labels {
             None => vec![true; labels.len()],
@@ -225,16 +356,38 @@ impl Policy {
             }
         };
         let top_k = overrides.top_k.clamp(1, labels.len().max(1));
+        let bank = if score_fn == ScoreFn::Knn { bank } else { None };
         Ok(Policy {
-            kind: manifest.output.kind,
-            activation: manifest.output.activation,
+            scorer: Scorer::new(
+                score_fn,
+                out.kind,
+                out.activation,
+                groups,
+                temperature,
+                bank,
+            ),
             classes: classes.len(),
             labels,
-            groups,
+            thresholds_source: cal.map(|c| c.path.clone()),
             thresholds,
             publishable,
             top_k,
         })
+    }
+
+    /// The score function.
+    pub fn score_fn(&self) -> ScoreFn {
+        self.scorer.score_fn()
+    }
+
+    /// The scorer (score function with its groups, temperature and bank).
+    pub fn scorer(&self) -> &Scorer {
+        &self.scorer
+    }
+
+    /// The thresholds file in use, if any.
+    pub fn thresholds_source(&self) -> Option<&std::path::Path> {
+        self.thresholds_source.as_deref()
     }
 
     /// The decision labels, in score order: the model's labels, or the label
@@ -254,12 +407,13 @@ impl Policy {
     }
 
     /// Decides on one frame from the model's raw scores output (`raw`, one
-    /// value per label), writing into `d`.
+    /// value per model class) and its embedding (for `knn`), writing into `d`.
     /// A wrong-sized output, or one holding NaN or +inf, is rejected as
     /// [`RejectReason::InvalidOutput`] with no top label.
-    pub fn decide(&self, raw: &[f32], d: &mut Decision) {
+    pub fn decide(&self, raw: &[f32], embedding: Option<&[f32]>, d: &mut Decision) {
         d.top_k.clear();
         d.threshold = 0.0;
+        d.confidence = 0.0;
         // NaN or +inf is a broken output; -inf is a legitimate masked logit (probability 0).
         if raw.len() != self.classes || raw.iter().any(|v| v.is_nan() || *v == f32::INFINITY) {
             d.scores.clear();
@@ -267,30 +421,22 @@ impl Policy {
             d.verdict = Verdict::Rejected(RejectReason::InvalidOutput);
             return;
         }
-        match &self.groups {
-            None => score::to_scores(raw, self.kind, self.activation, &mut d.scores),
-            Some(groups) => {
-                score::to_scores(raw, self.kind, self.activation, &mut d.class_scores);
-                d.scores.clear();
-                let sigmoid = self.activation == Activation::Sigmoid;
-                for members in groups {
-                    let s = members.iter().map(|&i| d.class_scores[i]);
-                    let g = if sigmoid {
-                        s.fold(0.0, f32::max)
-                    } else {
-                        s.sum::<f32>().min(1.0)
-                    };
-                    d.scores.push(g);
-                }
-            }
-        }
+        d.class_scores.clear();
+        self.scorer
+            .label_scores(raw, &mut d.class_scores, &mut d.scores);
         top_k(&d.scores, self.top_k, &mut d.top_k);
-        let Some(top) = d.top() else {
+        let conf = d
+            .top()
+            .and_then(|top| self.scorer.confidence(raw, embedding, &d.scores, top))
+            .filter(|c| !c.is_nan());
+        let (Some(top), Some(conf)) = (d.top(), conf) else {
+            d.top_k.clear();
             d.verdict = Verdict::Rejected(RejectReason::InvalidOutput);
             return;
         };
+        d.confidence = conf;
         d.threshold = self.thresholds[top];
-        d.verdict = if d.scores[top] < d.threshold {
+        d.verdict = if conf < d.threshold {
             Verdict::Rejected(RejectReason::BelowThreshold)
         } else if !self.publishable[top] {
             Verdict::Rejected(RejectReason::LabelNotPublished)
@@ -298,6 +444,61 @@ impl Policy {
             Verdict::Detection
         };
     }
+}
+
+/// Checks a thresholds file against the decision it would feed.
+fn check_calibrated(
+    c: &Calibrated,
+    score_fn: ScoreFn,
+    sha256: Option<&str>,
+    groups: &[(String, Vec<String>)],
+    bank: Option<&KnnBank>,
+) -> Result<(), ThresholdsError> {
+    let err = |message: String| ThresholdsError {
+        path: c.path.clone(),
+        message,
+    };
+    let f = &c.file;
+    if f.score != score_fn {
+        return Err(err(format!(
+            "holds thresholds for score \"{}\", but the decision uses score \"{score_fn}\"; thresholds of one score function mean nothing for another: set [decision] score = \"{}\" (or remove the line), or calibrate for {score_fn} with `camtrapd calibrate --score {score_fn} ...`",
+            f.score, f.score
+        )));
+    }
+    if let Some(sha) = sha256 {
+        if !f.model_sha256.eq_ignore_ascii_case(sha) {
+            return Err(err(format!(
+                "was calibrated for another model (model.onnx sha256 {}…, this one is {}…); run `camtrapd calibrate` again for this model",
+                f.model_sha256.get(..12).unwrap_or(&f.model_sha256),
+                sha.get(..12).unwrap_or(sha)
+            )));
+        }
+    }
+    if f.label_groups_sha256 != thresholds::groups_fingerprint(groups) {
+        return Err(err(
+            "was calibrated for other label groups (or without them); [decision.label_groups] changed since: run `camtrapd calibrate` again".into(),
+        ));
+    }
+    match score_fn {
+        ScoreFn::MspTemp if !f.temperature.is_some_and(|t| t.is_finite() && t > 0.0) => {
+            return Err(err("score msp_temp needs `temperature` (a positive number); run `camtrapd calibrate --score msp_temp` again".into()));
+        }
+        ScoreFn::Knn => {
+            if let Some(b) = bank {
+                if f.knn_k != Some(b.k()) || f.knn_bank_sha256.as_deref() != Some(b.sha256()) {
+                    return Err(err(format!(
+                        "was calibrated with another kNN bank or k (file: k = {:?}, bank {}; model bundle: k = {}, bank {}); run `camtrapd calibrate --score knn` again",
+                        f.knn_k,
+                        f.knn_bank_sha256.as_deref().map_or("none", |s| s.get(..12).unwrap_or(s)),
+                        b.k(),
+                        b.sha256().get(..12).unwrap_or(b.sha256())
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Checks a threshold is a finite score in 0..=1.
@@ -373,6 +574,8 @@ mod tests {
 
     fn ov(default: Option<f32>, per: &[(&str, f32)], publish: Option<&[&str]>) -> Overrides {
         Overrides {
+            score_fn: None,
+            calibrated: None,
             default_threshold: default,
             thresholds: per.iter().map(|(l, t)| (l.to_string(), *t)).collect(),
             publish_labels: publish.map(|p| p.iter().map(|s| s.to_string()).collect()),
@@ -404,23 +607,23 @@ mod tests {
         let p = Policy::new(&m, &ov(Some(0.5), &[], Some(&["cat"]))).unwrap();
         let mut d = Decision::default();
         // softmax([3, 0, 0]) = [0.9094, 0.0453, 0.0453]: confident cat, published.
-        p.decide(&[3.0, 0.0, 0.0], &mut d);
+        p.decide(&[3.0, 0.0, 0.0], None, &mut d);
         assert_eq!(d.verdict, Verdict::Detection);
         assert_eq!(d.top_k, vec![0, 1]);
         assert!((d.top_score() - 0.909_442_2).abs() < 1e-5);
         // Confident dog, but dog is not published.
-        p.decide(&[0.0, 3.0, 0.0], &mut d);
+        p.decide(&[0.0, 3.0, 0.0], None, &mut d);
         assert_eq!(
             d.verdict,
             Verdict::Rejected(RejectReason::LabelNotPublished)
         );
         // softmax([0.2, 0, 0]) top = 0.3786 < 0.5: rejected as below threshold.
-        p.decide(&[0.2, 0.0, 0.0], &mut d);
+        p.decide(&[0.2, 0.0, 0.0], None, &mut d);
         assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
         assert_eq!(d.top(), Some(0));
         // Exactly at the threshold counts as reaching it.
         let p = Policy::new(&m, &ov(Some(0.5), &[], None)).unwrap();
-        p.decide(&[0.0, 0.0, f32::NEG_INFINITY], &mut d);
+        p.decide(&[0.0, 0.0, f32::NEG_INFINITY], None, &mut d);
         assert_eq!(d.top_score(), 0.5);
         assert_eq!(d.verdict, Verdict::Detection);
     }
@@ -431,7 +634,7 @@ mod tests {
         let p = Policy::new(&m, &ov(Some(0.5), &[], None)).unwrap();
         let mut d = Decision::default();
         // All logits negative: every sigmoid < 0.5, "none of the labels".
-        p.decide(&[-2.0, -3.0, -1.0], &mut d);
+        p.decide(&[-2.0, -3.0, -1.0], None, &mut d);
         assert_eq!(d.top(), Some(2));
         assert!((d.top_score() - 0.268_941_43).abs() < 1e-6);
         assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
@@ -471,17 +674,17 @@ mod tests {
         let mut d = Decision::default();
         // softmax([0, 1, 1]) = [0.1554, 0.4223, 0.4223]: no single class reaches 0.5,
         // the group does (0.8446).
-        p.decide(&[0.0, 1.0, 1.0], &mut d);
+        p.decide(&[0.0, 1.0, 1.0], None, &mut d);
         assert!((d.scores[0] - 0.844_6).abs() < 1e-3, "{:?}", d.scores);
         assert_eq!(d.class_scores.len(), 3);
         assert_eq!((d.verdict, d.top()), (Verdict::Detection, Some(0)));
         // A cat (outside every group) leaves the group score low: rejected as unknown.
-        p.decide(&[3.0, 0.0, 0.0], &mut d);
+        p.decide(&[3.0, 0.0, 0.0], None, &mut d);
         assert!((d.scores[0] - 0.090_6).abs() < 1e-3, "{:?}", d.scores);
         assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
         // Sigmoid heads: the group takes its best member.
         let p = Policy::new(&manifest("sigmoid", ""), &o).unwrap();
-        p.decide(&[0.0, 2.0, -1.0], &mut d);
+        p.decide(&[0.0, 2.0, -1.0], None, &mut d);
         assert!((d.scores[0] - 0.880_797).abs() < 1e-5, "{:?}", d.scores);
         // Members must be model labels; thresholds must name groups.
         o.label_groups = groups(&[("canid", &["dog", "wolf"])]);
@@ -502,7 +705,7 @@ mod tests {
         let p = Policy::new(&manifest("softmax", ""), &ov(Some(0.0), &[], None)).unwrap();
         let mut d = Decision::default();
         for raw in [&[f32::NAN, 1.0, 0.0][..], &[1.0, 2.0][..], &[][..]] {
-            p.decide(raw, &mut d);
+            p.decide(raw, None, &mut d);
             assert_eq!(
                 d.verdict,
                 Verdict::Rejected(RejectReason::InvalidOutput),
@@ -512,7 +715,7 @@ mod tests {
             assert_eq!(d.top_score(), 0.0);
         }
         // A threshold of 0 still needs a real top label.
-        p.decide(&[0.0, 0.0, 0.0], &mut d);
+        p.decide(&[0.0, 0.0, 0.0], None, &mut d);
         assert_eq!((d.verdict, d.top()), (Verdict::Detection, Some(0)));
     }
 
@@ -532,5 +735,105 @@ mod tests {
         assert_eq!(out, vec![3, 1, 4]);
         top_k(&[0.3], 3, &mut out);
         assert_eq!(out, vec![0]);
+    }
+
+    fn calibrated(score: ScoreFn, labels: &[(&str, f64)], default: Option<f64>) -> Calibrated {
+        Calibrated {
+            path: "/etc/camtrapd/thresholds.toml".into(),
+            file: ThresholdsFile {
+                score,
+                model_sha256: "ab".repeat(32),
+                label_groups_sha256: None,
+                temperature: Some(2.0),
+                knn_k: None,
+                knn_bank_sha256: None,
+                default,
+                labels: labels.iter().map(|(l, t)| (l.to_string(), *t)).collect(),
+                calibration: None,
+            },
+        }
+    }
+
+    #[test]
+    fn thresholds_file_sets_score_and_thresholds() {
+        let m = manifest("softmax", "default = 0.3");
+        let mut o = ov(None, &[("fox", 9.0)], None);
+        o.calibrated = Some(calibrated(ScoreFn::MaxLogit, &[("dog", 2.5)], Some(1.5)));
+        let sha = "ab".repeat(32);
+        let p = Policy::with_model(&m, &o, Some(&sha), None).unwrap();
+        assert_eq!(p.score_fn(), ScoreFn::MaxLogit);
+        // Config per label > file per label > file default; the manifest's 0.3 is for msp.
+        assert_eq!(
+            [p.threshold(0), p.threshold(1), p.threshold(2)],
+            [1.5, 2.5, 9.0]
+        );
+        let mut d = Decision::default();
+        p.decide(&[0.5, 3.0, 0.0], None, &mut d);
+        assert_eq!(
+            (d.verdict, d.confidence, d.threshold),
+            (Verdict::Detection, 3.0, 2.5)
+        );
+        assert!(
+            (d.scores[1] - 0.883_492).abs() < 1e-5,
+            "top_k stays a probability: {:?}",
+            d.scores
+        );
+        p.decide(&[0.5, 2.0, 0.0], None, &mut d);
+        assert_eq!(d.verdict, Verdict::Rejected(RejectReason::BelowThreshold));
+        // Another model: refused.
+        let e = Policy::with_model(&m, &o, Some(&"cd".repeat(32)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("thresholds.toml") && e.contains("another model"),
+            "{e}"
+        );
+        // Temperature from the file for msp_temp.
+        o.calibrated = Some(calibrated(ScoreFn::MspTemp, &[], Some(0.5)));
+        o.thresholds.clear();
+        let p = Policy::with_model(&m, &o, Some(&sha), None).unwrap();
+        assert_eq!(p.scorer().temperature(), 2.0);
+    }
+
+    #[test]
+    fn thresholds_of_one_score_are_never_used_for_another() {
+        let m = manifest("softmax", "");
+        let mut o = ov(None, &[], None);
+        o.calibrated = Some(calibrated(ScoreFn::Msp, &[("dog", 0.7)], None));
+        o.score_fn = Some(ScoreFn::Energy);
+        let e = Policy::new(&m, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("/etc/camtrapd/thresholds.toml")
+                && e.contains(
+                    "holds thresholds for score \"msp\", but the decision uses score \"energy\""
+                )
+                && e.contains("camtrapd calibrate --score energy"),
+            "{e}"
+        );
+        // An unbounded score without thresholds: no silent 0.5.
+        o.calibrated = None;
+        let e = Policy::new(&m, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("no default threshold") && e.contains("\"cat\""),
+            "{e}"
+        );
+        o.default_threshold = Some(4.0);
+        assert_eq!(Policy::new(&m, &o).unwrap().threshold(0), 4.0);
+        // Scores the head cannot give, and msp_temp without a fitted temperature.
+        o.score_fn = Some(ScoreFn::Sigmoid);
+        assert!(Policy::new(&m, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("one-vs-rest"));
+        o.score_fn = Some(ScoreFn::MspTemp);
+        assert!(Policy::new(&m, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("temperature"));
+        o.score_fn = Some(ScoreFn::Knn);
+        assert!(Policy::new(&m, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("camtrapd bank"));
     }
 }

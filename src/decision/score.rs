@@ -1,13 +1,34 @@
-//! Score functions: the model's raw output → one 0..1 score per label.
+//! Score functions: the model's raw output → per-label scores and one
+//! confidence per frame (higher = more confident that the frame shows one of
+//! the labels).
+//!
+//! | [`ScoreFn`] | confidence of the top label | range | source |
+//! | --- | --- | --- | --- |
+//! | `msp` | its softmax probability (maximum softmax probability) | 0..1 | Hendrycks & Gimpel 2017 |
+//! | `msp_temp` | the same at a temperature T fitted on calibration data ([`fit_temperature`]) | 0..1 | Guo et al. 2017 |
+//! | `max_logit` | its raw logit ([`max_logit`]) | any | Vaze et al. 2022 |
+//! | `energy` | the frame's negative energy `log Σ exp(z)` ([`neg_energy`]) | any | Liu et al. 2020 |
+//! | `sigmoid` | its sigmoid score (one-vs-rest heads) | 0..1 | e.g. Vaze et al. 2022, sec. 5; the training issue |
+//! | `knn` | minus the distance to the k-th nearest training embedding ([`super::knn`]) | -2..0 | Sun et al. 2022 |
+//!
+//! With label groups (one published label = several model classes; other
+//! classes are "none of my labels"), a group's probability is the sum of its
+//! members' softmax probabilities, its logit is the log-sum-exp of its
+//! members' logits (so that softmax over group logits gives the same
+//! probabilities), its sigmoid score the best member's, and the energy is
+//! taken over the grouped classes only.
+//!
+//! The label of a frame is always the head's top label (highest probability);
+//! `energy` and `knn` only give the confidence.
+//!
+//! Building blocks:
 //!
 //! * softmax: `exp(z_i) / Σ_j exp(z_j)`, computed as `exp(z_i - max z)` for
-//!   numerical stability; the top score is the maximum softmax probability
-//!   (MSP; Hendrycks & Gimpel 2017, "A Baseline for Detecting Misclassified
-//!   and Out-of-Distribution Examples in Neural Networks").
+//!   numerical stability.
 //! * sigmoid: `1 / (1 + exp(-z_i))` per label, for one-vs-rest heads, where
 //!   every label can be low at once (the remedy for "none of my labels").
-//! * max-logit and (negative) energy: unbounded per-frame confidences from the
-//!   raw logits, for open-set evaluation ([`max_logit`], [`neg_energy`]).
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::manifest::{Activation, OutputKind};
 
@@ -93,8 +114,366 @@ pub fn to_scores(raw: &[f32], kind: OutputKind, activation: Activation, out: &mu
     }
 }
 
+/// A score function: how a frame's confidence is computed (see the module
+/// docs for the definitions and sources). The names are those of the config
+/// (`[decision] score`), the command line (`--score`) and the detection JSON
+/// (`score_fn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreFn {
+    /// Maximum softmax probability (Hendrycks & Gimpel 2017), 0..1.
+    Msp,
+    /// MSP after temperature scaling with a T fitted on calibration data (Guo et al. 2017), 0..1.
+    MspTemp,
+    /// The top label's logit (Vaze et al. 2022), unbounded.
+    MaxLogit,
+    /// Negative energy `log Σ_j exp(z_j)` (Liu et al. 2020), unbounded.
+    Energy,
+    /// The top label's sigmoid score, for one-vs-rest heads, 0..1.
+    Sigmoid,
+    /// Minus the distance to the k-th nearest training embedding (Sun et al. 2022), -2..0.
+    Knn,
+}
+
+impl ScoreFn {
+    /// Every score function, in the order of reports.
+    pub const ALL: [ScoreFn; 6] = [
+        ScoreFn::Msp,
+        ScoreFn::MspTemp,
+        ScoreFn::MaxLogit,
+        ScoreFn::Energy,
+        ScoreFn::Sigmoid,
+        ScoreFn::Knn,
+    ];
+
+    /// The name used in config files, on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoreFn::Msp => "msp",
+            ScoreFn::MspTemp => "msp_temp",
+            ScoreFn::MaxLogit => "max_logit",
+            ScoreFn::Energy => "energy",
+            ScoreFn::Sigmoid => "sigmoid",
+            ScoreFn::Knn => "knn",
+        }
+    }
+
+    /// A short human description for tables.
+    pub fn title(self) -> &'static str {
+        match self {
+            ScoreFn::Msp => "max softmax probability (MSP)",
+            ScoreFn::MspTemp => "MSP + temperature scaling",
+            ScoreFn::MaxLogit => "max-logit",
+            ScoreFn::Energy => "energy score",
+            ScoreFn::Sigmoid => "sigmoid (one-vs-rest)",
+            ScoreFn::Knn => "kNN embedding distance",
+        }
+    }
+
+    /// Whether scores (and thresholds) are 0..1 probabilities; the others
+    /// are in their own units and need calibrated thresholds.
+    pub fn bounded(self) -> bool {
+        matches!(self, ScoreFn::Msp | ScoreFn::MspTemp | ScoreFn::Sigmoid)
+    }
+
+    /// The score used when nothing chooses one: the head's own 0..1 score
+    /// (`msp` for softmax heads, `sigmoid` for one-vs-rest heads).
+    pub fn head_default(activation: Activation) -> ScoreFn {
+        match activation {
+            Activation::Softmax => ScoreFn::Msp,
+            Activation::Sigmoid => ScoreFn::Sigmoid,
+        }
+    }
+
+    /// Why this score function cannot be used with a model whose scores
+    /// output is `kind`/`activation` (and which has a kNN bank or not);
+    /// `None` when it can.
+    pub fn unavailable(
+        self,
+        kind: OutputKind,
+        activation: Activation,
+        has_bank: bool,
+    ) -> Option<String> {
+        let logits = kind == OutputKind::Logits;
+        match self {
+            ScoreFn::Msp if !logits && activation == Activation::Sigmoid => Some(
+                "the model outputs sigmoid probabilities, not softmax ones; use score = \"sigmoid\"".into(),
+            ),
+            ScoreFn::MspTemp | ScoreFn::MaxLogit | ScoreFn::Energy if !logits => Some(format!(
+                "{} needs raw logits, and the model's output already holds probabilities (output.kind = \"probabilities\")",
+                self.as_str()
+            )),
+            ScoreFn::Sigmoid if activation != Activation::Sigmoid => Some(
+                "needs a one-vs-rest (sigmoid) head; this model's head is softmax (output.activation = \"softmax\")".into(),
+            ),
+            ScoreFn::Knn if !has_bank => Some(
+                "needs an embedding bank in the model bundle ([knn] in model.toml); build one with `camtrapd bank`".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ScoreFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ScoreFn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ScoreFn, String> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        ScoreFn::ALL
+            .into_iter()
+            .find(|f| f.as_str() == norm)
+            .ok_or_else(|| {
+                format!(
+                    "unknown score function {s:?}; allowed: {}",
+                    ScoreFn::ALL.map(ScoreFn::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// `log Σ exp(v)` in f64, stable; `-inf` for an empty input.
+pub fn log_sum_exp(v: impl Iterator<Item = f32> + Clone) -> f64 {
+    let m = v.clone().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return f64::from(m);
+    }
+    let m = f64::from(m);
+    m + v.map(|z| (f64::from(z) - m).exp()).sum::<f64>().ln()
+}
+
+/// Everything needed to turn one model output into per-label scores and a
+/// confidence, for one score function.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    score_fn: ScoreFn,
+    kind: OutputKind,
+    activation: Activation,
+    /// Member classes of each decision label, when label groups are used.
+    groups: Option<Vec<Vec<usize>>>,
+    /// Every grouped class, sorted (the "known" part of the output).
+    grouped: Vec<usize>,
+    temperature: f32,
+    knn: Option<std::sync::Arc<super::knn::KnnBank>>,
+}
+
+impl Scorer {
+    /// A scorer for `score_fn` over a model with the given output, label
+    /// groups (member class indices per decision label), temperature (for
+    /// `msp_temp`; 1 otherwise) and kNN bank (for `knn`).
+    pub fn new(
+        score_fn: ScoreFn,
+        kind: OutputKind,
+        activation: Activation,
+        groups: Option<Vec<Vec<usize>>>,
+        temperature: f32,
+        knn: Option<std::sync::Arc<super::knn::KnnBank>>,
+    ) -> Scorer {
+        let mut grouped: Vec<usize> = groups.iter().flatten().flatten().copied().collect();
+        grouped.sort_unstable();
+        grouped.dedup();
+        Scorer {
+            score_fn,
+            kind,
+            activation,
+            groups,
+            grouped,
+            temperature,
+            knn,
+        }
+    }
+
+    /// The score function.
+    pub fn score_fn(&self) -> ScoreFn {
+        self.score_fn
+    }
+
+    /// Member classes of each decision label, when label groups are used.
+    pub fn groups(&self) -> Option<&[Vec<usize>]> {
+        self.groups.as_deref()
+    }
+
+    /// The temperature used by `msp_temp` (1 for the others).
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+
+    /// Whether the per-class scores are sigmoid-like (groups take their best
+    /// member) rather than softmax-like (groups sum their members).
+    fn sigmoid_like(&self) -> bool {
+        match self.score_fn {
+            ScoreFn::Msp | ScoreFn::MspTemp => false,
+            ScoreFn::Sigmoid => true,
+            _ => self.activation == Activation::Sigmoid,
+        }
+    }
+
+    /// Writes one 0..1 score per decision label into `out` (probabilities:
+    /// softmax, temperature-scaled softmax for `msp_temp`, or sigmoid; summed
+    /// or maximised over label groups); `class_buf` is scratch space.
+    pub fn label_scores(&self, raw: &[f32], class_buf: &mut Vec<f32>, out: &mut Vec<f32>) {
+        let target: &mut Vec<f32> = if self.groups.is_some() {
+            class_buf
+        } else {
+            out
+        };
+        match (self.score_fn, self.kind) {
+            (ScoreFn::Msp, OutputKind::Logits) => softmax(raw, target),
+            (ScoreFn::MspTemp, OutputKind::Logits) => {
+                let t = self.temperature;
+                target.clear();
+                target.extend(raw.iter().map(|z| z / t));
+                let scaled = std::mem::take(target);
+                softmax(&scaled, target);
+            }
+            (ScoreFn::Sigmoid, OutputKind::Logits) => {
+                to_scores(raw, OutputKind::Logits, Activation::Sigmoid, target)
+            }
+            _ => to_scores(raw, self.kind, self.activation, target),
+        }
+        if let Some(groups) = &self.groups {
+            out.clear();
+            let sigmoid = self.sigmoid_like();
+            for members in groups {
+                let s = members
+                    .iter()
+                    .map(|&i| class_buf.get(i).copied().unwrap_or(0.0));
+                out.push(if sigmoid {
+                    s.fold(0.0, f32::max)
+                } else {
+                    s.sum::<f32>().min(1.0)
+                });
+            }
+        }
+    }
+
+    /// The confidence of decision label `top` under this score function:
+    /// `label_scores[top]` for the 0..1 scores, the (group) logit, the
+    /// negative energy, or the kNN score. `None` when it cannot be computed
+    /// (no embedding for `knn`, an index out of range).
+    pub fn confidence(
+        &self,
+        raw: &[f32],
+        embedding: Option<&[f32]>,
+        label_scores: &[f32],
+        top: usize,
+    ) -> Option<f32> {
+        match self.score_fn {
+            ScoreFn::Msp | ScoreFn::MspTemp | ScoreFn::Sigmoid => label_scores.get(top).copied(),
+            ScoreFn::MaxLogit => match &self.groups {
+                None => raw.get(top).copied(),
+                Some(groups) => {
+                    let m = groups.get(top)?.iter().filter_map(|&i| raw.get(i).copied());
+                    Some(if self.activation == Activation::Sigmoid {
+                        m.fold(f32::NEG_INFINITY, f32::max)
+                    } else {
+                        log_sum_exp(m) as f32
+                    })
+                }
+            },
+            ScoreFn::Energy => Some(match &self.groups {
+                None => log_sum_exp(raw.iter().copied()) as f32,
+                Some(_) => {
+                    log_sum_exp(self.grouped.iter().filter_map(|&i| raw.get(i).copied())) as f32
+                }
+            }),
+            ScoreFn::Knn => Some(self.knn.as_ref()?.score(embedding?)),
+        }
+    }
+}
+
+/// Mean negative log-likelihood of the true labels at temperature `t`, in
+/// f64: `labels[i]` is the decision label of row `i` of `logits`; with
+/// `groups`, the true label's probability is the sum over its members.
+pub fn temperature_nll(
+    logits: &[Vec<f32>],
+    labels: &[usize],
+    groups: Option<&[Vec<usize>]>,
+    t: f64,
+) -> f64 {
+    let n = logits.len().min(labels.len());
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mut total = 0.0;
+    for (z, &y) in logits.iter().zip(labels) {
+        let scaled = z.iter().map(|&v| (f64::from(v) / t) as f32);
+        let all = log_sum_exp(scaled.clone());
+        let truth = match groups {
+            None => z.get(y).map_or(f64::NEG_INFINITY, |&v| f64::from(v) / t),
+            Some(g) => log_sum_exp(
+                g.get(y)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&i| z.get(i).map(|&v| (f64::from(v) / t) as f32)),
+            ),
+        };
+        total += all - truth;
+    }
+    total / n as f64
+}
+
+/// Temperature scaling (Guo, Pleiss, Sun & Weinberger 2017, "On Calibration
+/// of Modern Neural Networks"): the temperature T in 0.05..=20 that
+/// minimises the mean negative log-likelihood of the true labels of
+/// `logits` (see [`temperature_nll`]); T > 1 softens over-confident scores.
+/// A log-spaced grid search followed by a golden-section refinement; `None`
+/// without data or when the likelihood is not finite.
+pub fn fit_temperature(
+    logits: &[Vec<f32>],
+    labels: &[usize],
+    groups: Option<&[Vec<usize>]>,
+) -> Option<f32> {
+    if logits.is_empty() || labels.len() != logits.len() {
+        return None;
+    }
+    let f = |u: f64| temperature_nll(logits, labels, groups, u.exp());
+    let (lo, hi) = (0.05f64.ln(), 20f64.ln());
+    const STEPS: usize = 240;
+    let grid: Vec<(f64, f64)> = (0..=STEPS)
+        .map(|i| {
+            let u = lo + (hi - lo) * i as f64 / STEPS as f64;
+            (u, f(u))
+        })
+        .collect();
+    let best = grid
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.1.is_finite())
+        .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))?
+        .0;
+    let (mut a, mut b) = (
+        grid[best.saturating_sub(1)].0,
+        grid[(best + 1).min(STEPS)].0,
+    );
+    let phi = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut c, mut d) = (b - phi * (b - a), a + phi * (b - a));
+    let (mut fc, mut fd) = (f(c), f(d));
+    for _ in 0..80 {
+        if fc < fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - phi * (b - a);
+            fc = f(c);
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + phi * (b - a);
+            fd = f(d);
+        }
+    }
+    let t = ((a + b) / 2.0).exp() as f32;
+    t.is_finite().then_some(t)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -149,5 +528,145 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, vec![1.0, 0.0, 0.0, 0.3]);
+    }
+
+    #[derive(serde::Deserialize)]
+    struct TempCase {
+        name: String,
+        logits: Vec<Vec<f32>>,
+        labels: Vec<usize>,
+        groups: Option<Vec<Vec<usize>>>,
+        temperature: f64,
+        nll_at_1: f64,
+        nll_at_fit: f64,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        temperature: Vec<TempCase>,
+    }
+
+    pub(crate) fn reference_json() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/score_reference.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn temperature_fit_matches_scipy() {
+        let r: Reference = serde_json::from_value(reference_json()).unwrap();
+        assert_eq!(r.temperature.len(), 3);
+        for c in &r.temperature {
+            let g = c.groups.as_deref();
+            let nll1 = temperature_nll(&c.logits, &c.labels, g, 1.0);
+            assert!(
+                (nll1 - c.nll_at_1).abs() < 1e-5,
+                "{}: NLL(1) {nll1} vs {}",
+                c.name,
+                c.nll_at_1
+            );
+            let t = f64::from(fit_temperature(&c.logits, &c.labels, g).unwrap());
+            assert!(
+                (t - c.temperature).abs() < 1e-3 * c.temperature,
+                "{}: T {t} vs scipy {}",
+                c.name,
+                c.temperature
+            );
+            let nll = temperature_nll(&c.logits, &c.labels, g, t);
+            assert!(
+                (nll - c.nll_at_fit).abs() < 1e-6,
+                "{}: {nll} vs {}",
+                c.name,
+                c.nll_at_fit
+            );
+        }
+        assert_eq!(fit_temperature(&[], &[], None), None);
+    }
+
+    #[test]
+    fn score_fn_names_round_trip() {
+        for f in ScoreFn::ALL {
+            assert_eq!(f.as_str().parse::<ScoreFn>().unwrap(), f);
+        }
+        assert_eq!("max-logit".parse::<ScoreFn>().unwrap(), ScoreFn::MaxLogit);
+        let e = "softmax".parse::<ScoreFn>().unwrap_err();
+        assert!(
+            e.contains("allowed: msp, msp_temp, max_logit, energy, sigmoid, knn"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn group_scores_per_score_function() {
+        // Classes 0,1 form group 0; class 2 group 1; class 3 is outside every group.
+        let groups = Some(vec![vec![0, 1], vec![2]]);
+        let raw = [1.0f32, 2.0, 0.5, 3.0];
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        let s = |f, t| {
+            Scorer::new(
+                f,
+                OutputKind::Logits,
+                Activation::Softmax,
+                groups.clone(),
+                t,
+                None,
+            )
+        };
+        let msp = s(ScoreFn::Msp, 1.0);
+        msp.label_scores(&raw, &mut buf, &mut out);
+        // numpy: softmax([1,2,.5,3]) = [.0854, .2321, .0518, .6308]
+        assert!(
+            (out[0] - 0.317_5).abs() < 1e-3 && (out[1] - 0.051_8).abs() < 1e-3,
+            "{out:?}"
+        );
+        assert_eq!(msp.confidence(&raw, None, &out, 0), Some(out[0]));
+        // Group logit: log(e^1 + e^2) = 2.31326; energy over grouped classes:
+        // log(e^1 + e^2 + e^0.5) = 2.464369 (class 3 does not count).
+        let ml = s(ScoreFn::MaxLogit, 1.0)
+            .confidence(&raw, None, &out, 0)
+            .unwrap();
+        assert!((ml - 2.313_262).abs() < 1e-5, "{ml}");
+        let en = s(ScoreFn::Energy, 1.0)
+            .confidence(&raw, None, &out, 0)
+            .unwrap();
+        assert!((en - 2.464_369).abs() < 1e-5, "{en}");
+        // Temperature 2: softmax([.5, 1, .25, 1.5]) grouped: (e^.5 + e^1) / Σ = 0.430980
+        s(ScoreFn::MspTemp, 2.0).label_scores(&raw, &mut buf, &mut out);
+        assert!((out[0] - 0.430_980).abs() < 1e-5, "{out:?}");
+        assert_eq!(s(ScoreFn::Knn, 1.0).confidence(&raw, None, &out, 0), None);
+        // Without groups, max-logit is the logit itself.
+        let plain = Scorer::new(
+            ScoreFn::MaxLogit,
+            OutputKind::Logits,
+            Activation::Softmax,
+            None,
+            1.0,
+            None,
+        );
+        assert_eq!(plain.confidence(&raw, None, &[], 3), Some(3.0));
+    }
+
+    #[test]
+    fn availability_depends_on_the_head() {
+        use Activation::*;
+        use OutputKind::*;
+        assert!(ScoreFn::Sigmoid
+            .unavailable(Logits, Softmax, false)
+            .unwrap()
+            .contains("one-vs-rest"));
+        assert!(ScoreFn::Sigmoid
+            .unavailable(Logits, Sigmoid, false)
+            .is_none());
+        assert!(ScoreFn::MaxLogit
+            .unavailable(Probabilities, Softmax, false)
+            .is_some());
+        assert!(ScoreFn::Knn
+            .unavailable(Logits, Softmax, false)
+            .unwrap()
+            .contains("camtrapd bank"));
+        assert!(ScoreFn::Knn.unavailable(Logits, Softmax, true).is_none());
+        assert!(ScoreFn::Msp.unavailable(Logits, Sigmoid, false).is_none());
     }
 }

@@ -5,11 +5,48 @@
 //!   `other_animals/`, `empty/`) hold unknowns;
 //! * a manifest CSV with at least the columns `path` (relative to the CSV's
 //!   folder) and `label`, optionally `split` (`train` | `calib` | `test`) and
-//!   `kind` (`known` | `nothing` | `unknown`), as `../shared/data/zoo12/manifest.csv`.
+//!   `kind` (`known` | `nothing` | `empty` | `unknown` | `non_animal`) and
+//!   `day_night` (e.g. `night_ir(grey)`), as `../shared/data/zoo12/manifest.csv`.
+//!
+//! Unknown images are further split into *empty* frames (no animal: folders
+//! or `kind`s named `nothing`, `empty`, `blank`, `background`, `none`) and
+//! other unknowns (animals that are not labels, people, vehicles), because
+//! false accepts of the two are reported separately.
 
 use std::path::{Path, PathBuf};
 
 use crate::source::files::list_images;
+
+/// What an image shows, relative to the model's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// One of the labels.
+    Known,
+    /// No animal at all (empty habitat, background).
+    Empty,
+    /// Something else: an animal that is not a label, a person, a vehicle.
+    Unknown,
+}
+
+impl Category {
+    /// `known`, `empty` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Known => "known",
+            Category::Empty => "empty",
+            Category::Unknown => "unknown",
+        }
+    }
+}
+
+/// Whether a folder or `kind` name means "no animal".
+pub fn is_empty_name(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "nothing" | "empty" | "blank" | "background" | "none" | "no_animal"
+    )
+}
 
 /// One labelled image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +59,11 @@ pub struct Item {
     pub known: bool,
     /// `train`, `calib`, `test`, or empty when the layout has no splits.
     pub split: String,
+    /// Known, empty or unknown.
+    pub category: Category,
+    /// Lighting from the manifest's `day_night` column, up to any `(`
+    /// (`day`, `night_ir`, ...); empty when not given.
+    pub lighting: String,
 }
 
 /// Errors reading a data set.
@@ -69,12 +111,21 @@ pub fn load(path: &Path, known_labels: &[String]) -> Result<Vec<Item>, DatasetEr
                 Err(crate::source::SourceError::NoImages(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
+            let category = if known(&label) {
+                Category::Known
+            } else if is_empty_name(&label) {
+                Category::Empty
+            } else {
+                Category::Unknown
+            };
             for f in files {
                 items.push(Item {
                     path: f,
                     known: known(&label),
                     label: label.clone(),
                     split: String::new(),
+                    category,
+                    lighting: String::new(),
                 });
             }
         }
@@ -106,7 +157,7 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
             headers.iter().collect::<Vec<_>>().join(", ")
         )));
     };
-    let (split_col, kind_col) = (col("split"), col("kind"));
+    let (split_col, kind_col, light_col) = (col("split"), col("kind"), col("day_night"));
     let base = path.parent().unwrap_or(Path::new("."));
     let mut items = Vec::new();
     for (i, row) in reader.records().enumerate() {
@@ -118,16 +169,33 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
             return Err(err(format!("line {}: empty path or label", i + 2)));
         }
         // An explicit kind column wins; without it, the label decides.
-        let is_known = match kind_col.map(field).as_deref() {
-            Some("known") => known(&label),
-            Some("nothing" | "unknown") => false,
-            _ => known(&label),
+        let kind = kind_col.map(field).unwrap_or_default();
+        let is_known = match kind.as_str() {
+            "known" | "" => known(&label),
+            _ => false,
         };
+        let category = if is_known {
+            Category::Known
+        } else if is_empty_name(&kind) || is_empty_name(&label) {
+            Category::Empty
+        } else {
+            Category::Unknown
+        };
+        let lighting = light_col
+            .map(field)
+            .unwrap_or_default()
+            .split('(')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         items.push(Item {
             path: base.join(rel),
             label,
             known: is_known,
             split: split_col.map(field).unwrap_or_default(),
+            category,
+            lighting,
         });
     }
     Ok(items)
@@ -191,6 +259,31 @@ mod tests {
             (250, 249, 272)
         );
         assert!(items.iter().all(|i| i.path.is_file()));
+        let empty = items
+            .iter()
+            .filter(|i| i.category == Category::Empty)
+            .count();
+        assert_eq!(empty, 468);
+    }
+
+    #[test]
+    fn camera_trap_manifest_kinds_and_lighting() {
+        let p = zoo12().join("../camera_trap/manifest.csv");
+        let items = load(&p, &zoo12_labels()).unwrap();
+        assert_eq!(items.len(), 30);
+        let count = |c: Category| items.iter().filter(|i| i.category == c).count();
+        assert_eq!(
+            (
+                count(Category::Known),
+                count(Category::Empty),
+                count(Category::Unknown)
+            ),
+            (0, 3, 27)
+        );
+        assert_eq!(
+            items.iter().filter(|i| i.lighting == "night_ir").count(),
+            15
+        );
     }
 
     #[test]

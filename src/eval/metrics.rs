@@ -52,6 +52,13 @@ fn curve(pos: &[f32], neg: &[f32]) -> Option<Vec<(f64, f64, f64)>> {
     Some(points)
 }
 
+/// The ROC curve, known scores `pos` against unknown scores `neg`: one
+/// `(false-positive rate, true-positive rate)` point per distinct threshold,
+/// from `(0, 0)` to `(1, 1)`.
+pub fn roc_points(pos: &[f32], neg: &[f32]) -> Option<Vec<(f64, f64)>> {
+    Some(curve(pos, neg)?.into_iter().map(|p| (p.0, p.1)).collect())
+}
+
 /// Area under the ROC curve, known scores `pos` against unknown scores `neg`.
 pub fn auroc(pos: &[f32], neg: &[f32]) -> Option<f64> {
     let c = curve(pos, neg)?;

@@ -2,8 +2,15 @@
 //! images of its labels ("known") from everything else ("unknown": other
 //! animals, empty frames).
 //!
-//! Today: the metrics ([`metrics`]) and the data-set layouts ([`dataset`]).
-//! The `camtrapd eval` and `calibrate` commands build on them.
+//! * [`dataset`]: the data-set layouts users have (folder per label, manifest CSV);
+//! * [`outputs`]: running the model over a data set, with a cache;
+//! * [`metrics`]: AUROC, FPR@95%TPR, AUPR, OSCR;
+//! * [`calibrate`]: per-label thresholds at a target precision;
+//! * [`report`]: the side-by-side evaluation of every score function, as
+//!   JSON and as a self-contained HTML page with plots.
 
+pub mod calibrate;
 pub mod dataset;
 pub mod metrics;
+pub mod outputs;
+pub mod report;

@@ -25,6 +25,9 @@ pub struct Manifest {
     /// Default per-label thresholds (scores 0..1); the daemon config may override them.
     #[serde(default)]
     pub thresholds: ManifestThresholds,
+    /// The kNN embedding bank for the `knn` score (optional).
+    #[serde(default)]
+    pub knn: Option<KnnSpec>,
     /// Origin of the model file.
     pub provenance: Provenance,
     /// Labels in output order: `labels[i]` names column `i` of the scores output.
@@ -186,14 +189,31 @@ pub struct OutputSpec {
     pub embedding: Option<String>,
 }
 
+/// The kNN embedding bank (`[knn]`, see [`crate::decision::knn`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnnSpec {
+    /// The bank file, relative to the bundle folder (`.npy`, `[n, D]` f32).
+    pub bank: PathBuf,
+    /// Hex SHA-256 of the bank file; checked at load.
+    pub sha256: String,
+    /// Which neighbour's distance is the score (1 = the nearest).
+    pub k: usize,
+}
+
 /// Default thresholds shipped with the model (`[thresholds]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestThresholds {
-    /// Threshold for labels without their own entry, 0..1.
+    /// The score function the thresholds are for (default: the head's own
+    /// 0..1 score, `msp` or `sigmoid`); they apply only when the decision
+    /// uses it.
+    #[serde(default)]
+    pub score: Option<crate::decision::ScoreFn>,
+    /// Threshold for labels without their own entry (in the score's units).
     #[serde(default)]
     pub default: Option<f32>,
-    /// Per-label thresholds, 0..1 (e.g. calibrated to a target precision).
+    /// Per-label thresholds (in the score's units; e.g. calibrated to a target precision).
     #[serde(default)]
     pub labels: BTreeMap<String, f32>,
 }
@@ -374,8 +394,35 @@ impl Manifest {
                 "must name a different output than output.name".into(),
             ));
         }
+        let bounded = self.thresholds.score.is_none_or(|s| s.bounded());
+        let check_threshold = |t: f32| {
+            if bounded {
+                check_threshold(t)
+            } else if t.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{t} is not a finite number"))
+            }
+        };
         if let Some(t) = self.thresholds.default {
             check_threshold(t).map_err(|m| bad("thresholds.default", m))?;
+        }
+        if let Some(k) = &self.knn {
+            if self.output.embedding.is_none() {
+                return Err(bad(
+                    "knn",
+                    "the kNN score needs the model's embedding: name it in output.embedding".into(),
+                ));
+            }
+            if k.k == 0 {
+                return Err(bad("knn.k", "must be at least 1".into()));
+            }
+            if k.sha256.len() != 64 || !k.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad(
+                    "knn.sha256",
+                    "must be the 64 hex digits of `sha256sum` of the bank file".into(),
+                ));
+            }
         }
         for (label, t) in &self.thresholds.labels {
             if !self.labels.iter().any(|l| l == label) {

@@ -70,6 +70,7 @@ pub struct Model {
     input_shape: [usize; 4],
     outputs: TVec<TValue>,
     embedding_dim: Option<usize>,
+    knn: Option<std::sync::Arc<crate::decision::KnnBank>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -254,8 +255,31 @@ impl Model {
             input_shape,
             outputs: tvec![],
             embedding_dim,
+            knn: None,
         };
         m.self_test()?;
+        if let Some(spec) = &m.manifest.knn {
+            let bank =
+                crate::decision::KnnBank::load(&dir.join(&spec.bank), Some(&spec.sha256), spec.k)
+                    .map_err(|e| ModelError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    field: "knn".into(),
+                    message: e.to_string(),
+                })?;
+            if Some(bank.dim()) != m.embedding_dim {
+                return Err(ModelError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    field: "knn.bank".into(),
+                    message: format!(
+                        "the bank holds {}-wide embeddings, the model's embedding output is {}",
+                        bank.dim(),
+                        m.embedding_dim
+                            .map_or("missing".to_string(), |d| format!("{d}-wide"))
+                    ),
+                });
+            }
+            m.knn = Some(std::sync::Arc::new(bank));
+        }
         Ok(m)
     }
 
@@ -523,6 +547,11 @@ impl Model {
     /// Embedding width D, when the manifest names an embedding output.
     pub fn embedding_dim(&self) -> Option<usize> {
         self.embedding_dim
+    }
+
+    /// The kNN embedding bank of the bundle (`[knn]` in model.toml), if any.
+    pub fn knn_bank(&self) -> Option<std::sync::Arc<crate::decision::KnnBank>> {
+        self.knn.clone()
     }
 
     /// The reusable input tensor, to be filled before [`Model::run`]

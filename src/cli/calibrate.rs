@@ -1,0 +1,534 @@
+//! `camtrapd calibrate --data DIR --target-precision 0.95 [--score ...]`:
+//! per-label thresholds from the user's own labelled images, written to a
+//! thresholds file that the config names. Also the set-up shared with
+//! `camtrapd eval` and `camtrapd bank` (model, labels, groups, data set,
+//! cached model outputs).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::decision::thresholds::{
+    f32_for_file, groups_fingerprint, CalibrationInfo, LabelCalibration,
+};
+use crate::decision::{Calibrated, Overrides, Policy, ScoreFn, Scorer, ThresholdsFile};
+use crate::eval::calibrate::{calibrate_labels, calibrate_pooled, score_all, LabelThreshold};
+use crate::eval::dataset::{self, Category, Item};
+use crate::eval::outputs::{self, Cache, Outputs};
+use crate::exit;
+use crate::model::Model;
+
+use super::CodedError;
+
+/// The score functions `calibrate` uses unless told otherwise, first
+/// available wins: `knn` (fewest false accepts on zoo12 and on camera-trap
+/// frames at calibrated thresholds; needs an embedding bank, `camtrapd
+/// bank`), else `msp_temp` (best AUROC and FPR@95%TPR on zoo12). See
+/// README.md, "Measuring and calibrating open-set rejection".
+pub const RECOMMENDED_SCORES: [ScoreFn; 2] = [ScoreFn::Knn, ScoreFn::MspTemp];
+
+/// Options shared by `calibrate`, `eval` and `bank`.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Labelled images: a folder with one sub-folder per label (sub-folders
+    /// that are not labels, e.g. nothing/ or other_animals/, hold unknowns),
+    /// or a manifest CSV with the columns path, label[, split, kind].
+    #[arg(long, value_name = "DIR|CSV")]
+    pub data: PathBuf,
+    /// Use only the images of this split (the manifest's `split` column).
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+    /// The daemon config: its model, label groups, score function and
+    /// thresholds are used.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Model bundle folder (default: the config's, else the bundled model).
+    #[arg(short, long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Cache folder for model outputs (default: $XDG_CACHE_HOME/camtrapd or ~/.cache/camtrapd).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Do not read or write the output cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Arguments of `camtrapd calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Precision (0..1) every label must reach on the data: the share of its
+    /// published detections that are right.
+    #[arg(long, default_value_t = 0.95, value_name = "P")]
+    pub target_precision: f64,
+    /// Score function: msp, msp_temp, max_logit, energy, sigmoid, knn
+    /// (default: the config's, else knn when the model bundle has an embedding bank, else msp_temp).
+    #[arg(long, value_name = "NAME")]
+    pub score: Option<ScoreFn>,
+    /// Where to write the thresholds (default: the config's thresholds_file,
+    /// else thresholds.toml next to the config, else in the current folder).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Readable items with their model outputs, and the unreadable ones with why.
+pub(crate) type Scoring<'a> = (Vec<&'a Item>, Vec<Outputs>, Vec<(&'a Item, String)>);
+
+/// Model, decision labels and data, ready for scoring.
+pub(crate) struct Setup {
+    pub model: Model,
+    pub config: Option<Config>,
+    pub overrides: Overrides,
+    /// Decision labels (model labels or group names).
+    pub labels: Vec<String>,
+    /// Every item of the data set (all splits).
+    pub items: Vec<Item>,
+    pub cache: Cache,
+}
+
+impl Setup {
+    /// Loads config, model and data set. With `first_calibration`, a
+    /// thresholds file that the config names but that does not exist yet is
+    /// not an error (calibrate is about to write it).
+    pub fn load(c: &Common, first_calibration: bool) -> anyhow::Result<Setup> {
+        let config = c.config.as_deref().map(Config::from_path).transpose()?;
+        let model_dir = match (&c.model, &config) {
+            (Some(m), _) => m.clone(),
+            (None, Some(cfg)) => cfg.model_dir(),
+            (None, None) => super::default_model_dir(),
+        };
+        let model = Model::load(&model_dir)?;
+        let overrides = match &config {
+            Some(cfg)
+                if first_calibration && cfg.thresholds_file().is_some_and(|p| !p.exists()) =>
+            {
+                let mut without = cfg.clone();
+                without.decision.thresholds_file = None;
+                without.overrides(model.manifest())?
+            }
+            Some(cfg) => cfg.overrides(model.manifest())?,
+            None => Overrides {
+                top_k: 1,
+                ..Overrides::default()
+            },
+        };
+        // The labels (and groups) only: no thresholds involved.
+        let plain = Policy::new(
+            model.manifest(),
+            &Overrides {
+                label_groups: overrides.label_groups.clone(),
+                top_k: 1,
+                ..Overrides::default()
+            },
+        )?;
+        let labels = plain.labels().to_vec();
+        if !c.data.exists() {
+            return Err(CodedError(
+                exit::NOINPUT,
+                format!("--data {}: no such folder or file", c.data.display()),
+            )
+            .into());
+        }
+        let items = dataset::load(&c.data, &labels)?;
+        let cache = if c.no_cache {
+            Cache::disabled()
+        } else {
+            match c.cache.clone().or_else(outputs::default_cache_dir) {
+                Some(dir) => Cache::open(&dir).unwrap_or_else(|e| {
+                    log::warn!("cache {}: {e}; running without a cache", dir.display());
+                    Cache::disabled()
+                }),
+                None => Cache::disabled(),
+            }
+        };
+        Ok(Setup {
+            model,
+            config,
+            overrides,
+            labels,
+            items,
+            cache,
+        })
+    }
+
+    /// Takes the data set's items out (so that they can be borrowed while
+    /// the model runs).
+    pub fn take_items(&mut self) -> Vec<Item> {
+        std::mem::take(&mut self.items)
+    }
+
+    /// Items of `split` (all when `None`); an error naming the splits there are.
+    pub fn split<'a>(all: &'a [Item], split: Option<&str>) -> anyhow::Result<Vec<&'a Item>> {
+        let chosen: Vec<&Item> = all
+            .iter()
+            .filter(|i| split.is_none_or(|s| i.split == s))
+            .collect();
+        if chosen.is_empty() {
+            let mut splits: Vec<&str> = all.iter().map(|i| i.split.as_str()).collect();
+            splits.sort_unstable();
+            splits.dedup();
+            return Err(CodedError(
+                exit::NOINPUT,
+                match split {
+                    Some(s) => format!(
+                        "the data set has no images in split {s:?} (splits: {})",
+                        splits
+                            .iter()
+                            .map(|s| if s.is_empty() { "none" } else { s })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => "the data set holds no images".into(),
+                },
+            )
+            .into());
+        }
+        Ok(chosen)
+    }
+
+    /// The model's outputs for `items`; unreadable images are warned about and left out.
+    pub fn outputs<'a>(&mut self, items: &[&'a Item]) -> anyhow::Result<Scoring<'a>> {
+        let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let run = outputs::run(&mut self.model, items, &mut self.cache, quiet)?;
+        log::info!(
+            "{} images: {} from the cache, {} computed",
+            items.len(),
+            run.cached,
+            run.computed
+        );
+        let (mut ok_items, mut ok, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+        for (item, o) in items.iter().zip(run.outputs) {
+            match o {
+                Ok(o) => {
+                    ok_items.push(*item);
+                    ok.push(o);
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "warning: {}: skipped: {e}",
+                        item.path.display()
+                    );
+                    bad.push((*item, e));
+                }
+            }
+        }
+        Ok((ok_items, ok, bad))
+    }
+
+    /// True decision label per item (`None` for unknown and empty images).
+    pub fn truth(&self, items: &[&Item]) -> Vec<Option<usize>> {
+        items
+            .iter()
+            .map(|i| {
+                (i.category == Category::Known)
+                    .then(|| self.labels.iter().position(|l| *l == i.label))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// A scorer for `f` (temperature `t` for `msp_temp`), or why there is none.
+    pub fn scorer(&self, f: ScoreFn, t: f32) -> Result<Scorer, String> {
+        let m = self.model.manifest();
+        let bank = self.model.knn_bank();
+        if let Some(why) = f.unavailable(m.output.kind, m.output.activation, bank.is_some()) {
+            return Err(why);
+        }
+        let plain = Policy::new(
+            m,
+            &Overrides {
+                label_groups: self.overrides.label_groups.clone(),
+                top_k: 1,
+                ..Overrides::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let groups = plain.scorer().groups().map(<[Vec<usize>]>::to_vec);
+        Ok(Scorer::new(
+            f,
+            m.output.kind,
+            m.output.activation,
+            groups,
+            t,
+            bank,
+        ))
+    }
+
+    /// Fits the temperature for `msp_temp` on the known images among `items`.
+    pub fn fit_temperature(&self, items: &[&Item], outs: &[Outputs]) -> Option<f32> {
+        let truth = self.truth(items);
+        let (mut logits, mut labels) = (Vec::new(), Vec::new());
+        for (o, t) in outs.iter().zip(&truth) {
+            if let Some(t) = t {
+                logits.push(o.scores.clone());
+                labels.push(*t);
+            }
+        }
+        let scorer = self.scorer(ScoreFn::MspTemp, 1.0).ok()?;
+        crate::decision::score::fit_temperature(&logits, &labels, scorer.groups())
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.3}"))
+}
+
+/// Formats a threshold for tables: 3 decimals for 0..1 scores, else 4 significant digits.
+pub(crate) fn fmt_threshold(t: Option<f32>) -> String {
+    match t {
+        None => "-".into(),
+        Some(t) if t.abs() < 10.0 => format!("{t:.3}"),
+        Some(t) => format!("{t:.2}"),
+    }
+}
+
+pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
+    if !(args.target_precision > 0.0 && args.target_precision <= 1.0) {
+        return Err(CodedError(
+            exit::USAGE,
+            format!(
+                "--target-precision {}: allowed 0 < P <= 1, e.g. 0.95",
+                args.target_precision
+            ),
+        )
+        .into());
+    }
+    let mut setup = Setup::load(&args.common, true)?;
+    let m = setup.model.manifest().clone();
+    let bank = setup.model.knn_bank().is_some();
+    let score_fn = args.score.or(setup.overrides.score_fn).unwrap_or_else(|| {
+        RECOMMENDED_SCORES
+            .into_iter()
+            .find(|f| {
+                f.unavailable(m.output.kind, m.output.activation, bank)
+                    .is_none()
+            })
+            .unwrap_or(ScoreFn::head_default(m.output.activation))
+    });
+    if let Some(why) = score_fn.unavailable(
+        m.output.kind,
+        m.output.activation,
+        setup.model.knn_bank().is_some(),
+    ) {
+        return Err(CodedError(exit::USAGE, format!("--score {score_fn}: {why}")).into());
+    }
+    let all = setup.take_items();
+    let has_splits = all.iter().any(|i| !i.split.is_empty());
+    let split = args
+        .common
+        .split
+        .clone()
+        .or_else(|| has_splits.then(|| "calib".to_string()));
+    let items = Setup::split(&all, split.as_deref())?;
+    let (items, outs, _) = setup.outputs(&items)?;
+    let truth = setup.truth(&items);
+    let known = truth.iter().filter(|t| t.is_some()).count();
+    if known == 0 {
+        return Err(CodedError(
+            exit::DATAERR,
+            format!(
+                "{}: no image of the model's labels (folder or label names must be labels: {}...); nothing to calibrate",
+                args.common.data.display(),
+                setup.labels.iter().take(5).map(String::as_str).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .into());
+    }
+    let temperature = if score_fn == ScoreFn::MspTemp {
+        setup.fit_temperature(&items, &outs).ok_or_else(|| {
+            CodedError(
+                exit::DATAERR,
+                "could not fit a temperature on these images".into(),
+            )
+        })?
+    } else {
+        1.0
+    };
+    let scorer = setup
+        .scorer(score_fn, temperature)
+        .map_err(|e| CodedError(exit::USAGE, e))?;
+    let refs: Vec<&Outputs> = outs.iter().collect();
+    let scored = score_all(&scorer, &refs);
+    let target = args.target_precision;
+    let per_label = calibrate_labels(setup.labels.len(), &truth, &scored, target);
+    let pooled = calibrate_pooled(&truth, &scored, target);
+
+    // The table.
+    let mut out = std::io::stdout().lock();
+    let width = setup
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(9, 32);
+    writeln!(
+        out,
+        "{score_fn} thresholds for precision {target} on {} ({}{} known, {} unknown/empty images){}",
+        args.common.data.display(),
+        split.as_deref().map_or(String::new(), |s| format!("split {s}: ")),
+        known,
+        items.len() - known,
+        if score_fn == ScoreFn::MspTemp {
+            format!(", temperature {temperature:.3}")
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(
+        out,
+        "{:<width$} {:>10} {:>9} {:>7} {:>7}  NOTE",
+        "LABEL", "THRESHOLD", "PRECISION", "RECALL", "SUPPORT"
+    )?;
+    let mut warnings = Vec::new();
+    let row = |name: &str,
+               t: &LabelThreshold,
+               out: &mut dyn Write,
+               warnings: &mut Vec<String>|
+     -> std::io::Result<()> {
+        let note = if t.threshold.is_none() {
+            "never the top label: uses the default".to_string()
+        } else if t.reached {
+            String::new()
+        } else if t.true_positives == 0 {
+            warnings.push(format!("{name}: no calibration image is rightly taken for {name}; its threshold is set above every score (it will not be published). Add images of {name}, or check its label group."));
+            "target not reached: silenced".into()
+        } else {
+            warnings.push(format!(
+                "{name}: precision {target} is out of reach on this data (best {:.3}, at recall {}); its threshold gives that best precision. Add more images of {name} and of what it is confused with, or lower --target-precision.",
+                t.precision.unwrap_or(0.0),
+                pct(t.recall)
+            ));
+            "target not reached".into()
+        };
+        writeln!(
+            out,
+            "{name:<width$} {:>10} {:>9} {:>7} {:>7}  {note}",
+            fmt_threshold(t.threshold),
+            pct(t.precision),
+            pct(t.recall),
+            t.support
+        )
+    };
+    for (l, t) in setup.labels.iter().zip(&per_label) {
+        row(l, t, &mut out, &mut warnings)?;
+    }
+    row("(default)", &pooled, &mut out, &mut warnings)?;
+    drop(out);
+    for w in &warnings {
+        let _ = writeln!(std::io::stderr(), "warning: {w}");
+    }
+
+    // The file.
+    let config_path = args.common.config.as_deref();
+    let out_path = match (&args.out, &setup.config) {
+        (Some(p), _) => p.clone(),
+        (None, Some(cfg)) => cfg
+            .thresholds_file()
+            .unwrap_or_else(|| cfg.base_dir().join("thresholds.toml")),
+        (None, None) => PathBuf::from("thresholds.toml"),
+    };
+    let bank = setup.model.knn_bank();
+    let file = ThresholdsFile {
+        score: score_fn,
+        model_sha256: setup.model.sha256().to_string(),
+        label_groups_sha256: groups_fingerprint(&setup.overrides.label_groups),
+        temperature: (score_fn == ScoreFn::MspTemp).then(|| f32_for_file(temperature)),
+        knn_k: bank
+            .as_ref()
+            .filter(|_| score_fn == ScoreFn::Knn)
+            .map(|b| b.k()),
+        knn_bank_sha256: bank
+            .as_ref()
+            .filter(|_| score_fn == ScoreFn::Knn)
+            .map(|b| b.sha256().to_string()),
+        default: pooled.threshold.map(f32_for_file),
+        labels: setup
+            .labels
+            .iter()
+            .zip(&per_label)
+            .filter_map(|(l, t)| Some((l.clone(), f32_for_file(t.threshold?))))
+            .collect(),
+        calibration: Some(CalibrationInfo {
+            target_precision: target,
+            data: args.common.data.display().to_string(),
+            split: split.clone().unwrap_or_default(),
+            known_images: known,
+            unknown_images: items.len() - known,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            camtrapd: env!("CARGO_PKG_VERSION").to_string(),
+            per_label: setup
+                .labels
+                .iter()
+                .zip(&per_label)
+                .map(|(l, t)| {
+                    (
+                        l.clone(),
+                        LabelCalibration {
+                            reached: t.reached,
+                            precision: t.precision,
+                            recall: t.recall,
+                            support: t.support,
+                        },
+                    )
+                })
+                .collect(),
+        }),
+    };
+    let header = format!(
+        "camtrapd thresholds: written by `camtrapd calibrate` for model {} ({}).\nScores are {} ({}); re-run calibrate rather than editing by hand.\nName this file in the daemon config: [decision] thresholds_file = \"...\"",
+        m.name,
+        setup.model.dir().display(),
+        score_fn,
+        score_fn.title()
+    );
+    Calibrated::save(&out_path, &file, &header)
+        .with_context(|| format!("writing {}", out_path.display()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nwrote {}", out_path.display())?;
+    let named = setup
+        .config
+        .as_ref()
+        .and_then(Config::thresholds_file)
+        .is_some_and(|p| same_file(&p, &out_path));
+    match config_path {
+        Some(cfg) if named => writeln!(
+            out,
+            "{} already names it; `camtrapd check-config {}` shows the thresholds in use",
+            cfg.display(),
+            cfg.display()
+        )?,
+        Some(cfg) => writeln!(
+            out,
+            "to use it, add under [decision] in {}:\n  thresholds_file = {:?}",
+            cfg.display(),
+            relative_to(&out_path, cfg.parent().unwrap_or(Path::new(".")))
+        )?,
+        None => writeln!(
+            out,
+            "to use it, add under [decision] in your daemon config:\n  thresholds_file = {:?}",
+            out_path.display().to_string()
+        )?,
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `path` relative to `base` when it lies below it, else as given (absolute).
+fn relative_to(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let (p, b) = (abs(path), abs(base));
+    p.strip_prefix(&b)
+        .map(|r| r.display().to_string())
+        .unwrap_or_else(|_| p.display().to_string())
+}
