@@ -374,11 +374,24 @@ impl Config {
                 ),
             ));
         }
+        let mut brokers: Vec<(String, u16)> = Vec::new();
         for (i, sink) in self.sinks.iter().enumerate() {
             if let SinkConfig::Mqtt(m) = sink {
                 m.check().map_err(|(field, message)| {
                     self.invalid::<()>(None, &format!("sinks[{i}].{field}"), message)
                 })?;
+                let broker = (m.host.trim().to_ascii_lowercase(), m.port());
+                if brokers.contains(&broker) {
+                    return Err(self.invalid::<()>(
+                        None,
+                        &format!("sinks[{i}].host"),
+                        format!(
+                            "a second mqtt sink for {}:{}; one sink per broker (it publishes every topic)",
+                            broker.0, broker.1
+                        ),
+                    ));
+                }
+                brokers.push(broker);
             }
         }
         if self.sinks.is_empty() {

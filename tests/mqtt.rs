@@ -644,7 +644,7 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(
-        err.contains("[[sinks]] kind = \"mqtt\": password_file ")
+        err.contains("[[sinks]]: kind = \"mqtt\": password_file ")
             && err.contains("missing-password: No such file or directory")
             && err.contains("create it (one line, mode 0600) or use password_env"),
         "{err}"
@@ -662,13 +662,13 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("  sink:       mqtt mqtt://127.0.0.1:1 as \"camtrapd-pen-7\": camtrapd/pen-7/detection (spool in ")
+        text.contains("  sink:       mqtt mqtt://127.0.0.1:1 as \"camtrapd-pen-7\": camtrapd/pen-7/detection (spool ")
             && text.contains("  sink:       stdout (JSON Lines)"),
         "{text}"
     );
     assert!(
-        !tmp.path().join("state").exists(),
-        "check-config must not create the spool"
+        !tmp.path().join("state/mqtt-pen-7.redb").exists(),
+        "check-config must not create or lock the spool"
     );
     // Values are checked with their position in the file.
     let text = std::fs::read_to_string(&cfg)
@@ -686,4 +686,41 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         err.contains("line 16, column 19: `sinks[0].keep_alive_secs`: 0 is out of range; allowed 1..=3600 seconds"),
         "{err}"
     );
+}
+
+#[test]
+fn two_daemons_with_one_client_id_are_told_apart_not_left_flapping() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 1);
+    let a = config(tmp.path(), broker.port, "fps = 2.0\nloop = true", "");
+    let b_dir = tmp.path().join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    std::fs::rename(tmp.path().join("frames"), b_dir.join("frames")).unwrap();
+    let b = config(&b_dir, broker.port, "fps = 2.0\nloop = true", "");
+    // The same folder layout for a, with its own state dir.
+    std::os::unix::fs::symlink(b_dir.join("frames"), tmp.path().join("frames")).unwrap();
+    let da = Daemon::start(&a, "a");
+    let db = Daemon::start(&b, "b");
+    let hint = "keeps closing the connection within seconds of accepting it";
+    let end = Instant::now() + Duration::from_secs(40);
+    while !(da.err().contains(hint) || db.err().contains(hint)) {
+        assert!(
+            Instant::now() < end,
+            "no hint about the duplicate client id:\n{}\n{}",
+            da.err(),
+            db.err()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = if da.err().contains(hint) {
+        da.err()
+    } else {
+        db.err()
+    };
+    assert!(
+        err.contains("same client id \"camtrapd-pen-7\" (two camtrapd with the same camera_id?"),
+        "{err}"
+    );
+    assert_eq!(err.matches(hint).count(), 1, "{err}");
 }

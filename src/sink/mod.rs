@@ -88,10 +88,14 @@ pub trait Sink: Send {
 /// # Errors
 /// [`SinkError::Config`] naming the setting and the fix.
 pub fn check_all(cfgs: &[SinkConfig], ctx: &SinkContext) -> Result<Vec<String>, SinkError> {
+    let mut nth = 0;
     cfgs.iter()
         .map(|c| match c {
             SinkConfig::Stdout(_) => Ok("stdout (JSON Lines)".to_string()),
-            SinkConfig::Mqtt(m) => mqtt::MqttSink::check(m, ctx),
+            SinkConfig::Mqtt(m) => {
+                nth += 1;
+                mqtt::MqttSink::check(m, ctx, nth)
+            }
         })
         .collect()
 }
@@ -101,11 +105,15 @@ pub fn check_all(cfgs: &[SinkConfig], ctx: &SinkContext) -> Result<Vec<String>, 
 /// # Errors
 /// [`SinkError::Config`] or [`SinkError::Spool`] when a sink cannot start.
 pub fn open_all(cfgs: &[SinkConfig], ctx: &SinkContext) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    let mut nth = 0;
     cfgs.iter()
         .map(|c| -> Result<Box<dyn Sink>, SinkError> {
             Ok(match c {
                 SinkConfig::Stdout(s) => Box::new(stdout::StdoutSink::new(s)),
-                SinkConfig::Mqtt(m) => Box::new(mqtt::MqttSink::open(m, ctx)?),
+                SinkConfig::Mqtt(m) => {
+                    nth += 1;
+                    Box::new(mqtt::MqttSink::open(m, ctx, nth)?)
+                }
             })
         })
         .collect()

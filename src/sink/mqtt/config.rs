@@ -171,7 +171,17 @@ impl MqttConfig {
     /// # Errors
     /// `(field, message)` for the first bad value.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.host.trim().is_empty() {
+        let host = self.host.trim();
+        if host.contains("://") || host.contains('/') || host.contains(char::is_whitespace) {
+            return Err((
+                "host",
+                format!(
+                    "{:?}: give the host name or address only, e.g. \"localhost\" or \"192.168.1.10\"; the port goes in port, TLS in [sinks.tls]",
+                    self.host
+                ),
+            ));
+        }
+        if host.is_empty() {
             return Err((
                 "host",
                 "is empty; name the MQTT broker, e.g. \"localhost\"".into(),
@@ -251,11 +261,11 @@ impl MqttConfig {
                 ),
             ));
         }
-        if !(self.spool_max_mb.is_finite() && self.spool_max_mb >= 0.01) {
+        if !(self.spool_max_mb.is_finite() && (0.01..=1_048_576.0).contains(&self.spool_max_mb)) {
             return Err((
                 "spool_max_mb",
                 format!(
-                    "{} is out of range; give the spool at least 0.01 MiB (default 64)",
+                    "{} is out of range; allowed 0.01..=1048576 MiB (default 64)",
                     self.spool_max_mb
                 ),
             ));
@@ -280,7 +290,11 @@ impl MqttConfig {
         if (self.password_file.is_some() || self.password_env.is_some()) && self.username.is_none()
         {
             return Err((
-                "username",
+                if self.password_file.is_some() {
+                    "password_file"
+                } else {
+                    "password_env"
+                },
                 "a password is configured but no username; add username = \"...\"".into(),
             ));
         }

@@ -36,18 +36,22 @@ pub(crate) fn messages(prefix: &str, topics: &Topics, dev: &DeviceInfo) -> Vec<(
         "model": dev.model_name,
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
-    let common = |name: &str, id: &str| -> serde_json::Map<String, Value> {
+    let common = |domain: &str, name: &str, id: &str| -> serde_json::Map<String, Value> {
         let mut m = serde_json::Map::new();
         m.insert("name".into(), json!(name));
         m.insert("unique_id".into(), json!(format!("{node}_{id}")));
-        m.insert("object_id".into(), json!(format!("{node}_{id}")));
+        // `default_entity_id` replaced `object_id` in Home Assistant 2025.10.
+        m.insert(
+            "default_entity_id".into(),
+            json!(format!("{domain}.{node}_{id}")),
+        );
         m.insert("availability_topic".into(), json!(topics.availability));
         m.insert("payload_available".into(), json!("online"));
         m.insert("payload_not_available".into(), json!("offline"));
         m.insert("device".into(), device.clone());
         m
     };
-    let mut event = common("Detection", "detection");
+    let mut event = common("event", "Detection", "detection");
     event.insert("state_topic".into(), json!(topics.detection));
     event.insert("event_types".into(), json!(dev.labels));
     event.insert(
@@ -55,7 +59,7 @@ pub(crate) fn messages(prefix: &str, topics: &Topics, dev: &DeviceInfo) -> Vec<(
         json!("{{ {'event_type': value_json.label, 'score': value_json.score, 'captured_at': value_json.captured_at, 'id': value_json.id} | to_json }}"),
     );
     event.insert("icon".into(), json!("mdi:paw"));
-    let mut label = common("Last label", "last_label");
+    let mut label = common("sensor", "Last label", "last_label");
     label.insert("state_topic".into(), json!(topics.detection));
     label.insert("value_template".into(), json!("{{ value_json.label }}"));
     label.insert("json_attributes_topic".into(), json!(topics.detection));
@@ -64,7 +68,7 @@ pub(crate) fn messages(prefix: &str, topics: &Topics, dev: &DeviceInfo) -> Vec<(
         json!("{{ {'score': value_json.score, 'captured_at': value_json.captured_at, 'source': value_json.source} | to_json }}"),
     );
     label.insert("icon".into(), json!("mdi:paw"));
-    let mut score = common("Last score", "last_score");
+    let mut score = common("sensor", "Last score", "last_score");
     score.insert("state_topic".into(), json!(topics.detection));
     score.insert("value_template".into(), json!("{{ value_json.score }}"));
     score.insert("state_class".into(), json!("measurement"));
@@ -87,7 +91,7 @@ pub(crate) fn messages(prefix: &str, topics: &Topics, dev: &DeviceInfo) -> Vec<(
     .collect::<Vec<_>>();
     let image_topic = format!("{prefix}/image/{node}/snapshot/config");
     if dev.snapshots {
-        let mut image = common("Snapshot", "snapshot");
+        let mut image = common("image", "Snapshot", "snapshot");
         image.insert("image_topic".into(), json!(topics.snapshot));
         image.insert("content_type".into(), json!("image/jpeg"));
         out.push((image_topic, Value::Object(image).to_string().into_bytes()));
@@ -126,6 +130,8 @@ mod tests {
         assert_eq!(ev["state_topic"], "camtrapd/pen-3/detection");
         assert_eq!(ev["availability_topic"], "camtrapd/pen-3/availability");
         assert_eq!(ev["device"]["identifiers"], json!(["camtrapd_pen_3"]));
+        assert_eq!(ev["default_entity_id"], "event.camtrapd_pen_3_detection");
+        assert!(ev.get("object_id").is_none());
         let img: Value = serde_json::from_slice(&m[3].1).unwrap();
         assert_eq!(img["image_topic"], "camtrapd/pen-3/snapshot");
         let off = messages(

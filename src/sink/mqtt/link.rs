@@ -94,7 +94,9 @@ pub(crate) fn options(
 }
 
 /// Explains a connection error in the user's terms, with the fix.
-pub(crate) fn explain(e: &ConnectionError, broker: &str) -> String {
+/// `handshake` is true when the error came before the broker accepted the
+/// connection (no CONNACK yet).
+pub(crate) fn explain(e: &ConnectionError, broker: &str, handshake: bool) -> String {
     match e {
         ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => format!(
             "broker {broker} refused the user name or password: check username and password_file / password_env"
@@ -105,15 +107,23 @@ pub(crate) fn explain(e: &ConnectionError, broker: &str) -> String {
         ConnectionError::ConnectionRefused(code) => {
             format!("broker {broker} refused the connection: {code:?}")
         }
-        ConnectionError::Tls(t) => format!(
+        ConnectionError::Tls(t) if t.to_string().contains("certificate") => format!(
             "TLS handshake with {broker} failed: {t}; check that tls.ca_file holds the CA that signed the broker's certificate and that host matches a name in it"
+        ),
+        ConnectionError::Tls(t) => format!(
+            "TLS handshake with {broker} failed: {t}; check that the port is the broker's TLS listener (usually 8883, plain MQTT is usually 1883)"
         ),
         ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
             "cannot reach broker {broker}: connection refused (is the broker running and listening on that port?)"
         ),
-        ConnectionError::Io(io) => format!("connection to {broker}: {io}"),
-        ConnectionError::NetworkTimeout => format!("connection to {broker} timed out"),
-        other => format!("connection to {broker}: {other}"),
+        ConnectionError::NetworkTimeout => format!(
+            "connection to {broker} timed out (check host, port and firewall)"
+        ),
+        other if handshake => format!(
+            "the broker at {broker} closed the connection before accepting it ({other}): if that port is a TLS listener (usually 8883), add [sinks.tls]"
+        ),
+        ConnectionError::Io(io) => format!("connection to {broker} lost: {io}"),
+        other => format!("connection to {broker} lost: {other}"),
     }
 }
 
@@ -127,15 +137,21 @@ pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
     base.mul_f64(0.5 + 0.5 * fastrand::f64())
 }
 
+/// A connection that lasts less than this before the broker drops it counts
+/// as flapping.
+const SHORT_LIVED: Duration = Duration::from_secs(10);
+
 /// The connection thread's loop; returns when `stop` is set (or the outbox is gone).
 pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicBool>) {
     let mut attempt: u32 = 0;
     let mut last_error: Option<String> = None;
     let mut down_since: Option<Instant> = None;
+    let mut short_lived: u32 = 0;
+    let mut flap_warned = false;
     while !stop.load(Ordering::SeqCst) {
         let (client, mut conn) = Client::new(settings.options.clone(), 64);
         let mut pending = Some(client);
-        let mut connected = false;
+        let mut connected_at: Option<Instant> = None;
         let error = loop {
             let ev = match conn.recv() {
                 Ok(ev) => ev,
@@ -144,17 +160,16 @@ pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicB
             };
             let m = match ev {
                 Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                    connected = true;
-                    attempt = 0;
+                    connected_at = Some(Instant::now());
                     match down_since.take() {
-                        Some(t) => log::info!(
+                        Some(t) if !flap_warned => log::info!(
                             "mqtt: reconnected to {} after {:.1} s",
                             settings.broker,
                             t.elapsed().as_secs_f64()
                         ),
+                        Some(_) => log::debug!("mqtt: reconnected to {}", settings.broker),
                         None => log::info!("mqtt: connected to {}", settings.broker),
                     }
-                    last_error = None;
                     let Some(c) = pending.take() else { continue };
                     if let Some(t) = &settings.ha_status_topic {
                         if let Err(e) = c.try_subscribe(t.clone(), QoS::AtLeastOnce) {
@@ -182,13 +197,33 @@ pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicB
             }
         };
         drop(pending);
-        if connected && tx.send(Msg::Link(LinkEvent::Down)).is_err() {
+        if connected_at.is_some() && tx.send(Msg::Link(LinkEvent::Down)).is_err() {
             return;
         }
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let why = explain(&error, &settings.broker);
+        match connected_at.map(|t| t.elapsed()) {
+            // A stable connection ended: start afresh (log it, quick retry).
+            Some(lasted) if lasted >= SHORT_LIVED => {
+                short_lived = 0;
+                attempt = 0;
+                last_error = None;
+            }
+            // Accepted, then dropped within seconds: flapping if it repeats.
+            Some(_) => short_lived += 1,
+            // Not even accepted: an outage, not flapping.
+            None => short_lived = 0,
+        }
+        if short_lived >= 3 && !flap_warned {
+            flap_warned = true;
+            log::warn!(
+                "mqtt: the broker {} keeps closing the connection within seconds of accepting it ({short_lived} times): another client may be connected with the same client id {:?} (two camtrapd with the same camera_id? give each its own camera_id or client_id), or a message is larger than the broker allows (set max_packet_size to the broker's max_packet_size / message_size_limit)",
+                settings.broker,
+                settings.options.client_id()
+            );
+        }
+        let why = explain(&error, &settings.broker, connected_at.is_none());
         if down_since.is_none() {
             down_since = Some(Instant::now());
         }

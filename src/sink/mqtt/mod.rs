@@ -105,21 +105,23 @@ impl MqttSink {
     ///
     /// # Errors
     /// [`SinkError::Config`] naming the setting and the fix.
-    pub fn check(cfg: &MqttConfig, ctx: &SinkContext) -> Result<String, SinkError> {
+    pub fn check(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> Result<String, SinkError> {
         let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
         let client_id = cfg
             .client_id
             .clone()
             .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
         link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
-            .map_err(|m| SinkError::Config(format!("[[sinks]] kind = \"mqtt\": {m}")))?;
+            .map_err(|m| SinkError::Config(format!("kind = \"mqtt\": {m}")))?;
+        let spool = spool_path(cfg, ctx, nth);
+        spool::check_dir(&spool)?;
         Ok(format!(
-            "mqtt {}://{}:{} as {client_id:?}: {} (spool in {}{})",
+            "mqtt {}://{}:{} as {client_id:?}: {} (spool {}{})",
             if cfg.tls.is_some() { "mqtts" } else { "mqtt" },
             cfg.host.trim(),
             cfg.port(),
             topics.detection,
-            cfg.state_dir(&ctx.base_dir).display(),
+            spool.display(),
             if cfg.home_assistant.discovery {
                 ", Home Assistant discovery"
             } else {
@@ -134,16 +136,15 @@ impl MqttSink {
     /// # Errors
     /// [`SinkError::Config`] for unreadable password, CA, certificate or key
     /// files; [`SinkError::Spool`] when the spool cannot be opened.
-    pub fn open(cfg: &MqttConfig, ctx: &SinkContext) -> Result<MqttSink, SinkError> {
+    pub fn open(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> Result<MqttSink, SinkError> {
         let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
         let client_id = cfg
             .client_id
             .clone()
             .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
         let options = link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
-            .map_err(|m| SinkError::Config(format!("[[sinks]] kind = \"mqtt\": {m}")))?;
-        let state_dir = cfg.state_dir(&ctx.base_dir);
-        let spool_path = state_dir.join(format!("mqtt-{}.redb", ctx.camera));
+            .map_err(|m| SinkError::Config(format!("kind = \"mqtt\": {m}")))?;
+        let spool_path = spool_path(cfg, ctx, nth);
         let spool = spool::Spool::open(&spool_path, cfg.spool_max_bytes())?;
         if !spool.is_empty() {
             log::info!(
@@ -241,6 +242,17 @@ impl MqttSink {
             }
         }
         None
+    }
+}
+
+/// The spool file of the `nth` (1-based) mqtt sink:
+/// `<state_dir>/mqtt-<camera>.redb`, then `mqtt-<camera>-2.redb`, ...
+fn spool_path(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> std::path::PathBuf {
+    let dir = cfg.state_dir(&ctx.base_dir);
+    if nth <= 1 {
+        dir.join(format!("mqtt-{}.redb", ctx.camera))
+    } else {
+        dir.join(format!("mqtt-{}-{nth}.redb", ctx.camera))
     }
 }
 

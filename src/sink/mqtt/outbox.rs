@@ -310,6 +310,19 @@ impl Outbox {
         self.counters.spool_bytes = self.spool.bytes();
         self.counters.spool_dropped = self.counters.spool_dropped.max(self.spool.dropped());
         self.counters.in_memory = self.memory.len() as u64;
+        let c = &self.counters;
+        if !c.connected || c.spool_depth > 0 || c.in_memory > 0 {
+            // The stats topic is out of reach while disconnected: say it in the log.
+            log::info!(
+                "mqtt: {}; {} detection(s) waiting in the spool ({:.2} MiB), {} dropped, {} held in memory, {} delivered",
+                if c.connected { "connected" } else { "not connected" },
+                c.spool_depth,
+                c.spool_bytes as f64 / 1048576.0,
+                c.spool_dropped,
+                c.in_memory,
+                c.published
+            );
+        }
         let Some(c) = &self.client else { return };
         let msg = StatsMessage {
             camera: &self.camera,
@@ -412,7 +425,7 @@ impl Outbox {
             }
             Some((_, true)) => self.finish(true),
             Some((t, false)) => {
-                if now.duration_since(t) > Duration::from_secs(2) {
+                if now.duration_since(t) > Duration::from_secs(1) {
                     self.finish(false)
                 } else {
                     false
@@ -423,10 +436,11 @@ impl Outbox {
 
     fn finish(&mut self, offline_published: bool) -> bool {
         self.remove_acked();
+        // Stop first, so the link thread takes the closing connection as the end.
+        self.link_stop.store(true, Ordering::SeqCst);
         if let Some(c) = self.client.take() {
             let _ = c.try_disconnect();
         }
-        self.link_stop.store(true, Ordering::SeqCst);
         let report = CloseReport {
             undelivered: self.spool.len() + self.memory.len() as u64,
             offline_published,

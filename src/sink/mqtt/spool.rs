@@ -33,7 +33,7 @@ const DROPPED: &str = "dropped";
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     /// Another process (a second camtrapd for the same camera?) holds the spool.
-    #[error("spool {path} is in use by another process: run one camtrapd per camera_id, or give each its own state_dir")]
+    #[error("spool {path} is in use by another process: is camtrapd already running for this camera? Each camtrapd needs its own camera_id (it names the spool and the MQTT client id)")]
     InUse {
         /// The spool file.
         path: PathBuf,
@@ -65,6 +65,8 @@ pub struct Spool {
     len: u64,
     next_key: u64,
     dropped: u64,
+    unreported_drops: u64,
+    last_drop_warning: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -75,6 +77,24 @@ impl std::fmt::Debug for Spool {
             .field("bytes", &self.bytes)
             .finish()
     }
+}
+
+/// Checks that the spool's folder exists (or can be created) and is
+/// writable, without opening or locking the spool (for `check-config`).
+///
+/// # Errors
+/// [`SpoolError::Open`] naming the folder.
+pub fn check_dir(path: &Path) -> Result<(), SpoolError> {
+    let err = |message: String| SpoolError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let probe = dir.join(format!(".camtrapd-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| err(format!("the folder is not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 impl Spool {
@@ -106,6 +126,8 @@ impl Spool {
             len: 0,
             next_key: 0,
             dropped: 0,
+            unreported_drops: 0,
+            last_drop_warning: None,
         };
         s.scan()?;
         Ok(s)
@@ -200,12 +222,22 @@ impl Spool {
         }
         w.commit().map_err(|e| self.io(e))?;
         if dropped > self.dropped {
-            log::warn!(
-                "spool {} is full ({:.1} MiB): dropped the {} oldest undelivered detection(s); raise spool_max_mb or check the broker",
-                self.path.display(),
-                self.max_bytes as f64 / 1048576.0,
-                dropped - self.dropped
-            );
+            self.unreported_drops += dropped - self.dropped;
+            // Warn on the first drop, then at most once a minute with the count.
+            if self
+                .last_drop_warning
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+            {
+                log::warn!(
+                    "spool {} is full ({:.2} MiB): dropped the {} oldest undelivered detection(s) ({} in all); raise spool_max_mb or check the broker",
+                    self.path.display(),
+                    self.max_bytes as f64 / 1048576.0,
+                    self.unreported_drops,
+                    dropped
+                );
+                self.unreported_drops = 0;
+                self.last_drop_warning = Some(std::time::Instant::now());
+            }
         }
         self.bytes = bytes + payload.len() as u64;
         self.len = len + 1;
