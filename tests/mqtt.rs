@@ -724,3 +724,118 @@ fn two_daemons_with_one_client_id_are_told_apart_not_left_flapping() {
     );
     assert_eq!(err.matches(hint).count(), 1, "{err}");
 }
+
+/// Datagrams sent to a fake systemd notify socket.
+fn notify_socket(dir: &Path) -> (PathBuf, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut buf) {
+            g.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    });
+    (path, got)
+}
+
+#[test]
+fn systemd_notify_and_sighup_reload_keep_the_mqtt_session() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 4);
+    let cfg = config(tmp.path(), broker.port, "fps = 10.0\nloop = true", "");
+    let (sock, notes) = notify_socket(tmp.path());
+    let sub = Subscriber::connect(broker.port, "t-hup", &[AVAIL, DET]);
+    let dir = tmp.path();
+    let child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &sock)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(std::fs::File::create(dir.join("hup.out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("hup.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child,
+        dir: dir.join("hup"),
+    };
+    let joined = || notes.lock().unwrap().join("|");
+    let end = Instant::now() + Duration::from_secs(30);
+    while !joined().contains("READY=1") {
+        assert!(
+            Instant::now() < end,
+            "no READY=1: {}\n{}",
+            joined(),
+            d.err()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(joined().contains("STATUS=running: camera pen-7, model efficientnet-lite0-imagenet"));
+    sub.wait_for(DET, Duration::from_secs(20), "detections", |m| {
+        !m.is_empty()
+    });
+    // WATCHDOG=1 from progress, at most every 0.1 s (a quarter of 0.4 s).
+    std::thread::sleep(Duration::from_secs(1));
+    let pings = joined().matches("WATCHDOG=1").count();
+    assert!((5..=15).contains(&pings), "{pings} pings in about 1 s");
+    // SIGHUP with a threshold nothing reaches: no more detections, same session.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("default_threshold = 0.5", "default_threshold = 0.999"),
+    )
+    .unwrap();
+    d.signal("-HUP");
+    d.wait_log("reloaded ", Duration::from_secs(20));
+    assert!(joined().contains("RELOADING=1"), "{}", joined());
+    let before = d.ids().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.ids().len(), before, "the new threshold is in effect");
+    // An invalid config keeps the running one.
+    std::fs::write(
+        &cfg,
+        text.replace("default_threshold = 0.5", "default_threshold = 7"),
+    )
+    .unwrap();
+    d.signal("-HUP");
+    d.wait_log(
+        "the running configuration stays in effect",
+        Duration::from_secs(20),
+    );
+    assert!(
+        d.err().contains("`decision.default_threshold`"),
+        "{}",
+        d.err()
+    );
+    // Back to 0.5: detections again.
+    std::fs::write(&cfg, &text).unwrap();
+    d.signal("-HUP");
+    let end = Instant::now() + Duration::from_secs(20);
+    while d.ids().len() == before {
+        assert!(
+            Instant::now() < end,
+            "no detections after the reload back: {}",
+            d.err()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.signal("-TERM");
+    let st = d.wait(Duration::from_secs(15));
+    assert!(st.success(), "{}", d.err());
+    assert!(joined().contains("STOPPING=1"));
+    // One session throughout: online once, then offline at the end.
+    let a = sub.wait_for(AVAIL, Duration::from_secs(5), "offline", |m| {
+        m.last().map(|m| m.text()) == Some("offline".into())
+    });
+    assert_eq!(
+        a.iter().map(|m| m.text()).collect::<Vec<_>>(),
+        ["online", "offline"],
+        "reloads must not reconnect"
+    );
+}
