@@ -500,6 +500,15 @@ fn tls_files(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(p("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(p("cert.pem"), cert.pem()).unwrap();
     std::fs::write(p("key.pem"), key.serialize_pem()).unwrap();
+    // A client certificate from the same CA, for brokers that require one.
+    let ckey = KeyPair::generate().unwrap();
+    let mut cparams = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cparams
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "camtrapd-pen-7");
+    let ccert = cparams.signed_by(&ckey, &issuer).unwrap();
+    std::fs::write(p("client-cert.pem"), ccert.pem()).unwrap();
+    std::fs::write(p("client-key.pem"), ckey.serialize_pem()).unwrap();
     (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
 
@@ -509,11 +518,12 @@ fn tls_connects_with_the_right_ca_and_refuses_a_wrong_one() {
     let (ca, cert, key) = tls_files(certs.path(), "good");
     let (other_ca, _, _) = tls_files(certs.path(), "other");
     let tls_port = common::broker::free_port();
+    let mtls_port = common::broker::free_port();
     let broker = Broker::start(&format!(
-        "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
-        ca.display(),
-        cert.display(),
-        key.display()
+        "listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nlistener {mtls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n",
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display()
     ));
     let sub = Subscriber::connect(broker.port, "t-tls", &[AVAIL]);
     let tmp = tempfile::tempdir().unwrap();
@@ -567,6 +577,51 @@ fn tls_connects_with_the_right_ca_and_refuses_a_wrong_one() {
         "{}",
         d.err()
     );
+    drop(d);
+    // A listener that requires a client certificate: refused without one,
+    // connects with the one the CA signed.
+    let right = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        right.replace(
+            &format!("port = {tls_port}"),
+            &format!("port = {mtls_port}"),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&cfg, "no-client-cert");
+    d.wait_log("requires a client certificate (", Duration::from_secs(30));
+    assert!(d.err().contains("set tls.cert_file and tls.key_file"));
+    let n = sub.on(AVAIL).len();
+    drop(d);
+    let client = |f: &str| certs.path().join(format!("good-client-{f}.pem"));
+    let ca_line = format!("ca_file = \"{}\"\n", ca.display());
+    let mtls = right
+        .replace(
+            &format!("port = {tls_port}"),
+            &format!("port = {mtls_port}"),
+        )
+        .replace(
+            &ca_line,
+            &format!(
+                "{ca_line}cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                client("cert").display(),
+                client("key").display()
+            ),
+        );
+    assert!(mtls.contains("key_file"));
+    std::fs::write(&cfg, mtls).unwrap();
+    let d = Daemon::start(&cfg, "client-cert");
+    let a = sub.wait_for(
+        AVAIL,
+        Duration::from_secs(30),
+        "online with a client certificate",
+        |m| m.len() > n,
+    );
+    assert_eq!(a.last().unwrap().text(), "online", "{}", d.err());
+    assert!(d
+        .err()
+        .contains(&format!("mqtt: connected to mqtts://localhost:{mtls_port}")));
 }
 
 #[test]

@@ -97,6 +97,18 @@ pub(crate) fn options(
 /// `handshake` is true when the error came before the broker accepted the
 /// connection (no CONNACK yet).
 pub(crate) fn explain(e: &ConnectionError, broker: &str, handshake: bool) -> String {
+    let tls = broker.starts_with("mqtts://");
+    let text = e.to_string();
+    if text.contains("CertificateRequired") {
+        return format!(
+            "the broker at {broker} requires a client certificate ({text}): set tls.cert_file and tls.key_file"
+        );
+    }
+    if text.contains("alert") && tls {
+        return format!(
+            "the broker at {broker} refused the TLS session ({text}): check tls.cert_file / tls.key_file and the broker's TLS settings"
+        );
+    }
     match e {
         ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => format!(
             "broker {broker} refused the user name or password: check username and password_file / password_env"
@@ -119,7 +131,7 @@ pub(crate) fn explain(e: &ConnectionError, broker: &str, handshake: bool) -> Str
         ConnectionError::NetworkTimeout => format!(
             "connection to {broker} timed out (check host, port and firewall)"
         ),
-        other if handshake => format!(
+        other if handshake && !tls => format!(
             "the broker at {broker} closed the connection before accepting it ({other}): if that port is a TLS listener (usually 8883), add [sinks.tls]"
         ),
         ConnectionError::Io(io) => format!("connection to {broker} lost: {io}"),
