@@ -71,7 +71,7 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
     )?;
     let all = setup.take_items();
     let calib_all = match &args.calib_data {
-        Some(p) => Some(crate::eval::dataset::load(p, &setup.labels)?),
+        Some(p) => Some(setup.read_data(p)?),
         None => None,
     };
     let split = args.common.split.clone();
@@ -98,6 +98,20 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             .map(|s| Setup::split(calib_source, Some(s)))
             .transpose()?
     };
+    let has_known =
+        |items: &[&crate::eval::dataset::Item]| items.iter().any(|i| i.category == Category::Known);
+    if !has_known(&eval_items) && !calib_items.as_deref().is_some_and(has_known) {
+        return Err(CodedError(
+            exit::DATAERR,
+            format!(
+                "{}{}: no image of the model's labels (folder or label names must be labels: {}); nothing to evaluate. To measure only what unknown animals and empty frames would publish, pass --calib-data with photos of your labels",
+                args.common.data.display(),
+                split.as_deref().map_or(String::new(), |s| format!(" (split {s})")),
+                super::calibrate::labels_hint(&setup.labels)
+            ),
+        )
+        .into());
+    }
     let (items, outs, bad) = setup.outputs(&eval_items)?;
     if items.is_empty() {
         return Err(CodedError(exit::DATAERR, "no image could be read".into()).into());
@@ -416,5 +430,6 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         html_path.display(),
         json_path.display()
     )?;
+    setup.finish();
     Ok(())
 }
