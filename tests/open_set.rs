@@ -167,6 +167,29 @@ fn calibrate_writes_thresholds_the_daemon_uses_and_refuses_for_another_score() {
         "{dets:?}"
     );
 
+    // calibrate --score with another score function does not overwrite the
+    // file the daemon uses; --out writes them elsewhere.
+    let before = std::fs::read_to_string(env.tmp.path().join("thresholds.toml")).unwrap();
+    let (code, _, se) = run_on(&env, "calibrate", &cfg, &data, &["--score", "energy"]);
+    assert_eq!(code, Some(2), "{se}");
+    assert!(se.contains(&format!("error: --score energy: the thresholds file {}/thresholds.toml that {cfg_s} names holds msp thresholds, which the daemon uses; energy thresholds there would break it. Pass --out other-thresholds.toml to write them to another file (to compare, or to switch later), or change [decision] score to \"energy\" in {cfg_s} first\n", env.tmp.path().display())), "{se}");
+    assert_eq!(
+        std::fs::read_to_string(env.tmp.path().join("thresholds.toml")).unwrap(),
+        before
+    );
+    let other = env.p("energy.toml");
+    let (code, so, se) = run_on(
+        &env,
+        "calibrate",
+        &cfg,
+        &data,
+        &["--score", "energy", "--out", &other],
+    );
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    assert!(std::fs::read_to_string(&other)
+        .unwrap()
+        .contains("score = \"energy\""));
+
     // Thresholds of one score function are refused for another, naming the file and the fix.
     let cfg2 = config(
         env.tmp.path(),

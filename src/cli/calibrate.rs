@@ -384,6 +384,7 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     ) {
         return Err(CodedError(exit::USAGE, format!("--score {score_fn}: {why}")).into());
     }
+    refuse_other_score(args, &setup, score_fn)?;
     let all = setup.take_items();
     let has_splits = all.iter().any(|i| !i.split.is_empty());
     let split = args
@@ -621,6 +622,38 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     }
     setup.finish();
     Ok(())
+}
+
+/// `--score X` without `--out` would overwrite the thresholds file the
+/// config (and the running daemon) uses with thresholds of another score
+/// function, or write X thresholds the config's `[decision] score` refuses:
+/// a usage error that names both ways out.
+fn refuse_other_score(args: &Args, setup: &Setup, score_fn: ScoreFn) -> anyhow::Result<()> {
+    let (Some(_), None, Some(cfg_path)) = (args.score, &args.out, args.common.config.as_deref())
+    else {
+        return Ok(());
+    };
+    let why = match (setup.overrides.score_fn, &setup.overrides.calibrated) {
+        (Some(s), _) if s != score_fn => format!(
+            "{} sets [decision] score = \"{s}\", which would refuse {score_fn} thresholds",
+            cfg_path.display()
+        ),
+        (None, Some(c)) if c.file.score != score_fn => format!(
+            "the thresholds file {} that {} names holds {} thresholds, which the daemon uses; {score_fn} thresholds there would break it",
+            c.path.display(),
+            cfg_path.display(),
+            c.file.score
+        ),
+        _ => return Ok(()),
+    };
+    Err(CodedError(
+        exit::USAGE,
+        format!(
+            "--score {score_fn}: {why}. Pass --out other-thresholds.toml to write them to another file (to compare, or to switch later), or change [decision] score to \"{score_fn}\" in {} first",
+            cfg_path.display()
+        ),
+    )
+    .into())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
