@@ -278,6 +278,23 @@ fn eval_reports_every_score_function_and_reuses_the_cache() {
     assert_eq!(op["confusions"][0]["published_as"], "llama");
     let html = std::fs::read_to_string(env.tmp.path().join("report/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("ROC") && html.contains("How to read this"));
+    // No calibration split: the temperature is fitted on these photos, and both outputs say so.
+    let caution = "msp_temp's temperature T is optimistic: fitted on the evaluated photos; pass --calib-data DIR (other photos of your labels, e.g. photos/calib) or use a manifest with a calib split";
+    assert!(so.contains(&format!("caution: {caution}\n")), "{so}");
+    assert!(
+        html.contains(&format!("<b>Caution</b>: {caution}</p>")),
+        "{html}"
+    );
+    assert!(html.contains("<code>camtrapd calibrate --score msp --data DIR</code>.</p>"));
+    // Every row of the terminal table has as many cells as its header.
+    let cells = |l: &str| l.matches('|').count();
+    let table: Vec<&str> = so.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 8, "{so}");
+    assert!(table.iter().all(|l| cells(l) == 8), "{so}");
+    assert!(
+        table.iter().any(|l| l.starts_with("| `sigmoid` | n/a: ")),
+        "{so}"
+    );
     // A re-run does not run the model again.
     let out = camtrapd(&args);
     let se = text(&out.stderr);

@@ -313,6 +313,24 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         None if args.common.config.is_some() => "the config (no thresholds file)".into(),
         None => "the model's defaults (no config)".into(),
     };
+    let mut caveats = Vec::new();
+    if calib.is_none() && temperature.is_some() {
+        caveats.push("msp_temp's temperature T is optimistic: fitted on the evaluated photos; pass --calib-data DIR (other photos of your labels, e.g. photos/calib) or use a manifest with a calib split".to_string());
+    }
+    let data_s = args.common.data.display().to_string();
+    if let Some(ci) = setup
+        .overrides
+        .calibrated
+        .as_ref()
+        .and_then(|c| c.file.calibration.as_ref())
+        .filter(|ci| ci.data == data_s && ci.split == split.clone().unwrap_or_default())
+    {
+        caveats.push(format!(
+            "the configured thresholds are optimistic: fitted on the evaluated photos ({}{}); calibrate on other photos (`camtrapd calibrate --data photos/calib`) and evaluate on these",
+            ci.data,
+            if ci.split.is_empty() { String::new() } else { format!(", split {}", ci.split) }
+        ));
+    }
     let report = Report {
         camtrapd: env!("CARGO_PKG_VERSION").to_string(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -330,6 +348,7 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             (None, s) => s.clone(),
         },
         target_precision: args.target_precision,
+        caveats: caveats.clone(),
         labels: labels.clone(),
         counts: Counts {
             known,
@@ -395,6 +414,9 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "\n{}", markdown_table(&report))?;
+    for c in &caveats {
+        writeln!(out, "caution: {c}")?;
+    }
     if let Some(b) = best {
         writeln!(out, "best separation (AUROC): {b}")?;
     }
