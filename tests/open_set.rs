@@ -278,6 +278,21 @@ fn eval_reports_every_score_function_and_reuses_the_cache() {
     assert_eq!(op["confusions"][0]["published_as"], "llama");
     let html = std::fs::read_to_string(env.tmp.path().join("report/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("ROC") && html.contains("How to read this"));
+    // Histogram y-axes count whole images: the ticks between a label's
+    // caption and its x-axis (0.0 .. 1.0) are integers.
+    let hist = &html[html.find("Score histograms per label").unwrap()..];
+    let texts: Vec<&str> = hist
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .map(str::trim)
+        .collect();
+    let start = texts.iter().position(|t| *t == "elephant").unwrap();
+    let end = start + texts[start..].iter().position(|t| *t == "0.0").unwrap();
+    let y_ticks = &texts[start + 1..end];
+    assert!(
+        y_ticks.len() >= 2 && y_ticks.iter().all(|t| t.parse::<u32>().is_ok()),
+        "{y_ticks:?}"
+    );
     // No calibration split: the temperature is fitted on these photos, and both outputs say so.
     let caution = "msp_temp's temperature T is optimistic: fitted on the evaluated photos; pass --calib-data DIR (other photos of your labels, e.g. photos/calib) or use a manifest with a calib split";
     assert!(so.contains(&format!("caution: {caution}\n")), "{so}");
@@ -489,4 +504,21 @@ fn manifest_label_typos_and_missing_paths() {
     assert_eq!(code, Some(0), "{so}\n{se}");
     let last = se.lines().last().unwrap_or("");
     assert_eq!(last, format!("warning: 7 of the images listed in {} do not exist and were left out (--allow-missing): {d}/gone/0.jpg, {d}/gone/1.jpg, {d}/gone/2.jpg, {d}/gone/3.jpg, {d}/gone/4.jpg and 2 more", csv.display()), "{se}");
+}
+
+#[test]
+fn check_config_prints_small_thresholds_with_three_significant_digits() {
+    let env = Env::new();
+    let cfg = config(
+        env.tmp.path(),
+        &default_model(),
+        "[decision.thresholds]\nelephant = 0.00398\nllama = 0.5",
+    );
+    let out = camtrapd(&["check-config", cfg.to_str().unwrap()]);
+    let so = text(&out.stdout);
+    assert!(out.status.success(), "{so}{}", text(&out.stderr));
+    assert!(
+        so.contains("  thresholds: a detection needs a score of at least 0.00398 (1 label), 0.500 (1 label) (of the published labels)\n"),
+        "{so}"
+    );
 }

@@ -345,10 +345,11 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.3}"))
 }
 
-/// Formats a threshold for tables: 3 decimals for 0..1 scores, else 4 significant digits.
+/// Formats a threshold for tables: 3 decimals, 3 significant digits below 0.1 (0.00398), 2 decimals from 10.
 pub(crate) fn fmt_threshold(t: Option<f32>) -> String {
     match t {
         None => "-".into(),
+        Some(t) if t != 0.0 && t.abs() < 0.1 => crate::text::sig3(t),
         Some(t) if t.abs() < 10.0 => format!("{t:.3}"),
         Some(t) => format!("{t:.2}"),
     }

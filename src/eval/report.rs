@@ -556,7 +556,9 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
         c
     };
     let (cr, cw) = (count(&right), count(&wrong));
-    let ymax = cr.iter().chain(&cw).copied().max().unwrap_or(1).max(1) as f64 * 1.15;
+    // Counts are whole images: an integer axis (ticks 0, 2, 4, not 2.0, 4.0).
+    let most = cr.iter().chain(&cw).copied().max().unwrap_or(1).max(1);
+    let ymax = u32::try_from(most + most.div_ceil(7)).unwrap_or(u32::MAX);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (360, 220)).into_drawing_area();
@@ -566,7 +568,7 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
             .margin(6)
             .x_label_area_size(28)
             .y_label_area_size(30)
-            .build_cartesian_2d(lo..hi, 0f64..ymax)
+            .build_cartesian_2d(lo..hi, 0u32..ymax)
         else {
             return None;
         };
@@ -588,7 +590,10 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
                 chart.draw_series(counts.iter().enumerate().filter(|(_, n)| **n > 0).map(
                     |(b, n)| {
                         let x0 = lo + b as f64 * w;
-                        Rectangle::new([(x0, 0.0), (x0 + w, *n as f64)], colour.filled())
+                        Rectangle::new(
+                            [(x0, 0), (x0 + w, u32::try_from(*n).unwrap_or(u32::MAX))],
+                            colour.filled(),
+                        )
                     },
                 ))
             {
@@ -598,10 +603,9 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
             }
         }
         let t = f64::from(thr);
-        if let Ok(s) = chart.draw_series(LineSeries::new(
-            [(t, 0.0), (t, ymax)],
-            BLACK.stroke_width(2),
-        )) {
+        if let Ok(s) =
+            chart.draw_series(LineSeries::new([(t, 0), (t, ymax)], BLACK.stroke_width(2)))
+        {
             s.label(format!("threshold {thr:.3}"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 10, y)], BLACK.stroke_width(2)));
         }
