@@ -167,6 +167,32 @@ fn calibrate_writes_thresholds_the_daemon_uses_and_refuses_for_another_score() {
         "{dets:?}"
     );
 
+    // classify -c decides as the daemon does: label groups, score function, calibrated thresholds.
+    let out = camtrapd(&[
+        "classify",
+        "-c",
+        &cfg_s,
+        &env.p("data/elephant"),
+        &env.p("data/llama"),
+    ]);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(
+        se.contains(&format!(
+            "deciding as {cfg_s} does: score msp, thresholds from {}/thresholds.toml\n",
+            env.tmp.path().display()
+        )),
+        "{se}"
+    );
+    assert!(
+        so.contains(
+            "8 images: 8 detections, 0 below threshold, 0 label not published, 0 unreadable"
+        ),
+        "{so}"
+    );
+    assert!(so.contains("top-1 labels: elephant 5, llama 3"), "{so}");
+    eprintln!("{so}");
+
     // calibrate --score with another score function does not overwrite the
     // file the daemon uses; --out writes them elsewhere.
     let before = std::fs::read_to_string(env.tmp.path().join("thresholds.toml")).unwrap();
