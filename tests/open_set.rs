@@ -548,3 +548,19 @@ fn check_config_prints_small_thresholds_with_three_significant_digits() {
         "{so}"
     );
 }
+
+#[test]
+fn calibrate_warns_when_nothing_to_reject_was_shown() {
+    let env = Env::new();
+    let data = env.tmp.path().join("data");
+    std::fs::remove_dir_all(data.join("nothing")).unwrap();
+    std::fs::remove_dir_all(data.join("other_animals")).unwrap();
+    let cfg = config(env.tmp.path(), &default_model(), "");
+    let (code, so, se) = run_on(&env, "calibrate", &cfg, &env.p("data"), &["--score", "msp"]);
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    assert!(so.contains("(8 known, 0 unknown/empty images)"), "{so}");
+    assert!(
+        se.contains("warning: thresholds were not tested against unknown animals or empty frames: add a folder of them (e.g. other_animals/ and nothing/) so that the thresholds learn what to reject\n"),
+        "{se}"
+    );
+}

@@ -35,9 +35,11 @@ pub const RECOMMENDED_SCORES: [ScoreFn; 2] = [ScoreFn::Knn, ScoreFn::MspTemp];
 /// Options shared by `calibrate`, `eval` and `bank`.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// Labelled images: a folder with one sub-folder per label (sub-folders
-    /// that are not labels, e.g. nothing/ or other_animals/, hold unknowns),
-    /// or a manifest CSV with the columns path, label[, split, kind].
+    /// Labelled images: a folder with one sub-folder per label (named as
+    /// `camtrapd labels` or the label groups spell them; nothing*/, empty*/,
+    /// blank*/, background*/ hold empty frames, any other folder unknown
+    /// animals), or a manifest CSV with the columns path, label[, split, kind].
+    /// How each folder or label was read is printed first.
     #[arg(long, value_name = "DIR|CSV")]
     pub data: PathBuf,
     /// Use only the images of this split (the manifest's `split` column).
