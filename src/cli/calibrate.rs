@@ -170,7 +170,7 @@ impl Setup {
         if !path.exists() {
             return Err(CodedError(
                 exit::NOINPUT,
-                format!("--data {}: no such folder or file", path.display()),
+                format!("data set {}: no such folder or file", path.display()),
             )
             .into());
         }
