@@ -6,8 +6,8 @@
 //! | 0 | OK | success; also a clean shutdown on SIGTERM/SIGINT |
 //! | 1 | FAILURE | an unexpected runtime failure |
 //! | 2 | USAGE | wrong command-line arguments (printed by clap) |
-//! | 65 | DATAERR | `classify`: no input file could be decoded |
-//! | 66 | NOINPUT | an input path or source folder does not exist or holds no image |
+//! | 65 | DATAERR | `classify`: no input file could be decoded; `calibrate`/`eval`/`bank`: a malformed manifest or no image of the labels |
+//! | 66 | NOINPUT | an input path or source folder does not exist or holds no image; manifest paths that do not exist |
 //! | 73 | CANTCREAT | the MQTT spool (state directory) cannot be created or opened |
 //! | 74 | IOERR | writing output failed (e.g. stdout closed) |
 //! | 78 | CONFIG | the configuration file or the model bundle is invalid: fix it, restarting will not help (`RestartPreventExitStatus=78`) |

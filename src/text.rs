@@ -58,9 +58,30 @@ pub(crate) fn suggestions<'a>(
     out
 }
 
+/// `v` with 3 significant digits (`0.00398`, `0.500`, `-0.956`, `12.3`),
+/// so that small thresholds do not print as `0.00`.
+pub(crate) fn sig3(v: f32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = f64::from(v).abs().log10().floor() as i32;
+    let decimals = usize::try_from(2 - magnitude).unwrap_or(0);
+    format!("{v:.decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(sig3(0.003_981), "0.00398");
+        assert_eq!(sig3(0.5), "0.500");
+        assert_eq!(sig3(-0.956_4), "-0.956");
+        assert_eq!(sig3(12.34), "12.3");
+        assert_eq!(sig3(1234.0), "1234");
+        assert_eq!(sig3(0.0), "0");
+    }
 
     #[test]
     fn line_col_counts_from_one() {

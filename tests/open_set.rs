@@ -167,6 +167,55 @@ fn calibrate_writes_thresholds_the_daemon_uses_and_refuses_for_another_score() {
         "{dets:?}"
     );
 
+    // classify -c decides as the daemon does: label groups, score function, calibrated thresholds.
+    let out = camtrapd(&[
+        "classify",
+        "-c",
+        &cfg_s,
+        &env.p("data/elephant"),
+        &env.p("data/llama"),
+    ]);
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(
+        se.contains(&format!(
+            "deciding as {cfg_s} does: score msp, thresholds from {}/thresholds.toml\n",
+            env.tmp.path().display()
+        )),
+        "{se}"
+    );
+    assert!(
+        so.contains(
+            "8 images: 8 detections, 0 below threshold, 0 label not published, 0 unreadable"
+        ),
+        "{so}"
+    );
+    assert!(so.contains("top-1 labels: elephant 5, llama 3"), "{so}");
+    eprintln!("{so}");
+
+    // calibrate --score with another score function does not overwrite the
+    // file the daemon uses; --out writes them elsewhere.
+    let before = std::fs::read_to_string(env.tmp.path().join("thresholds.toml")).unwrap();
+    let (code, _, se) = run_on(&env, "calibrate", &cfg, &data, &["--score", "energy"]);
+    assert_eq!(code, Some(2), "{se}");
+    assert!(se.contains(&format!("error: --score energy: the thresholds file {}/thresholds.toml that {cfg_s} names holds msp thresholds, which the daemon uses; energy thresholds there would break it. Pass --out other-thresholds.toml to write them to another file (to compare, or to switch later), or change [decision] score to \"energy\" in {cfg_s} first\n", env.tmp.path().display())), "{se}");
+    assert_eq!(
+        std::fs::read_to_string(env.tmp.path().join("thresholds.toml")).unwrap(),
+        before
+    );
+    let other = env.p("energy.toml");
+    let (code, so, se) = run_on(
+        &env,
+        "calibrate",
+        &cfg,
+        &data,
+        &["--score", "energy", "--out", &other],
+    );
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    assert!(std::fs::read_to_string(&other)
+        .unwrap()
+        .contains("score = \"energy\""));
+
     // Thresholds of one score function are refused for another, naming the file and the fix.
     let cfg2 = config(
         env.tmp.path(),
@@ -255,6 +304,38 @@ fn eval_reports_every_score_function_and_reuses_the_cache() {
     assert_eq!(op["confusions"][0]["published_as"], "llama");
     let html = std::fs::read_to_string(env.tmp.path().join("report/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("ROC") && html.contains("How to read this"));
+    // Histogram y-axes count whole images: the ticks between a label's
+    // caption and its x-axis (0.0 .. 1.0) are integers.
+    let hist = &html[html.find("Score histograms per label").unwrap()..];
+    let texts: Vec<&str> = hist
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .map(str::trim)
+        .collect();
+    let start = texts.iter().position(|t| *t == "elephant").unwrap();
+    let end = start + texts[start..].iter().position(|t| *t == "0.0").unwrap();
+    let y_ticks = &texts[start + 1..end];
+    assert!(
+        y_ticks.len() >= 2 && y_ticks.iter().all(|t| t.parse::<u32>().is_ok()),
+        "{y_ticks:?}"
+    );
+    // No calibration split: the temperature is fitted on these photos, and both outputs say so.
+    let caution = "msp_temp's temperature T is optimistic: fitted on the evaluated photos; pass --calib-data DIR (other photos of your labels, e.g. photos/calib) or use a manifest with a calib split";
+    assert!(so.contains(&format!("caution: {caution}\n")), "{so}");
+    assert!(
+        html.contains(&format!("<b>Caution</b>: {caution}</p>")),
+        "{html}"
+    );
+    assert!(html.contains("<code>camtrapd calibrate --score msp --data DIR</code>.</p>"));
+    // Every row of the terminal table has as many cells as its header.
+    let cells = |l: &str| l.matches('|').count();
+    let table: Vec<&str> = so.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 8, "{so}");
+    assert!(table.iter().all(|l| cells(l) == 8), "{so}");
+    assert!(
+        table.iter().any(|l| l.starts_with("| `sigmoid` | n/a: ")),
+        "{so}"
+    );
     // A re-run does not run the model again.
     let out = camtrapd(&args);
     let se = text(&out.stderr);
@@ -321,4 +402,165 @@ fn bank_builds_a_knn_bundle_that_calibrate_and_eval_use() {
     eprintln!("{so}");
     let out = camtrapd(&["check-config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Runs `camtrapd` with `args` after `-c CFG --data DATA --cache CACHE`.
+fn run_on(
+    env: &Env,
+    cmd: &str,
+    cfg: &Path,
+    data: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let cache = env.p("cache");
+    let mut args = vec![
+        cmd,
+        "-c",
+        cfg.to_str().unwrap(),
+        "--data",
+        data,
+        "--cache",
+        &cache,
+    ];
+    args.extend_from_slice(extra);
+    let out = camtrapd(&args);
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn misnamed_label_folders_are_shown_and_warned_about() {
+    let env = Env::new();
+    let data = env.tmp.path().join("data");
+    std::fs::rename(data.join("elephant"), data.join("Elephants")).unwrap();
+    std::fs::rename(data.join("nothing"), data.join("empty_frames")).unwrap();
+    let cfg = config(
+        env.tmp.path(),
+        &default_model(),
+        "thresholds_file = \"t.toml\"",
+    );
+    let (code, so, se) = run_on(&env, "calibrate", &cfg, &env.p("data"), &["--score", "msp"]);
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    for line in [
+        "  FOLDER          COUNTS AS                IMAGES\n",
+        "  Elephants/      unknown animals               5  did you mean \"elephant\"?\n",
+        "  empty_frames/   empty frames                  3\n",
+        "  llama/          label \"llama\"                 3\n",
+        "  other_animals/  unknown animals               5\n",
+        "  (empty frames: folders named nothing*, empty*, blank*, background*, none, no_animal; unknown animals: every other folder that is not a label or label group)\n",
+        "warning: folder \"Elephants/\" is not a label of the model or a label group, so its 5 images count as unknown animals; did you mean \"elephant\"? Rename the folder to the label as `camtrapd labels` (or [decision.label_groups]) spells it\n",
+        // No photos of elephant: it uses the pooled default, and the file says so.
+        "warning: no calibration photos of elephant: it uses the pooled default threshold 0.971; add photos of it to calibrate it\n",
+        "warning: only 3 calibration photos of llama: its threshold rests on too few photos to be reliable; add photos of it (10 or more)\n",
+    ] {
+        assert!(se.contains(line), "missing {line:?} in\n{se}");
+    }
+    assert!(!se.contains("it will not be published"), "{se}");
+    assert!(
+        so.contains("elephant           -         -       -       0  no calibration photos: uses the default"),
+        "{so}"
+    );
+    let t: toml::Value =
+        toml::from_str(&std::fs::read_to_string(env.tmp.path().join("t.toml")).unwrap()).unwrap();
+    assert!(t["labels"].get("elephant").is_none(), "{t}");
+    assert!(
+        (t["default"].as_float().unwrap() - 0.971).abs() < 1e-3,
+        "{t}"
+    );
+
+    // eval with no photo of any label is an error, like calibrate.
+    std::fs::rename(data.join("llama"), data.join("Llama")).unwrap();
+    let (code, so, se) = run_on(&env, "eval", &cfg, &env.p("data"), &["--out", &env.p("r")]);
+    assert_eq!(code, Some(65), "{so}\n{se}");
+    assert!(se.contains(": no image of the model's labels (folder or label names must be labels: \"elephant\", \"llama\"); nothing to evaluate. To measure only what unknown animals and empty frames would publish, pass --calib-data with photos of your labels\n"), "{se}");
+    let (code, _, se) = run_on(&env, "calibrate", &cfg, &env.p("data"), &[]);
+    assert_eq!(code, Some(65), "{se}");
+    assert!(
+        se.contains(
+            "(folder or label names must be labels: \"elephant\", \"llama\"); nothing to calibrate"
+        ),
+        "{se}"
+    );
+}
+
+#[test]
+fn manifest_label_typos_and_missing_paths() {
+    let env = Env::new();
+    let cfg = config(env.tmp.path(), &default_model(), "");
+    let csv = env.tmp.path().join("data/photos.csv");
+    let write = |rows: &str| std::fs::write(&csv, format!("path,label,kind\n{rows}")).unwrap();
+    let good = "elephant/0.jpg,elephant,known\nelephant/1.jpg,elephant,known\nllama/0.jpg,llama,known\nnothing/0.jpg,background,nothing\nother_animals/0.jpg,dalmatian,unknown\n";
+    // kind=known with a label that is not a label: an error with the fix.
+    write(&format!(
+        "{good}llama/1.jpg,Llamas,known\nllama/2.jpg,Llamas,known\n"
+    ));
+    let (code, _, se) = run_on(&env, "calibrate", &cfg, csv.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(65), "{se}");
+    assert!(se.contains("photos.csv: kind=known, but the label is not a label of the model or a label group: \"Llamas\" (line 7 and 1 more rows): did you mean \"llama\"?; write the label as the model or [decision.label_groups] spells it (the labels are \"elephant\", \"llama\"), or set kind=unknown\n"), "{se}");
+    // Without kind: the same warning as for folders.
+    std::fs::write(&csv, "path,label\nelephant/0.jpg,elephant\nllama/0.jpg,llama\nllama/1.jpg,lama\nnothing/0.jpg,nothing\n").unwrap();
+    let (code, so, se) = run_on(
+        &env,
+        "calibrate",
+        &cfg,
+        csv.to_str().unwrap(),
+        &["--out", &env.p("t.toml")],
+    );
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    assert!(
+        se.contains("  lama      unknown animals               1  did you mean \"llama\"?\n"),
+        "{se}"
+    );
+    assert!(se.contains("warning: label \"lama\" is not a label of the model or a label group, so its 1 image count as unknown animals; did you mean \"llama\"? Fix the label column (or set kind=unknown if they are unknown animals)\n"), "{se}");
+    // Paths that do not exist: exit 66 listing them, unless --allow-missing.
+    let missing: String = (0..7)
+        .map(|i| format!("gone/{i}.jpg,llama,known\n"))
+        .collect();
+    write(&format!("{good}{missing}"));
+    let (code, _, se) = run_on(&env, "calibrate", &cfg, csv.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(66), "{se}");
+    let d = env.p("data");
+    assert!(se.contains(&format!("photos.csv: 7 of 12 image paths do not exist (paths are relative to the manifest's folder): {d}/gone/0.jpg, {d}/gone/1.jpg, {d}/gone/2.jpg, {d}/gone/3.jpg, {d}/gone/4.jpg and 2 more; fix the paths, or pass --allow-missing to leave them out\n")), "{se}");
+    let (code, so, se) = run_on(
+        &env,
+        "calibrate",
+        &cfg,
+        csv.to_str().unwrap(),
+        &["--allow-missing", "--out", &env.p("t.toml")],
+    );
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    let last = se.lines().last().unwrap_or("");
+    assert_eq!(last, format!("warning: 7 of the images listed in {} do not exist and were left out (--allow-missing): {d}/gone/0.jpg, {d}/gone/1.jpg, {d}/gone/2.jpg, {d}/gone/3.jpg, {d}/gone/4.jpg and 2 more", csv.display()), "{se}");
+}
+
+#[test]
+fn check_config_prints_small_thresholds_with_three_significant_digits() {
+    let env = Env::new();
+    let cfg = config(
+        env.tmp.path(),
+        &default_model(),
+        "[decision.thresholds]\nelephant = 0.00398\nllama = 0.5",
+    );
+    let out = camtrapd(&["check-config", cfg.to_str().unwrap()]);
+    let so = text(&out.stdout);
+    assert!(out.status.success(), "{so}{}", text(&out.stderr));
+    assert!(
+        so.contains("  thresholds: a detection needs a score of at least 0.00398 (1 label), 0.500 (1 label) (of the published labels)\n"),
+        "{so}"
+    );
+}
+
+#[test]
+fn calibrate_warns_when_nothing_to_reject_was_shown() {
+    let env = Env::new();
+    let data = env.tmp.path().join("data");
+    std::fs::remove_dir_all(data.join("nothing")).unwrap();
+    std::fs::remove_dir_all(data.join("other_animals")).unwrap();
+    let cfg = config(env.tmp.path(), &default_model(), "");
+    let (code, so, se) = run_on(&env, "calibrate", &cfg, &env.p("data"), &["--score", "msp"]);
+    assert_eq!(code, Some(0), "{so}\n{se}");
+    assert!(so.contains("(8 known, 0 unknown/empty images)"), "{so}");
+    assert!(
+        se.contains("warning: thresholds were not tested against unknown animals or empty frames: add a folder of them (e.g. other_animals/ and nothing/) so that the thresholds learn what to reject\n"),
+        "{se}"
+    );
 }

@@ -124,5 +124,6 @@ pub(crate) fn bank(args: &Args) -> anyhow::Result<()> {
         args.k,
         args.out.display().to_string()
     )?;
+    setup.finish();
     Ok(())
 }

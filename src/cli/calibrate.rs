@@ -22,6 +22,9 @@ use crate::model::Model;
 
 use super::CodedError;
 
+/// Fewer calibration photos of a label than this are warned about.
+const MIN_PHOTOS: usize = 10;
+
 /// The score functions `calibrate` uses unless told otherwise, first
 /// available wins: `knn` (fewest false accepts on zoo12 and on camera-trap
 /// frames at calibrated thresholds; needs an embedding bank, `camtrapd
@@ -32,9 +35,11 @@ pub const RECOMMENDED_SCORES: [ScoreFn; 2] = [ScoreFn::Knn, ScoreFn::MspTemp];
 /// Options shared by `calibrate`, `eval` and `bank`.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// Labelled images: a folder with one sub-folder per label (sub-folders
-    /// that are not labels, e.g. nothing/ or other_animals/, hold unknowns),
-    /// or a manifest CSV with the columns path, label[, split, kind].
+    /// Labelled images: a folder with one sub-folder per label (named as
+    /// `camtrapd labels` or the label groups spell them; nothing*/, empty*/,
+    /// blank*/, background*/ hold empty frames, any other folder unknown
+    /// animals), or a manifest CSV with the columns path, label[, split, kind].
+    /// How each folder or label was read is printed first.
     #[arg(long, value_name = "DIR|CSV")]
     pub data: PathBuf,
     /// Use only the images of this split (the manifest's `split` column).
@@ -53,6 +58,10 @@ pub struct Common {
     /// Do not read or write the output cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Leave out manifest rows whose image does not exist (default: an error
+    /// listing them); a summary of what was left out ends the run.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 /// Arguments of `camtrapd calibrate`.
@@ -87,6 +96,10 @@ pub(crate) struct Setup {
     /// Every item of the data set (all splits).
     pub items: Vec<Item>,
     pub cache: Cache,
+    /// Leave out missing manifest paths (`--allow-missing`).
+    allow_missing: bool,
+    /// Per data set read: its path and the manifest paths left out.
+    missing: Vec<(PathBuf, Vec<PathBuf>)>,
 }
 
 impl Setup {
@@ -125,14 +138,6 @@ impl Setup {
             },
         )?;
         let labels = plain.labels().to_vec();
-        if !c.data.exists() {
-            return Err(CodedError(
-                exit::NOINPUT,
-                format!("--data {}: no such folder or file", c.data.display()),
-            )
-            .into());
-        }
-        let items = dataset::load(&c.data, &labels)?;
         let cache = if c.no_cache {
             Cache::disabled()
         } else {
@@ -144,14 +149,65 @@ impl Setup {
                 None => Cache::disabled(),
             }
         };
-        Ok(Setup {
+        let mut setup = Setup {
             model,
             config,
             overrides,
             labels,
-            items,
+            items: Vec::new(),
             cache,
-        })
+            allow_missing: c.allow_missing,
+            missing: Vec::new(),
+        };
+        setup.items = setup.read_data(&c.data)?;
+        Ok(setup)
+    }
+
+    /// Reads a data set with the decision labels, prints how each folder or
+    /// label was read (and warns about names close to a label), and keeps
+    /// the list of missing manifest paths for [`Setup::finish`].
+    pub fn read_data(&mut self, path: &Path) -> anyhow::Result<Vec<Item>> {
+        if !path.exists() {
+            return Err(CodedError(
+                exit::NOINPUT,
+                format!("data set {}: no such folder or file", path.display()),
+            )
+            .into());
+        }
+        let ds = dataset::read(path, &self.labels, self.allow_missing)?;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{}", ds.summary(path));
+        for w in ds.warnings() {
+            let _ = writeln!(err, "warning: {w}");
+        }
+        if !ds.missing.is_empty() {
+            self.missing.push((path.to_path_buf(), ds.missing));
+        }
+        Ok(ds.items)
+    }
+
+    /// Ends a run: a summary of the manifest rows left out by `--allow-missing`.
+    pub fn finish(&self) {
+        let mut err = std::io::stderr().lock();
+        for (path, missing) in &self.missing {
+            let _ = writeln!(
+                err,
+                "warning: {} of the images listed in {} do not exist and were left out (--allow-missing): {}{}",
+                missing.len(),
+                path.display(),
+                missing
+                    .iter()
+                    .take(5)
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if missing.len() > 5 {
+                    format!(" and {} more", missing.len() - 5)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
 
     /// Takes the data set's items out (so that they can be borrowed while
@@ -273,14 +329,29 @@ impl Setup {
     }
 }
 
+/// The labels for an error message: all of them when there are at most 12,
+/// else the first five and where to find the rest.
+pub(crate) fn labels_hint(labels: &[String]) -> String {
+    if labels.len() <= 12 {
+        dataset::quoted(labels)
+    } else {
+        format!(
+            "{}, ... ({} labels: `camtrapd labels` lists them)",
+            dataset::quoted(&labels[..5]),
+            labels.len()
+        )
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.3}"))
 }
 
-/// Formats a threshold for tables: 3 decimals for 0..1 scores, else 4 significant digits.
+/// Formats a threshold for tables: 3 decimals, 3 significant digits below 0.1 (0.00398), 2 decimals from 10.
 pub(crate) fn fmt_threshold(t: Option<f32>) -> String {
     match t {
         None => "-".into(),
+        Some(t) if t != 0.0 && t.abs() < 0.1 => crate::text::sig3(t),
         Some(t) if t.abs() < 10.0 => format!("{t:.3}"),
         Some(t) => format!("{t:.2}"),
     }
@@ -316,6 +387,7 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     ) {
         return Err(CodedError(exit::USAGE, format!("--score {score_fn}: {why}")).into());
     }
+    refuse_other_score(args, &setup, score_fn)?;
     let all = setup.take_items();
     let has_splits = all.iter().any(|i| !i.split.is_empty());
     let split = args
@@ -331,9 +403,9 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
         return Err(CodedError(
             exit::DATAERR,
             format!(
-                "{}: no image of the model's labels (folder or label names must be labels: {}...); nothing to calibrate",
+                "{}: no image of the model's labels (folder or label names must be labels: {}); nothing to calibrate",
                 args.common.data.display(),
-                setup.labels.iter().take(5).map(String::as_str).collect::<Vec<_>>().join(", ")
+                labels_hint(&setup.labels)
             ),
         )
         .into());
@@ -354,8 +426,22 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     let refs: Vec<&Outputs> = outs.iter().collect();
     let scored = score_all(&scorer, &refs);
     let target = args.target_precision;
-    let per_label = calibrate_labels(setup.labels.len(), &truth, &scored, target);
-    let pooled = calibrate_pooled(&truth, &scored, target);
+    let mut per_label = calibrate_labels(setup.labels.len(), &truth, &scored, target);
+    let mut pooled = calibrate_pooled(&truth, &scored, target);
+    // A label without calibration photos has nothing to calibrate on: it
+    // uses the pooled default (what the table says is what the file holds).
+    for t in &mut per_label {
+        if t.support == 0 {
+            t.threshold = None;
+        }
+    }
+    // A threshold above every score of a 0..1 score function stays a valid one.
+    if score_fn.bounded() {
+        for t in per_label.iter_mut().chain([&mut pooled]) {
+            t.threshold = t.threshold.map(|v| v.min(1.0));
+        }
+    }
+    let default_txt = fmt_threshold(pooled.threshold);
 
     // The table.
     let mut out = std::io::stdout().lock();
@@ -390,10 +476,21 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
                out: &mut dyn Write,
                warnings: &mut Vec<String>|
      -> std::io::Result<()> {
-        let note = if t.threshold.is_none() {
+        let is_default = name == "(default)";
+        let note = if t.support == 0 && !is_default {
+            warnings.push(format!("no calibration photos of {name}: it uses the pooled default threshold {default_txt}; add photos of it to calibrate it"));
+            "no calibration photos: uses the default".to_string()
+        } else if t.threshold.is_none() {
             "never the top label: uses the default".to_string()
         } else if t.reached {
             String::new()
+        } else if is_default {
+            warnings.push(format!(
+                "the pooled default threshold (for labels without their own) reaches precision {:.3} at best (at recall {}), below the target {target}; add photos of your labels and of what they are confused with, or lower --target-precision",
+                t.precision.unwrap_or(0.0),
+                pct(t.recall)
+            ));
+            "target not reached".into()
         } else if t.true_positives == 0 {
             warnings.push(format!("{name}: no calibration image is rightly taken for {name}; its threshold is set above every score (it will not be published). Add images of {name}, or check its label group."));
             "target not reached: silenced".into()
@@ -418,6 +515,18 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
         row(l, t, &mut out, &mut warnings)?;
     }
     row("(default)", &pooled, &mut out, &mut warnings)?;
+    for (l, t) in setup.labels.iter().zip(&per_label) {
+        if (1..MIN_PHOTOS).contains(&t.support) {
+            warnings.push(format!(
+                "only {} calibration photo{} of {l}: its threshold rests on too few photos to be reliable; add photos of it ({MIN_PHOTOS} or more)",
+                t.support,
+                if t.support == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if known == items.len() {
+        warnings.push("thresholds were not tested against unknown animals or empty frames: add a folder of them (e.g. other_animals/ and nothing/) so that the thresholds learn what to reject".into());
+    }
     drop(out);
     for w in &warnings {
         let _ = writeln!(std::io::stderr(), "warning: {w}");
@@ -514,7 +623,40 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
             out_path.display().to_string()
         )?,
     }
+    setup.finish();
     Ok(())
+}
+
+/// `--score X` without `--out` would overwrite the thresholds file the
+/// config (and the running daemon) uses with thresholds of another score
+/// function, or write X thresholds the config's `[decision] score` refuses:
+/// a usage error that names both ways out.
+fn refuse_other_score(args: &Args, setup: &Setup, score_fn: ScoreFn) -> anyhow::Result<()> {
+    let (Some(_), None, Some(cfg_path)) = (args.score, &args.out, args.common.config.as_deref())
+    else {
+        return Ok(());
+    };
+    let why = match (setup.overrides.score_fn, &setup.overrides.calibrated) {
+        (Some(s), _) if s != score_fn => format!(
+            "{} sets [decision] score = \"{s}\", which would refuse {score_fn} thresholds",
+            cfg_path.display()
+        ),
+        (None, Some(c)) if c.file.score != score_fn => format!(
+            "the thresholds file {} that {} names holds {} thresholds, which the daemon uses; {score_fn} thresholds there would break it",
+            c.path.display(),
+            cfg_path.display(),
+            c.file.score
+        ),
+        _ => return Ok(()),
+    };
+    Err(CodedError(
+        exit::USAGE,
+        format!(
+            "--score {score_fn}: {why}. Pass --out other-thresholds.toml to write them to another file (to compare, or to switch later), or change [decision] score to \"{score_fn}\" in {} first",
+            cfg_path.display()
+        ),
+    )
+    .into())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -23,7 +23,7 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
     let mut thresholds: BTreeMap<String, usize> = BTreeMap::new();
     for i in (0..n).filter(|&i| policy.publishable(i)) {
         *thresholds
-            .entry(format!("{:.2}", policy.threshold(i)))
+            .entry(crate::text::sig3(policy.threshold(i)))
             .or_insert(0) += 1;
     }
     let mut out = std::io::stdout().lock();

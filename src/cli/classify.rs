@@ -24,9 +24,15 @@ pub struct Args {
     /// Image files, folders (searched recursively) or glob patterns.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Model bundle folder (default: the bundled EfficientNet-Lite0 ImageNet model).
+    /// Model bundle folder (default: the config's, else the bundled
+    /// EfficientNet-Lite0 ImageNet model).
     #[arg(short, long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Decide as the daemon with this config does: its model, label groups,
+    /// score function, calibrated thresholds and publish_labels (--threshold
+    /// and --publish still override them).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Print one JSON object per image (JSON Lines) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -67,25 +73,52 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
         crate::decision::check_threshold(t)
             .map_err(|m| CodedError(exit::USAGE, format!("--threshold: {m}")))?;
     }
-    let model_dir = args.model.clone().unwrap_or_else(super::default_model_dir);
-    let model = Model::load(&model_dir)?;
-    let overrides = Overrides {
-        score_fn: None,
-        calibrated: None,
-        default_threshold: args.threshold,
-        // --threshold applies to every label, also those with a threshold in the manifest.
-        thresholds: args
-            .threshold
-            .map(|t| model.labels().iter().map(|l| (l.clone(), t)).collect())
-            .unwrap_or_default(),
-        publish_labels: if args.publish.is_empty() {
-            None
-        } else {
-            Some(args.publish.clone())
-        },
-        top_k: usize::from(args.top_k),
-        label_groups: Vec::new(),
+    let config = args
+        .config
+        .as_deref()
+        .map(crate::config::Config::from_path)
+        .transpose()?;
+    let model_dir = match (&args.model, &config) {
+        (Some(m), _) => m.clone(),
+        (None, Some(cfg)) => cfg.model_dir(),
+        (None, None) => super::default_model_dir(),
     };
+    let model = Model::load(&model_dir)?;
+    let mut overrides = match &config {
+        Some(cfg) => cfg.overrides(model.manifest())?,
+        None => Overrides::default(),
+    };
+    overrides.top_k = usize::from(args.top_k);
+    if let Some(t) = args.threshold {
+        // --threshold applies to every label, also those with a threshold of their own.
+        let labels: Vec<String> = if overrides.label_groups.is_empty() {
+            model.labels().to_vec()
+        } else {
+            overrides.label_groups.iter().map(|g| g.0.clone()).collect()
+        };
+        overrides.default_threshold = Some(t);
+        overrides.thresholds = labels.into_iter().map(|l| (l, t)).collect();
+    }
+    if !args.publish.is_empty() {
+        overrides.publish_labels = Some(args.publish.clone());
+    }
+    if let Some(cfg) = &args.config {
+        let _ = writeln!(
+            std::io::stderr(),
+            "deciding as {} does: score {}, thresholds from {}",
+            cfg.display(),
+            overrides
+                .score_fn
+                .or(overrides.calibrated.as_ref().map(|c| c.file.score))
+                .unwrap_or(crate::decision::ScoreFn::head_default(
+                    model.manifest().output.activation
+                )),
+            overrides
+                .calibrated
+                .as_ref()
+                .map_or("the config".to_string(), |c| c.path.display().to_string())
+        );
+    }
     let mut pipeline =
         Pipeline::new(model, &overrides, Vec::new(), "classify".into()).map_err(|e| match e {
             crate::pipeline::PipelineError::Policy(crate::decision::PolicyError::Label(e)) => {

@@ -71,7 +71,7 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
     )?;
     let all = setup.take_items();
     let calib_all = match &args.calib_data {
-        Some(p) => Some(crate::eval::dataset::load(p, &setup.labels)?),
+        Some(p) => Some(setup.read_data(p)?),
         None => None,
     };
     let split = args.common.split.clone();
@@ -98,6 +98,20 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             .map(|s| Setup::split(calib_source, Some(s)))
             .transpose()?
     };
+    let has_known =
+        |items: &[&crate::eval::dataset::Item]| items.iter().any(|i| i.category == Category::Known);
+    if !has_known(&eval_items) && !calib_items.as_deref().is_some_and(has_known) {
+        return Err(CodedError(
+            exit::DATAERR,
+            format!(
+                "{}{}: no image of the model's labels (folder or label names must be labels: {}); nothing to evaluate. To measure only what unknown animals and empty frames would publish, pass --calib-data with photos of your labels",
+                args.common.data.display(),
+                split.as_deref().map_or(String::new(), |s| format!(" (split {s})")),
+                super::calibrate::labels_hint(&setup.labels)
+            ),
+        )
+        .into());
+    }
     let (items, outs, bad) = setup.outputs(&eval_items)?;
     if items.is_empty() {
         return Err(CodedError(exit::DATAERR, "no image could be read".into()).into());
@@ -299,6 +313,24 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         None if args.common.config.is_some() => "the config (no thresholds file)".into(),
         None => "the model's defaults (no config)".into(),
     };
+    let mut caveats = Vec::new();
+    if calib.is_none() && temperature.is_some() {
+        caveats.push("msp_temp's temperature T is optimistic: fitted on the evaluated photos; pass --calib-data DIR (other photos of your labels, e.g. photos/calib) or use a manifest with a calib split".to_string());
+    }
+    let data_s = args.common.data.display().to_string();
+    if let Some(ci) = setup
+        .overrides
+        .calibrated
+        .as_ref()
+        .and_then(|c| c.file.calibration.as_ref())
+        .filter(|ci| ci.data == data_s && ci.split == split.clone().unwrap_or_default())
+    {
+        caveats.push(format!(
+            "the configured thresholds are optimistic: fitted on the evaluated photos ({}{}); calibrate on other photos (`camtrapd calibrate --data photos/calib`) and evaluate on these",
+            ci.data,
+            if ci.split.is_empty() { String::new() } else { format!(", split {}", ci.split) }
+        ));
+    }
     let report = Report {
         camtrapd: env!("CARGO_PKG_VERSION").to_string(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -316,6 +348,7 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             (None, s) => s.clone(),
         },
         target_precision: args.target_precision,
+        caveats: caveats.clone(),
         labels: labels.clone(),
         counts: Counts {
             known,
@@ -381,6 +414,9 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "\n{}", markdown_table(&report))?;
+    for c in &caveats {
+        writeln!(out, "caution: {c}")?;
+    }
     if let Some(b) = best {
         writeln!(out, "best separation (AUROC): {b}")?;
     }
@@ -416,5 +452,6 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         html_path.display(),
         json_path.display()
     )?;
+    setup.finish();
     Ok(())
 }

@@ -45,7 +45,12 @@ pub(crate) fn start(
         shutdown.clone(),
     )
     .with_context(|| format!("config {}: [source]", config.file.display()))?;
-    let policy = crate::decision::Policy::new(model.manifest(), &overrides)?;
+    let policy = crate::decision::Policy::with_model(
+        model.manifest(),
+        &overrides,
+        Some(model.sha256()),
+        model.knn_bank(),
+    )?;
     let ctx = sink::SinkContext {
         camera: config.camera_id(),
         publishable_labels: (0..policy.labels().len())

@@ -40,12 +40,169 @@ impl Category {
     }
 }
 
-/// Whether a folder or `kind` name means "no animal".
+/// Whether a folder or `kind` name means "no animal": names starting with
+/// `nothing`, `empty`, `blank` or `background` (`empty_frames/`,
+/// `blank-night/`), and `none`, `no_animal` (any case).
 pub fn is_empty_name(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "nothing" | "empty" | "blank" | "background" | "none" | "no_animal"
-    )
+    let n = name.trim().to_ascii_lowercase();
+    ["nothing", "empty", "blank", "background"]
+        .iter()
+        .any(|p| n.starts_with(p))
+        || matches!(n.as_str(), "none" | "no_animal" | "no animal")
+}
+
+/// Which names count as empty frames, in words, for messages.
+pub const EMPTY_NAMES: &str = "nothing*, empty*, blank*, background*, none, no_animal";
+
+/// Labels that `name` (a folder name or manifest label that is not a label)
+/// was probably meant as: the same name in another case, with `_`/`-` for
+/// spaces, or in the plural (`Elephants` for `elephant`); else up to three
+/// labels spelt alike (see [`crate::text::suggestions`]).
+pub fn did_you_mean(name: &str, labels: &[String]) -> Vec<String> {
+    let norm = |s: &str| s.trim().to_lowercase().replace(['_', '-'], " ");
+    let n = norm(name);
+    let forms = [Some(n.as_str()), n.strip_suffix('s'), n.strip_suffix("es")];
+    let same: Vec<String> = labels
+        .iter()
+        .filter(|l| {
+            let l = norm(l);
+            forms.contains(&Some(l.as_str()))
+        })
+        .cloned()
+        .collect();
+    if !same.is_empty() {
+        return same;
+    }
+    crate::text::suggestions(&n, labels.iter().map(String::as_str), 3)
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// How one folder (folder layout) or one label of a manifest was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The folder name, or the manifest's label.
+    pub name: String,
+    /// What its images count as.
+    pub category: Category,
+    /// How many images.
+    pub images: usize,
+    /// Labels it was probably meant as (only for unknowns named like a label).
+    pub did_you_mean: Vec<String>,
+}
+
+/// A data set as read: its items and how each folder or label was read.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    /// The images, sorted by path.
+    pub items: Vec<Item>,
+    /// Per folder (folder layout) or manifest label, in name order.
+    pub groups: Vec<Group>,
+    /// Manifest paths that do not exist (left out with `allow_missing`).
+    pub missing: Vec<PathBuf>,
+    /// Whether the data set is a manifest CSV (else a folder per label).
+    pub manifest: bool,
+}
+
+impl Dataset {
+    /// A compact table of how each folder or label was read, then which
+    /// names count as empty frames (for the terminal).
+    pub fn summary(&self, path: &Path) -> String {
+        let what = if self.manifest { "LABEL" } else { "FOLDER" };
+        let name = |g: &Group| {
+            if self.manifest {
+                g.name.clone()
+            } else {
+                format!("{}/", g.name)
+            }
+        };
+        let width = self
+            .groups
+            .iter()
+            .map(|g| name(g).chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(what.len(), 40);
+        let mut s = format!(
+            "{} read as {}:\n  {what:<width$}  {:<24} {:>6}\n",
+            path.display(),
+            if self.manifest {
+                "a manifest (label column, kind column where given)"
+            } else {
+                "a folder per label"
+            },
+            "COUNTS AS",
+            "IMAGES"
+        );
+        for g in &self.groups {
+            let as_ = match g.category {
+                Category::Known => format!("label {:?}", g.name),
+                Category::Empty => "empty frames".into(),
+                Category::Unknown => "unknown animals".into(),
+            };
+            let hint = if g.did_you_mean.is_empty() {
+                String::new()
+            } else {
+                format!("  did you mean {}?", quoted(&g.did_you_mean))
+            };
+            s.push_str(&format!(
+                "  {:<width$}  {as_:<24} {:>6}{hint}\n",
+                name(g),
+                g.images
+            ));
+        }
+        s.push_str(&format!(
+            "  (empty frames: {} named {EMPTY_NAMES}; unknown animals: every other {} that is not a label or label group)\n",
+            if self.manifest { "labels or kinds" } else { "folders" },
+            if self.manifest { "label" } else { "folder" },
+        ));
+        s
+    }
+
+    /// One warning per folder or label that is probably a misspelt label.
+    pub fn warnings(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|g| !g.did_you_mean.is_empty())
+            .map(|g| {
+                if self.manifest {
+                    format!(
+                        "label {:?} is not a label of the model or a label group, so its {} image{} count as unknown animals; did you mean {}? Fix the label column (or set kind=unknown if they are unknown animals)",
+                        g.name,
+                        g.images,
+                        plural(g.images),
+                        quoted(&g.did_you_mean)
+                    )
+                } else {
+                    format!(
+                        "folder {:?} is not a label of the model or a label group, so its {} image{} count as unknown animals; did you mean {}? Rename the folder to the label as `camtrapd labels` (or [decision.label_groups]) spells it",
+                        format!("{}/", g.name),
+                        g.images,
+                        plural(g.images),
+                        quoted(&g.did_you_mean)
+                    )
+                }
+            })
+            .collect()
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// `"a", "b"` for messages.
+pub fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One labelled image.
@@ -80,6 +237,18 @@ pub enum DatasetError {
         /// What is wrong, with the line where known.
         message: String,
     },
+    /// Manifest paths that do not exist.
+    #[error("manifest {manifest}: {count} of {rows} image paths do not exist (paths are relative to the manifest's folder): {}{}; fix the paths, or pass --allow-missing to leave them out", first.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "), if *count > first.len() { format!(" and {} more", count - first.len()) } else { String::new() })]
+    Missing {
+        /// The CSV file.
+        manifest: PathBuf,
+        /// How many are missing.
+        count: usize,
+        /// How many rows the manifest has.
+        rows: usize,
+        /// The first few (at most 5).
+        first: Vec<PathBuf>,
+    },
     /// Listing a label folder failed.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
@@ -87,13 +256,30 @@ pub enum DatasetError {
 
 /// Reads a data set (folder layout or manifest CSV, see the module docs).
 /// `known_labels` decides which labels are known; every other label is
-/// unknown. Items are sorted by path.
+/// unknown. Items are sorted by path. Manifest paths that do not exist are
+/// an error.
 ///
 /// # Errors
 /// [`DatasetError`] for a missing or malformed data set.
 pub fn load(path: &Path, known_labels: &[String]) -> Result<Vec<Item>, DatasetError> {
+    read(path, known_labels, false).map(|d| d.items)
+}
+
+/// Reads a data set and how each folder or label was read; with
+/// `allow_missing`, manifest paths that do not exist are left out (and
+/// listed in [`Dataset::missing`]) instead of failing.
+///
+/// # Errors
+/// [`DatasetError`] for a missing or malformed data set, a `kind=known` row
+/// whose label is not a label, or missing paths.
+pub fn read(
+    path: &Path,
+    known_labels: &[String],
+    allow_missing: bool,
+) -> Result<Dataset, DatasetError> {
     let known = |l: &str| known_labels.iter().any(|k| k == l);
-    let mut items = if path.is_dir() {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut ds = if path.is_dir() {
         let mut items = Vec::new();
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|_| DatasetError::NotADataset(path.to_path_buf()))?
@@ -118,6 +304,16 @@ pub fn load(path: &Path, known_labels: &[String]) -> Result<Vec<Item>, DatasetEr
             } else {
                 Category::Unknown
             };
+            groups.push(Group {
+                name: label.clone(),
+                category,
+                images: files.len(),
+                did_you_mean: if category == Category::Unknown {
+                    did_you_mean(&label, known_labels)
+                } else {
+                    Vec::new()
+                },
+            });
             for f in files {
                 items.push(Item {
                     path: f,
@@ -129,21 +325,31 @@ pub fn load(path: &Path, known_labels: &[String]) -> Result<Vec<Item>, DatasetEr
                 });
             }
         }
-        items
+        Dataset {
+            items,
+            groups,
+            missing: Vec::new(),
+            manifest: false,
+        }
     } else if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
         && path.is_file()
     {
-        read_manifest(path, &known)?
+        read_manifest(path, known_labels, allow_missing)?
     } else {
         return Err(DatasetError::NotADataset(path.to_path_buf()));
     };
-    items.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(items)
+    ds.items.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(ds)
 }
 
-fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>, DatasetError> {
+fn read_manifest(
+    path: &Path,
+    known_labels: &[String],
+    allow_missing: bool,
+) -> Result<Dataset, DatasetError> {
+    let known = |l: &str| known_labels.iter().any(|k| k == l);
     let err = |message: String| DatasetError::Manifest {
         path: path.to_path_buf(),
         message,
@@ -160,8 +366,17 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
     let (split_col, kind_col, light_col) = (col("split"), col("kind"), col("day_night"));
     let base = path.parent().unwrap_or(Path::new("."));
     let mut items = Vec::new();
+    let mut missing = Vec::new();
+    // (label, category) -> (images, whether the row had no kind)
+    let mut groups: std::collections::BTreeMap<(String, Category), (usize, bool)> =
+        std::collections::BTreeMap::new();
+    // kind=known rows whose label is not a label: label -> (first line, rows)
+    let mut bad_known: std::collections::BTreeMap<String, (usize, usize)> =
+        std::collections::BTreeMap::new();
+    let mut rows = 0;
     for (i, row) in reader.records().enumerate() {
         let row = row.map_err(|e| err(e.to_string()))?;
+        rows += 1;
         let field = |c: usize| row.get(c).unwrap_or("").trim().to_string();
         let label = field(label_col);
         let rel = field(path_col);
@@ -170,6 +385,9 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
         }
         // An explicit kind column wins; without it, the label decides.
         let kind = kind_col.map(field).unwrap_or_default();
+        if kind == "known" && !known(&label) {
+            bad_known.entry(label.clone()).or_insert((i + 2, 0)).1 += 1;
+        }
         let is_known = match kind.as_str() {
             "known" | "" => known(&label),
             _ => false,
@@ -181,6 +399,16 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
         } else {
             Category::Unknown
         };
+        let full = base.join(&rel);
+        if !full.is_file() {
+            missing.push(full);
+            continue;
+        }
+        let g = groups
+            .entry((label.clone(), category))
+            .or_insert((0, false));
+        g.0 += 1;
+        g.1 |= kind.is_empty();
         let lighting = light_col
             .map(field)
             .unwrap_or_default()
@@ -190,7 +418,7 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
             .trim()
             .to_string();
         items.push(Item {
-            path: base.join(rel),
+            path: full,
             label,
             known: is_known,
             split: split_col.map(field).unwrap_or_default(),
@@ -198,7 +426,69 @@ fn read_manifest(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Item>,
             lighting,
         });
     }
-    Ok(items)
+    if !bad_known.is_empty() {
+        let list: Vec<String> = bad_known
+            .iter()
+            .take(5)
+            .map(|(l, (line, n))| {
+                let dym = did_you_mean(l, known_labels);
+                format!(
+                    "{l:?} (line {line}{}){}",
+                    if *n > 1 {
+                        format!(" and {} more rows", n - 1)
+                    } else {
+                        String::new()
+                    },
+                    if dym.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": did you mean {}?", quoted(&dym))
+                    }
+                )
+            })
+            .collect();
+        let labels = if known_labels.len() <= 20 {
+            format!("the labels are {}", quoted(known_labels))
+        } else {
+            "`camtrapd labels` lists them".to_string()
+        };
+        return Err(err(format!(
+            "kind=known, but the label is not a label of the model or a label group: {}{}; write the label as the model or [decision.label_groups] spells it ({labels}), or set kind=unknown",
+            list.join("; "),
+            if bad_known.len() > 5 {
+                format!("; and {} more labels", bad_known.len() - 5)
+            } else {
+                String::new()
+            }
+        )));
+    }
+    if !missing.is_empty() && !allow_missing {
+        return Err(DatasetError::Missing {
+            manifest: path.to_path_buf(),
+            count: missing.len(),
+            rows,
+            first: missing.iter().take(5).cloned().collect(),
+        });
+    }
+    let groups = groups
+        .into_iter()
+        .map(|((name, category), (images, no_kind))| Group {
+            did_you_mean: if category == Category::Unknown && no_kind {
+                did_you_mean(&name, known_labels)
+            } else {
+                Vec::new()
+            },
+            name,
+            category,
+            images,
+        })
+        .collect();
+    Ok(Dataset {
+        items,
+        groups,
+        missing,
+        manifest: true,
+    })
 }
 
 #[cfg(test)]
@@ -320,5 +610,34 @@ mod tests {
             load(&t.path().join("x.txt"), &[]),
             Err(DatasetError::NotADataset(_))
         ));
+    }
+
+    #[test]
+    fn names_close_to_a_label_and_empty_names() {
+        let labels = zoo12_labels();
+        assert_eq!(did_you_mean("Elephants", &labels), vec!["elephant"]);
+        assert_eq!(did_you_mean("Elephant", &labels), vec!["elephant"]);
+        assert_eq!(did_you_mean("rhinoes", &labels), vec!["rhino"]);
+        assert_eq!(did_you_mean("lama", &labels), vec!["llama"]);
+        assert_eq!(did_you_mean("leoaprd", &labels), vec!["leopard"]);
+        assert!(did_you_mean("other_animals", &labels).is_empty());
+        assert!(did_you_mean("dalmatian", &labels).is_empty());
+        let groups = vec!["African elephant".to_string(), "tusker".to_string()];
+        assert_eq!(
+            did_you_mean("african_elephants", &groups),
+            vec!["African elephant"]
+        );
+        for n in [
+            "nothing",
+            "Empty_frames",
+            "blank-night",
+            "background",
+            "none",
+        ] {
+            assert!(is_empty_name(n), "{n}");
+        }
+        for n in ["other_animals", "unknown", "nothingness_is_not"] {
+            assert_eq!(is_empty_name(n), n.starts_with("nothing"), "{n}");
+        }
     }
 }

@@ -32,6 +32,9 @@ pub struct Report {
     pub calib_split: Option<String>,
     /// Target precision of those thresholds.
     pub target_precision: f64,
+    /// Figures fitted on the evaluated photos themselves, which look better
+    /// than they are (shown above the tables).
+    pub caveats: Vec<String>,
     /// Decision labels (model labels or label groups).
     pub labels: Vec<String>,
     /// Image counts.
@@ -328,10 +331,11 @@ pub fn markdown_table(r: &Report) -> String {
             t.push_str(&format!(
                 "| {name} | n/a: {} |{}\n",
                 row.note.as_deref().unwrap_or("unavailable"),
+                // The n/a cell spans the first metric; one empty cell per other column.
                 if cal {
-                    " | | | | | | | | | |"
+                    " | | | | | | | | |"
                 } else {
-                    " | | | | | |"
+                    " | | | | |"
                 }
             ));
             continue;
@@ -552,7 +556,9 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
         c
     };
     let (cr, cw) = (count(&right), count(&wrong));
-    let ymax = cr.iter().chain(&cw).copied().max().unwrap_or(1).max(1) as f64 * 1.15;
+    // Counts are whole images: an integer axis (ticks 0, 2, 4, not 2.0, 4.0).
+    let most = cr.iter().chain(&cw).copied().max().unwrap_or(1).max(1);
+    let ymax = u32::try_from(most + most.div_ceil(7)).unwrap_or(u32::MAX);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (360, 220)).into_drawing_area();
@@ -562,7 +568,7 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
             .margin(6)
             .x_label_area_size(28)
             .y_label_area_size(30)
-            .build_cartesian_2d(lo..hi, 0f64..ymax)
+            .build_cartesian_2d(lo..hi, 0u32..ymax)
         else {
             return None;
         };
@@ -584,7 +590,10 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
                 chart.draw_series(counts.iter().enumerate().filter(|(_, n)| **n > 0).map(
                     |(b, n)| {
                         let x0 = lo + b as f64 * w;
-                        Rectangle::new([(x0, 0.0), (x0 + w, *n as f64)], colour.filled())
+                        Rectangle::new(
+                            [(x0, 0), (x0 + w, u32::try_from(*n).unwrap_or(u32::MAX))],
+                            colour.filled(),
+                        )
                     },
                 ))
             {
@@ -594,10 +603,9 @@ fn label_hist_svg(r: &Report, label: usize) -> Option<String> {
             }
         }
         let t = f64::from(thr);
-        if let Ok(s) = chart.draw_series(LineSeries::new(
-            [(t, 0.0), (t, ymax)],
-            BLACK.stroke_width(2),
-        )) {
+        if let Ok(s) =
+            chart.draw_series(LineSeries::new([(t, 0), (t, ymax)], BLACK.stroke_width(2)))
+        {
             s.label(format!("threshold {thr:.3}"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 10, y)], BLACK.stroke_width(2)));
         }
@@ -634,6 +642,12 @@ pub fn render_html(r: &Report) -> String {
 <li>A <b>score function</b> turns the model's output into one confidence per frame; a frame is published when the confidence of its top label reaches that label's threshold. A good score function gives images of your labels (<i>known</i>) high scores and everything else (<i>unknown</i>: other animals, people; <i>empty</i>: no animal) low scores.</li>\
 <li><b>AUROC</b>: the chance that a random known image scores higher than a random unknown/empty one (1 = perfect, 0.5 = coin flip). <b>FPR@95%TPR</b>: the share of unknown/empty images still accepted at the threshold that keeps 95% of known images (lower is better). <b>AUPR</b>: average precision with known images as positives. <b>OSCR</b>: like AUROC, but a known image only counts when its label is also right.</li>\
 <li><b>precision</b>: of the published frames, the share with the right label. <b>recall</b>: of the known images, the share published with the right label. <b>unknown/empty published</b>: false accepts, the share of those images that would wrongly become detections.</li></ul>\n");
+    for c in &r.caveats {
+        h.push_str(&format!(
+            "<p style=\"background:#fff3cd;padding:.4em\"><b>Caution</b>: {}</p>\n",
+            esc(c)
+        ));
+    }
     h.push_str(&format!(
         "<h2>Score functions side by side</h2><p>Closed-set accuracy (top label right, known images only): <b>{}</b>.{}</p>\n<table><tr><th>score function</th><th>AUROC</th><th>AUROC vs unknown animals</th><th>AUROC vs empty</th><th>FPR@95%TPR</th><th>AUPR</th><th>OSCR</th>",
         pct(r.closed_set_accuracy),
@@ -697,7 +711,7 @@ pub fn render_html(r: &Report) -> String {
     }
     h.push_str("</table>\n");
     if let Some(b) = r.best {
-        h.push_str(&format!("<p>Best separation on these images: <b><code>{b}</code></b> (highest AUROC). Calibrate with it: <code>camtrapd calibrate --score {b} ...</code>.</p>\n"));
+        h.push_str(&format!("<p>Best separation on these images: <b><code>{b}</code></b> (highest AUROC). Calibrate with it: <code>camtrapd calibrate --score {b} --data DIR</code>.</p>\n"));
     }
     h.push_str(&roc_svg(r));
     h.push_str(&format!(
