@@ -47,7 +47,8 @@ const AFTER: &str = "Examples:
 Default model: $CAMTRAPD_MODEL, else models/efficientnet-lite0-imagenet (ImageNet, 1000 labels).
 Logging: RUST_LOG=error|warn|info|debug; RUST_LOG=camtrapd=debug logs one line per frame.
 Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 65 no input could be decoded,
-66 input missing, 74 output failed, 78 bad configuration or model bundle.";
+66 input missing, 73 MQTT spool (state directory) unusable, 74 output failed,
+78 bad configuration or model bundle.";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
