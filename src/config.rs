@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::decision::check_threshold;
 use crate::decision::{self, Overrides};
 use crate::decode::DecodeLimits;
 use crate::model::manifest::Manifest;
@@ -274,15 +273,7 @@ impl Config {
             Some(s) => s.get_ref().bounded(),
             None => self.decision.thresholds_file.is_none(),
         };
-        let check_threshold = |t: f32| {
-            if bounded {
-                check_threshold(t)
-            } else if t.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{t} is not a finite number"))
-            }
-        };
+        let check_threshold = |t: f32| decision::check_threshold_for(t, bounded);
         if let Some(t) = &self.decision.default_threshold {
             check_threshold(*t.get_ref())
                 .map_err(|m| self.invalid(Some(t), "decision.default_threshold", m))?;

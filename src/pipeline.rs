@@ -94,23 +94,7 @@ impl Pipeline {
         sinks: Vec<Box<dyn Sink>>,
         camera: String,
     ) -> Result<Pipeline, PipelineError> {
-        let policy = Policy::with_model(
-            model.manifest(),
-            overrides,
-            Some(model.sha256()),
-            model.knn_bank(),
-        )?;
-        let pre = Preprocessor::new(model.manifest());
-        let model_ref = ModelRef {
-            name: model.manifest().name.clone(),
-            sha256: model.sha256()[..12].to_string(),
-        };
-        let n = model.labels().len();
-        let decision = Decision {
-            scores: Vec::with_capacity(n),
-            top_k: Vec::with_capacity(overrides.top_k.max(1)),
-            ..Decision::default()
-        };
+        let (policy, pre, model_ref, decision) = Pipeline::model_state(&model, overrides)?;
         Ok(Pipeline {
             model,
             pre,
@@ -123,32 +107,59 @@ impl Pipeline {
         })
     }
 
-    /// Swaps in new decision settings and, optionally, a new model (SIGHUP
-    /// reload); the sinks and counters stay. On error nothing changes.
-    ///
-    /// # Errors
-    /// [`PipelineError::Label`] if `overrides` names a label the model lacks.
-    pub fn reconfigure(
-        &mut self,
-        model: Option<Model>,
+    /// Everything derived from a model and the decision settings: the policy
+    /// (checked against the model's sha256 and kNN bank), the preprocessor,
+    /// the model's identity for detections, and the reusable decision.
+    fn model_state(
+        model: &Model,
         overrides: &Overrides,
-    ) -> Result<(), PipelineError> {
-        let manifest = model.as_ref().unwrap_or(&self.model).manifest();
-        let policy = Policy::new(manifest, overrides)?;
-        if let Some(m) = model {
-            self.pre = Preprocessor::new(m.manifest());
-            self.model_ref = ModelRef {
-                name: m.manifest().name.clone(),
-                sha256: m.sha256()[..12].to_string(),
-            };
-            self.model = m;
-        }
-        self.decision = Decision {
-            scores: Vec::with_capacity(self.model.labels().len()),
+    ) -> Result<(Policy, Preprocessor, ModelRef, Decision), PipelineError> {
+        let policy = Policy::with_model(
+            model.manifest(),
+            overrides,
+            Some(model.sha256()),
+            model.knn_bank(),
+        )?;
+        let model_ref = ModelRef {
+            name: model.manifest().name.clone(),
+            sha256: model.sha256()[..12].to_string(),
+        };
+        let decision = Decision {
+            scores: Vec::with_capacity(model.labels().len()),
             top_k: Vec::with_capacity(overrides.top_k.max(1)),
             ..Decision::default()
         };
+        Ok((
+            policy,
+            Preprocessor::new(model.manifest()),
+            model_ref,
+            decision,
+        ))
+    }
+
+    /// Adds sinks (after [`Pipeline::new`], once the policy has told which
+    /// labels may be published).
+    pub fn add_sinks(&mut self, sinks: Vec<Box<dyn Sink>>) {
+        self.sinks.extend(sinks);
+    }
+
+    /// Swaps in a new model and decision settings (SIGHUP reload), checked
+    /// exactly as at start-up; the sinks and counters stay. On error nothing
+    /// changes.
+    ///
+    /// # Errors
+    /// As [`Pipeline::new`].
+    pub fn reconfigure(
+        &mut self,
+        model: Model,
+        overrides: &Overrides,
+    ) -> Result<(), PipelineError> {
+        let (policy, pre, model_ref, decision) = Pipeline::model_state(&model, overrides)?;
+        self.model = model;
         self.policy = policy;
+        self.pre = pre;
+        self.model_ref = model_ref;
+        self.decision = decision;
         Ok(())
     }
 

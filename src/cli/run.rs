@@ -45,29 +45,22 @@ pub(crate) fn start(
         shutdown.clone(),
     )
     .with_context(|| format!("config {}: [source]", config.file.display()))?;
-    let policy = crate::decision::Policy::with_model(
-        model.manifest(),
-        &overrides,
-        Some(model.sha256()),
-        model.knn_bank(),
-    )?;
+    let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), config.camera_id())?;
+    let policy = pipeline.policy();
     let ctx = sink::SinkContext {
         camera: config.camera_id(),
         publishable_labels: (0..policy.labels().len())
             .filter(|&i| policy.publishable(i))
             .map(|i| policy.labels()[i].clone())
             .collect(),
-        model_name: model.manifest().name.clone(),
+        model_name: pipeline.model().manifest().name.clone(),
         base_dir: config.base_dir(),
     };
     let context = || format!("config {}: [[sinks]]", config.file.display());
     let described = sink::check_all(&config.sinks, &ctx).with_context(context)?;
-    let sinks = if check_only {
-        Vec::new()
-    } else {
-        sink::open_all(&config.sinks, &ctx).with_context(context)?
-    };
-    let pipeline = Pipeline::new(model, &overrides, sinks, config.camera_id())?;
+    if !check_only {
+        pipeline.add_sinks(sink::open_all(&config.sinks, &ctx).with_context(context)?);
+    }
     Ok((pipeline, src, described))
 }
 
@@ -86,7 +79,7 @@ fn reload(path: &Path, old: &Config, pipeline: &mut Pipeline) -> anyhow::Result<
         )
     })?;
     let overrides = new.overrides(model.manifest())?;
-    pipeline.reconfigure(Some(model), &overrides)?;
+    pipeline.reconfigure(model, &overrides)?;
     for (what, changed) in [
         ("[source]", new.source != old.source),
         ("[[sinks]]", new.sinks != old.sinks),

@@ -513,6 +513,22 @@ pub fn check_threshold(t: f32) -> Result<(), String> {
     }
 }
 
+/// Checks a threshold for a score function: 0..=1 when its scores are
+/// `bounded` (probabilities), any finite number otherwise (max-logit,
+/// energy, kNN distances are in their own units).
+///
+/// # Errors
+/// The message for the config or manifest error.
+pub fn check_threshold_for(t: f32, bounded: bool) -> Result<(), String> {
+    if bounded {
+        check_threshold(t)
+    } else if t.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{t} is not a finite number"))
+    }
+}
+
 /// Builds the [`UnknownLabel`] error for `label`, with close matches among `labels`.
 pub fn unknown_label(label: &str, labels: &[String]) -> UnknownLabel {
     let close = crate::text::suggestions(label, labels.iter().map(String::as_str), 5);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::decision::check_threshold;
+use crate::decision;
 
 /// Parsed `model.toml`. Unknown fields are rejected so that typos surface.
 #[derive(Debug, Clone, Deserialize)]
@@ -395,15 +395,7 @@ impl Manifest {
             ));
         }
         let bounded = self.thresholds.score.is_none_or(|s| s.bounded());
-        let check_threshold = |t: f32| {
-            if bounded {
-                check_threshold(t)
-            } else if t.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{t} is not a finite number"))
-            }
-        };
+        let check_threshold = |t: f32| decision::check_threshold_for(t, bounded);
         if let Some(t) = self.thresholds.default {
             check_threshold(t).map_err(|m| bad("thresholds.default", m))?;
         }

@@ -24,7 +24,7 @@ pub mod spool;
 mod tls;
 
 use std::io::Cursor;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -90,7 +90,7 @@ pub struct MqttSink {
     max_payload: usize,
     drain: Duration,
     buf: Vec<u8>,
-    snapshots_dropped: u64,
+    snapshots_dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for MqttSink {
@@ -106,22 +106,14 @@ impl MqttSink {
     /// # Errors
     /// [`SinkError::Config`] naming the setting and the fix.
     pub fn check(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> Result<String, SinkError> {
-        let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
-        let client_id = cfg
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
-        link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
-            .map_err(|m| SinkError::Config(format!("kind = \"mqtt\": {m}")))?;
-        let spool = spool_path(cfg, ctx, nth);
-        spool::check_dir(&spool)?;
+        let r = Resolved::new(cfg, ctx, nth)?;
+        spool::check_dir(&r.spool_path)?;
         Ok(format!(
-            "mqtt {}://{}:{} as {client_id:?}: {} (spool {}{})",
-            if cfg.tls.is_some() { "mqtts" } else { "mqtt" },
-            cfg.host.trim(),
-            cfg.port(),
-            topics.detection,
-            spool.display(),
+            "mqtt {} as {:?}: {} (spool {}{})",
+            r.broker,
+            r.options.client_id(),
+            r.topics.detection,
+            r.spool_path.display(),
             if cfg.home_assistant.discovery {
                 ", Home Assistant discovery"
             } else {
@@ -137,14 +129,13 @@ impl MqttSink {
     /// [`SinkError::Config`] for unreadable password, CA, certificate or key
     /// files; [`SinkError::Spool`] when the spool cannot be opened.
     pub fn open(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> Result<MqttSink, SinkError> {
-        let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
-        let client_id = cfg
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
-        let options = link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
-            .map_err(|m| SinkError::Config(format!("kind = \"mqtt\": {m}")))?;
-        let spool_path = spool_path(cfg, ctx, nth);
+        let Resolved {
+            topics,
+            options,
+            broker,
+            spool_path,
+        } = Resolved::new(cfg, ctx, nth)?;
+        let client_id = options.client_id();
         let spool = spool::Spool::open(&spool_path, cfg.spool_max_bytes())?;
         if !spool.is_empty() {
             log::info!(
@@ -168,15 +159,10 @@ impl MqttSink {
         } else {
             Vec::new()
         };
-        let broker = format!(
-            "{}://{}:{}",
-            if cfg.tls.is_some() { "mqtts" } else { "mqtt" },
-            cfg.host.trim(),
-            cfg.port()
-        );
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let link_stop = Arc::new(AtomicBool::new(false));
         let (spooled_tx, spooled) = mpsc::sync_channel(1);
+        let snapshots_dropped = Arc::new(AtomicU64::new(0));
         let ob = outbox::Outbox::new(
             spool,
             topics,
@@ -184,6 +170,7 @@ impl MqttSink {
             discovery,
             link_stop.clone(),
             spooled_tx,
+            snapshots_dropped.clone(),
         );
         let outbox = std::thread::Builder::new()
             .name("mqtt-outbox".into())
@@ -219,7 +206,7 @@ impl MqttSink {
             max_payload: cfg.max_packet_size.saturating_sub(512),
             drain: Duration::from_secs_f64(cfg.shutdown_timeout_secs),
             buf: Vec::with_capacity(2048),
-            snapshots_dropped: 0,
+            snapshots_dropped,
         })
     }
 
@@ -245,14 +232,44 @@ impl MqttSink {
     }
 }
 
-/// The spool file of the `nth` (1-based) mqtt sink:
-/// `<state_dir>/mqtt-<camera>.redb`, then `mqtt-<camera>-2.redb`, ...
-fn spool_path(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> std::path::PathBuf {
-    let dir = cfg.state_dir(&ctx.base_dir);
-    if nth <= 1 {
-        dir.join(format!("mqtt-{}.redb", ctx.camera))
-    } else {
-        dir.join(format!("mqtt-{}-{nth}.redb", ctx.camera))
+/// What `check` and `open` derive from the settings: topics, rumqttc
+/// options (reads password and TLS files), the broker URL for messages and
+/// the spool file of the `nth` (1-based) mqtt sink
+/// (`<state_dir>/mqtt-<camera>.redb`, then `mqtt-<camera>-2.redb`, ...).
+struct Resolved {
+    topics: Topics,
+    options: rumqttc::MqttOptions,
+    broker: String,
+    spool_path: std::path::PathBuf,
+}
+
+impl Resolved {
+    fn new(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> Result<Resolved, SinkError> {
+        let topics = Topics::new(&cfg.topic_prefix, &ctx.camera);
+        let client_id = cfg
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("camtrapd-{}", ctx.camera));
+        let options = link::options(cfg, &client_id, &topics.availability, &ctx.base_dir)
+            .map_err(|m| SinkError::Config(format!("kind = \"mqtt\": {m}")))?;
+        let broker = format!(
+            "{}://{}:{}",
+            if cfg.tls.is_some() { "mqtts" } else { "mqtt" },
+            cfg.host.trim(),
+            cfg.port()
+        );
+        let dir = cfg.state_dir(&ctx.base_dir);
+        let spool_path = if nth <= 1 {
+            dir.join(format!("mqtt-{}.redb", ctx.camera))
+        } else {
+            dir.join(format!("mqtt-{}-{nth}.redb", ctx.camera))
+        };
+        Ok(Resolved {
+            topics,
+            options,
+            broker,
+            spool_path,
+        })
     }
 }
 
@@ -306,13 +323,15 @@ impl Sink for MqttSink {
             match self.snapshot(&frame.image) {
                 Some(jpeg) => match self.tx.try_send(Msg::Snapshot(jpeg)) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(_)) => self.snapshots_dropped += 1,
+                    Err(TrySendError::Full(_)) => {
+                        self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(TrySendError::Disconnected(_)) => {
                         return Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
                     }
                 },
                 None => {
-                    self.snapshots_dropped += 1;
+                    self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
                     log::warn!(
                         "mqtt: snapshot dropped: larger than max_packet_size even at reduced size"
                     );

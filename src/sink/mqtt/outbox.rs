@@ -13,7 +13,7 @@
 //! in-flight limit, packet ids never collide.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +90,8 @@ pub(crate) struct Outbox {
     pub discovery: Vec<(String, Vec<u8>)>,
     pub link_stop: Arc<AtomicBool>,
     spooled: SyncSender<()>,
+    /// Snapshots the sink itself dropped (queue full, too large).
+    sink_snapshot_drops: Arc<AtomicU64>,
     client: Option<Client>,
     fifo: VecDeque<Tag>,
     awaiting: HashMap<u16, Tag>,
@@ -113,6 +115,7 @@ impl Outbox {
         discovery: Vec<(String, Vec<u8>)>,
         link_stop: Arc<AtomicBool>,
         spooled: SyncSender<()>,
+        sink_snapshot_drops: Arc<AtomicU64>,
     ) -> Outbox {
         Outbox {
             spool,
@@ -121,6 +124,7 @@ impl Outbox {
             discovery,
             link_stop,
             spooled,
+            sink_snapshot_drops,
             client: None,
             fifo: VecDeque::new(),
             awaiting: HashMap::new(),
@@ -327,7 +331,11 @@ impl Outbox {
         let msg = StatsMessage {
             camera: &self.camera,
             pipeline: snap,
-            mqtt: self.counters,
+            mqtt: MqttCounters {
+                snapshots_dropped: self.counters.snapshots_dropped
+                    + self.sink_snapshot_drops.load(Ordering::Relaxed),
+                ..self.counters
+            },
         };
         let Ok(body) = serde_json::to_vec(&msg) else {
             return;
