@@ -43,3 +43,79 @@ fn systemd_unit_exposure_is_at_most_2() {
         assert!(unit_text.contains(needed), "the unit lacks {needed}");
     }
 }
+
+/// `systemd-analyze verify` on the unit, with `ExecStart` pointed at the
+/// binary under test (verify also checks that the command exists).
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(common::repo().join("systemd/camtrapd.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/camtrapd run"),
+        "unexpected ExecStart"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("camtrapd.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/camtrapd", env!("CARGO_BIN_EXE_camtrapd")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is missing: apt-get install systemd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
+}
+
+/// The Debian package description in Cargo.toml (`cargo deb`): every asset
+/// exists, the maintainer scripts are valid sh, and the layout is the
+/// documented one (/usr/bin, /etc/camtrapd, /usr/share/camtrapd/models).
+#[test]
+fn debian_package_assets_exist() {
+    let root = common::repo();
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let assets = deb["assets"].as_array().unwrap();
+    let mut dests = Vec::new();
+    for a in assets {
+        let a = a.as_array().unwrap();
+        let (src, dest) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
+        dests.push(dest.to_string());
+        if src.starts_with("target/") {
+            continue; // built by `cargo deb`
+        }
+        let n = glob::glob(root.join(src).to_str().unwrap())
+            .unwrap()
+            .count();
+        assert!(n > 0, "asset {src} matches no file");
+    }
+    for want in [
+        "usr/bin/",
+        "etc/camtrapd/camtrapd.toml",
+        "usr/share/camtrapd/models/efficientnet-lite0-imagenet/",
+    ] {
+        assert!(
+            dests.iter().any(|d| d == want),
+            "no asset installed to {want}"
+        );
+    }
+    let scripts = root.join(deb["maintainer-scripts"].as_str().unwrap());
+    for s in ["postinst", "postrm"] {
+        let st = Command::new("sh")
+            .arg("-n")
+            .arg(scripts.join(s))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{s} is not valid sh");
+    }
+    let postinst = std::fs::read_to_string(scripts.join("postinst")).unwrap();
+    assert!(
+        postinst.contains("adduser --quiet --system --group") && postinst.contains("#DEBHELPER#")
+    );
+}
