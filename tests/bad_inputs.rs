@@ -1,0 +1,133 @@
+//! The bad-input corpus (tests/fixtures/bad/, made by
+//! `scripts/make_test_images.py`): every file has a documented outcome,
+//! either decoded into the right pixels or refused with a stable reason that
+//! the daemon counts, and the daemon gets through the whole folder without
+//! stopping. Colour types, EXIF rotation and real truncated camera frames are
+//! in tests/decode_colour_types.rs.
+
+mod common;
+
+use std::process::Command;
+
+use camtrapd::decode::{decode_file, DecodeLimits};
+
+/// What decoding a corpus file must give.
+enum Outcome {
+    /// Decoded to `w`×`h`; each `(x, y, rgb)` pixel within ±6 per channel.
+    Decoded(u32, u32, &'static [(u32, u32, [u8; 3])]),
+    /// Refused with this `DecodeError::reason()`.
+    Refused(&'static str),
+}
+use Outcome::{Decoded, Refused};
+
+/// The four bars of `bars.jpg`: red, green, blue, white, 16 px wide each.
+const BARS: &[(u32, u32, [u8; 3])] = &[
+    (8, 24, [255, 0, 0]),
+    (24, 24, [0, 255, 0]),
+    (40, 24, [0, 0, 255]),
+    (56, 24, [255, 255, 255]),
+];
+
+/// Every file of tests/fixtures/bad/ and its outcome (README.md, "Robustness").
+const CORPUS: &[(&str, Outcome)] = &[
+    ("bars.jpg", Decoded(64, 48, BARS)),
+    ("bars_cut_10.jpg", Refused("truncated")),
+    ("bars_cut_50.jpg", Refused("truncated")),
+    ("bars_cut_90.jpg", Refused("truncated")),
+    ("bars_cut_eoi.jpg", Refused("truncated")),
+    ("bars_progressive_cut_50.jpg", Refused("truncated")),
+    // Junk between segments is skipped, as libjpeg does (with a warning).
+    ("bars_garbage_between_markers.jpg", Decoded(64, 48, BARS)),
+    // Baseline JPEG has no checksum: damaged entropy-coded data decodes to
+    // wrong pixels without any error (the frame then goes through the
+    // decision like any other; it is not counted as unreadable).
+    ("bars_bad_huffman.jpg", Decoded(64, 48, &[])),
+    ("bars_no_dht.jpg", Refused("corrupt")),
+    ("one_pixel.jpg", Decoded(1, 1, &[(0, 0, [255, 255, 0])])),
+    ("huge_header.jpg", Refused("too_large")),
+    ("empty.jpg", Refused("empty")),
+    ("text.jpg", Refused("unknown_format")),
+    ("html.png", Refused("unknown_format")),
+    ("png_bad_crc.png", Refused("corrupt")),
+    ("png_cut.png", Refused("corrupt")),
+    // An animated GIF gives its first frame.
+    (
+        "gif_anim.gif",
+        Decoded(8, 8, &[(0, 0, [255, 0, 0]), (7, 7, [255, 0, 0])]),
+    ),
+    (
+        "webp_lossless.webp",
+        Decoded(8, 8, &[(3, 3, [0, 128, 255])]),
+    ),
+    ("tiff_rgb.tif", Decoded(8, 8, &[(3, 3, [200, 100, 50])])),
+    ("bmp_rgb.bmp", Decoded(8, 8, &[(3, 3, [1, 2, 3])])),
+];
+
+#[test]
+fn every_bad_input_has_its_documented_outcome() {
+    let dir = common::fixture("bad");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CORPUS.iter().map(|(n, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "tests/fixtures/bad/ and CORPUS differ");
+    for (name, outcome) in CORPUS {
+        let got = decode_file(&dir.join(name), &DecodeLimits::default());
+        match (outcome, got) {
+            (Decoded(w, h, pixels), Ok(img)) => {
+                assert_eq!((img.width(), img.height()), (*w, *h), "{name}");
+                for (x, y, want) in *pixels {
+                    let p = img.get_pixel(*x, *y).0;
+                    let close = p.iter().zip(want).all(|(a, b)| a.abs_diff(*b) <= 6);
+                    assert!(close, "{name} at ({x}, {y}): {p:?}, want {want:?}");
+                }
+            }
+            (Refused(reason), Err(e)) => assert_eq!(e.reason(), *reason, "{name}: {e}"),
+            (Decoded(..), Err(e)) => panic!("{name}: refused ({e}), want decoded"),
+            (Refused(reason), Ok(_)) => panic!("{name}: decoded, want refused as {reason}"),
+        }
+    }
+    // Damaged entropy-coded data decodes, but not to the original bars.
+    let bad = decode_file(&dir.join("bars_bad_huffman.jpg"), &DecodeLimits::default()).unwrap();
+    assert_ne!(bad.get_pixel(8, 24).0, [254, 0, 0]);
+}
+
+/// The daemon reads the whole corpus, skips and counts each refused file by
+/// its reason, classifies the rest, and exits 0.
+#[test]
+fn daemon_counts_every_bad_input_and_carries_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("camtrapd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
+            common::fixture("bad").display(),
+            common::default_model().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let decoded = CORPUS
+        .iter()
+        .filter(|(_, o)| matches!(o, Decoded(..)))
+        .count();
+    let refused = CORPUS.len() - decoded;
+    assert_eq!((decoded, refused), (8, 12));
+    assert!(
+        err.contains(&format!(
+            "final stats: frames 20 classified 8 detections 0 rejected {{below_threshold: 8, unreadable: 12}} unreadable {{corrupt: 3, empty: 1, too_large: 1, truncated: 5, unknown_format: 2}}"
+        )),
+        "{err}"
+    );
+}
