@@ -355,3 +355,93 @@ fn probabilities_declared_as_logits_are_refused() {
     let m = Model::load(&dir).unwrap();
     assert_eq!(m.manifest().output.name, "probs");
 }
+
+/// A bundle from tests/fixtures/models (made by scripts/make_test_models.py).
+fn fixture_model(name: &str) -> PathBuf {
+    common::fixture("models").join(name)
+}
+
+#[test]
+fn qoperator_int8_graph_is_refused_naming_the_node_and_op() {
+    // onnxruntime's QOperator form: com.microsoft QLinearAdd, which tract lacks.
+    let e = load_err(&fixture_model("qlinear_add"));
+    for part in ["\"residual_add_7\"", "QLinearAdd", "QDQ form"] {
+        assert!(e.contains(part), "{part} missing in: {e}");
+    }
+    let out = std::process::Command::new(common::bin())
+        .args(["classify", "--model"])
+        .arg(fixture_model("qlinear_add"))
+        .arg(common::fixture("one_pixel.png"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn nhwc_uint8_graph_runs_when_the_manifest_says_so() {
+    // Like a tf2onnx export: uint8 NHWC [batch, 224, 224, 3], raw 0..255 pixels.
+    let mut m = Model::load(&fixture_model("nhwc_u8")).unwrap();
+    assert_eq!(m.input_shape(), [1, 224, 224, 3]);
+    let img = image::RgbImage::from_pixel(50, 40, image::Rgb([10, 20, 30]));
+    let mut pre = camtrapd::preprocess::Preprocessor::new(m.manifest());
+    pre.run(&img, m.input_mut()).unwrap();
+    m.run().unwrap();
+    // logits = [R, G, B, R+G+B] of the mean pixel (see make_test_models.py).
+    assert_eq!(m.scores_output().unwrap(), &[10.0, 20.0, 30.0, 60.0]);
+    // The same graph declared NCHW f32 is refused.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["model.onnx", "model.toml"] {
+        std::fs::copy(fixture_model("nhwc_u8").join(f), dir.path().join(f)).unwrap();
+    }
+    let toml = std::fs::read_to_string(dir.path().join("model.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("model.toml"),
+        toml.replace("layout = \"NHWC\"", "layout = \"NCHW\""),
+    )
+    .unwrap();
+    let e = load_err(dir.path());
+    assert!(e.contains("NHWC") && e.contains("layout"), "{e}");
+}
+
+#[test]
+fn softmax_axis_follows_the_graphs_opset() {
+    // Softmax(axis=1) on [1, 3, 4]: opset 11 normalises over all 12 values,
+    // opset 13 over the 3 values of each column (the two differ by up to 1.6
+    // here, far above the tolerance). Reference: numpy, in
+    // tests/data/softmax_reference.json (scripts/make_test_models.py).
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("tests/data/softmax_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let values: Vec<f32> = reference["input_channel_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    for opset in ["opset11", "opset13"] {
+        let mut m = Model::load(&fixture_model(&format!("softmax_{opset}"))).unwrap();
+        let input = tract_onnx::prelude::tract_ndarray::Array4::from_shape_fn(
+            (1, 3, 224, 224),
+            |(_, c, _, _)| values[c],
+        );
+        *m.input_mut() = input.into();
+        m.run().unwrap();
+        let got = m.scores_output().unwrap();
+        let want: Vec<f64> = reference[opset]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), 12);
+        for (g, w) in got.iter().zip(&want) {
+            // tract's softmax uses a fast exp: 3e-5 from numpy's float64.
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-4,
+                "{opset}: {got:?} vs {want:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Generate the tiny ONNX model bundles in tests/fixtures/models/ (no third-party files).
+
+Each is a complete camtrapd bundle (model.onnx + model.toml with its sha256), small enough to commit:
+
+  qlinear_add/      onnxruntime's QOperator form: QuantizeLinear -> com.microsoft QLinearAdd ->
+                    DequantizeLinear -> GlobalAveragePool; tract has no QLinearAdd, so camtrapd must
+                    refuse it, naming the node and the op and suggesting a QDQ export
+  nhwc_u8/          what TF / AutoML exports converted with tf2onnx look like: input uint8 NHWC
+                    [batch, 224, 224, 3] (symbolic batch), Cast -> ReduceMean over H, W -> MatMul W:
+                    logits = [R, G, B, R+G+B] of the mean pixel
+  softmax_opset11/  GlobalAveragePool -> MatMul [3, 12] -> Reshape [batch, 3, 4] -> Softmax(axis=1) -> Log
+  softmax_opset13/  -> Reshape [batch, 12]: the same graph at opset 11 and 13, where Softmax(axis=1) means
+                    different things (opset <= 12: over the flattened dims 1.. ; opset 13: over dim 1 only)
+
+and tests/data/softmax_reference.json: the outputs numpy computes for both opsets on an input whose
+channels hold 0.1, 0.2, 0.3 (the reference tests/model_bundle.rs compares tract with).
+
+Needs numpy and onnx (pip install numpy onnx):  python3 scripts/make_test_models.py
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "fixtures", "models")
+
+
+def save(name, model, manifest):
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    model.ir_version = 8
+    data = model.SerializeToString(deterministic=True)
+    open(os.path.join(d, "model.onnx"), "wb").write(data)
+    sha = hashlib.sha256(data).hexdigest()
+    text = manifest.strip() + "\n\n[provenance]\nsource = \"scripts/make_test_models.py\"\nlicence = \"Apache-2.0\"\nsha256 = \"%s\"\n" % sha
+    open(os.path.join(d, "model.toml"), "w").write(text)
+
+
+def nchw_input():
+    return helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 224, 224])
+
+
+NCHW_INPUT = """
+[input]
+name = "input"
+layout = "NCHW"
+width = 224
+height = 224
+datum_type = "f32"
+colour_order = "RGB"
+resize = "squash"
+normalisation = { mean = [0.0, 0.0, 0.0], std = [255.0, 255.0, 255.0] }
+"""
+
+
+def qlinear_add():
+    f = helper.make_tensor
+    inits = [
+        f("s", TensorProto.FLOAT, [], [0.5]),
+        f("z", TensorProto.UINT8, [], [0]),
+        f("s2", TensorProto.FLOAT, [], [1.0]),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "s", "z"], ["xq"], name="quantize_input"),
+        helper.make_node("QLinearAdd", ["xq", "s", "z", "xq", "s", "z", "s2", "z"], ["yq"], name="residual_add_7", domain="com.microsoft"),
+        helper.make_node("DequantizeLinear", ["yq", "s2", "z"], ["y"], name="dequantize"),
+        helper.make_node("GlobalAveragePool", ["y"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["logits"], name="flatten"),
+    ]
+    g = helper.make_graph(nodes, "qlinear_add", [nchw_input()],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    save("qlinear_add", m, 'name = "qlinear-add"\nlabels = ["a", "b", "c"]\n' + NCHW_INPUT +
+         '\n[output]\nname = "logits"\nkind = "logits"\nactivation = "softmax"\n')
+
+
+def nhwc_u8():
+    w = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1]], dtype=np.float32)
+    nodes = [
+        helper.make_node("Cast", ["input"], ["xf"], to=TensorProto.FLOAT, name="cast"),
+        helper.make_node("ReduceMean", ["xf"], ["mean"], axes=[1, 2], keepdims=0, name="mean_hw"),
+        helper.make_node("MatMul", ["mean", "w"], ["logits"], name="head"),
+    ]
+    g = helper.make_graph(nodes, "nhwc_u8",
+                          [helper.make_tensor_value_info("input", TensorProto.UINT8, ["batch", 224, 224, 3])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+                          [numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    save("nhwc_u8", m, '''name = "nhwc-u8"
+labels = ["red", "green", "blue", "sum"]
+
+[input]
+name = "input"
+layout = "NHWC"
+width = 224
+height = 224
+datum_type = "u8"
+colour_order = "RGB"
+resize = "squash"
+
+[output]
+name = "logits"
+kind = "logits"
+activation = "softmax"
+''')
+
+
+W12 = (np.arange(36, dtype=np.float32).reshape(3, 12) - 17.0) / 4.0
+MEANS = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+
+
+def softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_model(opset):
+    shape3 = numpy_helper.from_array(np.array([0, 3, 4], dtype=np.int64), "shape3")
+    shape12 = numpy_helper.from_array(np.array([0, 12], dtype=np.int64), "shape12")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "w"], ["z"], name="head"),
+        helper.make_node("Reshape", ["z", "shape3"], ["z3"], name="to_3x4"),
+        helper.make_node("Softmax", ["z3"], ["p3"], axis=1, name="softmax_axis1"),
+        helper.make_node("Log", ["p3"], ["l3"], name="log"),
+        helper.make_node("Reshape", ["l3", "shape12"], ["logits"], name="to_12"),
+    ]
+    g = helper.make_graph(nodes, "softmax_opset%d" % opset, [nchw_input()],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 12])],
+                          [numpy_helper.from_array(W12, "w"), shape3, shape12])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    labels = ", ".join('"c%d"' % i for i in range(12))
+    save("softmax_opset%d" % opset, m, 'name = "softmax-opset%d"\nlabels = [%s]\n' % (opset, labels) + NCHW_INPUT +
+         '\n[output]\nname = "logits"\nkind = "logits"\nactivation = "softmax"\n')
+
+
+def main():
+    qlinear_add()
+    nhwc_u8()
+    softmax_model(11)
+    softmax_model(13)
+    z = (MEANS @ W12).reshape(1, 3, 4)
+    ref = {
+        "input_channel_values": MEANS.tolist(),
+        # opset <= 12: Softmax(axis=1) coerces [1, 3, 4] to [1, 12] and normalises over all 12
+        "opset11": np.log(softmax(z.reshape(1, 12), 1)).reshape(12).tolist(),
+        # opset 13: normalises over dim 1 (3 values) for each of the 4 columns
+        "opset13": np.log(softmax(z, 1)).reshape(12).tolist(),
+    }
+    open(os.path.join(ROOT, "tests", "data", "softmax_reference.json"), "w").write(json.dumps(ref, indent=1) + "\n")
+    print("wrote", OUT)
+
+
+if __name__ == "__main__":
+    main()
