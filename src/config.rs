@@ -252,6 +252,17 @@ impl Config {
         Ok(c)
     }
 
+    /// Where `[model] path` is, for errors loading the model it names:
+    /// "invalid config file F, line L, column C: `model.path` = "P"".
+    pub fn model_path_context(&self) -> String {
+        let (line, column) = crate::text::line_col(&self.text, self.model.path.span().start);
+        format!(
+            "invalid config file {}, line {line}, column {column}: `model.path` = {:?}",
+            self.file.display(),
+            self.model.path.get_ref()
+        )
+    }
+
     fn invalid<T>(&self, span: Option<&Spanned<T>>, field: &str, message: String) -> ConfigError {
         let (line, column) = span
             .map(|s| crate::text::line_col(&self.text, s.span().start))
@@ -601,7 +612,7 @@ publish_labels = ["cat"]
         assert!(e.contains("line 4, column 1: `source.pth`: unknown field `pth`, expected one of `path`, `fps`, `loop`"), "{e}");
         let t = format!("{GOOD}\n[[sinks]]\nkind = \"stdout\"\npretty = \"yes\"\n");
         let e = parse(&t).unwrap_err().to_string();
-        assert!(e.contains("line 18, column 10: `sinks[0].pretty`: invalid type: string \"yes\", expected a boolean"), "{e}");
+        assert!(e.contains("line 18, column 10: `sinks[0].pretty`: invalid type: string \"yes\", expected true or false (no quotes)"), "{e}");
     }
 
     #[test]
@@ -672,7 +683,7 @@ publish_labels = ["cat"]
             .to_string();
         assert!(
             e.contains(
-                "line 5, column 7: `source.fps`: invalid type: string \"fast\", expected f64"
+                "line 5, column 7: `source.fps`: invalid type: string \"fast\", expected a number such as 1.0 (no quotes)"
             ),
             "{e}"
         );

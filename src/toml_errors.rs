@@ -64,11 +64,20 @@ pub(crate) fn toml_from_str_tagged<T: serde::de::DeserializeOwned>(
     };
     let de = toml::Deserializer::parse(text).map_err(|e| {
         let (line, column) = at(e.span());
+        let mut message = e.message().trim().to_string();
+        if message == "duplicate key" {
+            if let Some(key) = e.span().and_then(|s| text.get(s)) {
+                message = format!(
+                    "duplicate key `{}`: a key may appear once per table; delete one of them",
+                    key.trim()
+                );
+            }
+        }
         TomlError {
             line,
             column,
             field: String::new(),
-            message: e.message().trim().to_string(),
+            message,
         }
     })?;
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
@@ -87,7 +96,7 @@ pub(crate) fn toml_from_str_tagged<T: serde::de::DeserializeOwned>(
             Some(found) => found,
             None => (path, e.into_inner()),
         };
-        let message = inner.message().trim().to_string();
+        let message = did_you_mean(&plain_types(inner.message().trim()));
         // An unknown field's path ends at the unknown key itself: point at the key.
         let span =
             span_of(text, &path, message.starts_with("unknown field")).or_else(|| inner.span());
@@ -212,4 +221,86 @@ pub(crate) fn position(text: &str, field: &str) -> Option<(usize, usize)> {
         }
     }
     span_of(text, &path, false).map(|s| crate::text::line_col(text, s.start))
+}
+
+/// Rewrites serde's Rust type names in "expected ..." messages into what a
+/// TOML writer types, e.g. "expected u16" → "expected a whole number from 0
+/// to 65535 (no quotes)".
+fn plain_types(message: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        (
+            "expected u8",
+            "expected a whole number from 0 to 255 (no quotes)",
+        ),
+        (
+            "expected u16",
+            "expected a whole number from 0 to 65535 (no quotes)",
+        ),
+        (
+            "expected u32",
+            "expected a whole number, 0 or more (no quotes)",
+        ),
+        (
+            "expected u64",
+            "expected a whole number, 0 or more (no quotes)",
+        ),
+        (
+            "expected usize",
+            "expected a whole number, 0 or more (no quotes)",
+        ),
+        ("expected i64", "expected a whole number (no quotes)"),
+        ("expected f32", "expected a number such as 1.0 (no quotes)"),
+        ("expected f64", "expected a number such as 1.0 (no quotes)"),
+        ("expected a boolean", "expected true or false (no quotes)"),
+        (
+            "expected a sequence",
+            "expected a list such as [\"a\", \"b\"]",
+        ),
+        ("expected a string", "expected a string in double quotes"),
+    ];
+    for (rust, plain) in NAMES {
+        if let Some(head) = message.strip_suffix(rust) {
+            return format!("{head}{plain}");
+        }
+    }
+    message.to_string()
+}
+
+/// Adds "did you mean `host`?" to serde's "unknown field `hots`, expected
+/// one of `host`, ..." (and "unknown variant") when one allowed name is
+/// spelt alike (Jaro-Winkler similarity ≥ 0.8).
+fn did_you_mean(message: &str) -> String {
+    let quoted = |s: &str| -> Vec<String> {
+        s.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let Some(rest) = message
+        .strip_prefix("unknown field ")
+        .or_else(|| message.strip_prefix("unknown variant "))
+    else {
+        return message.to_string();
+    };
+    let Some((got, allowed)) = rest.split_once(", expected") else {
+        return message.to_string();
+    };
+    let Some(got) = quoted(got).into_iter().next() else {
+        return message.to_string();
+    };
+    let best = quoted(allowed)
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&got.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
+        .filter(|(s, _)| *s >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, c)) => format!("{message}; did you mean `{c}`?"),
+        None => message.to_string(),
+    }
 }

@@ -244,7 +244,7 @@ fn config_errors_exit_78_with_file_line_column() {
     let out = camtrapd(&["check-config", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        text(&out.stderr).contains("/nonexistent/model: the folder not found"),
+        text(&out.stderr).contains("/nonexistent/model: no such folder"),
         "{}",
         text(&out.stderr)
     );

@@ -200,7 +200,7 @@ fn not_onnx_and_truncated_onnx_are_refused() {
 fn missing_parts_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let e = load_err(&tmp.path().join("nope"));
-    assert!(e.contains("the folder not found"), "{e}");
+    assert!(e.contains("no such folder"), "{e}");
     let e = load_err(tmp.path());
     assert!(e.contains("model.toml not found"), "{e}");
     std::fs::copy(

@@ -23,13 +23,7 @@ pub(crate) fn start(
     check_only: bool,
 ) -> anyhow::Result<(Pipeline, Box<dyn source::FrameSource>, Vec<String>)> {
     let model_dir = config.model_dir();
-    let model = Model::load(&model_dir).with_context(|| {
-        format!(
-            "config {}: [model] path = {:?}",
-            config.file.display(),
-            config.model.path.get_ref()
-        )
-    })?;
+    let model = Model::load(&model_dir).with_context(|| config.model_path_context())?;
     let overrides = config.overrides(model.manifest())?;
     log::info!(
         "model {} ({} labels, sha256 {}…) from {}",
@@ -71,13 +65,7 @@ pub(crate) fn start(
 fn reload(path: &Path, old: &Config, pipeline: &mut Pipeline) -> anyhow::Result<Config> {
     let new = Config::from_path(path)?;
     let dir = new.model_dir();
-    let model = Model::load(&dir).with_context(|| {
-        format!(
-            "config {}: [model] path = {:?}",
-            new.file.display(),
-            new.model.path.get_ref()
-        )
-    })?;
+    let model = Model::load(&dir).with_context(|| new.model_path_context())?;
     let overrides = new.overrides(model.manifest())?;
     pipeline.reconfigure(model, &overrides)?;
     for (what, changed) in [

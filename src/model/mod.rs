@@ -23,11 +23,11 @@ pub use manifest::{Manifest, ManifestError};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The bundle folder or one of its files is missing.
-    #[error("model bundle {dir}: {what} not found; a bundle is a folder with model.onnx and model.toml (see README.md, 'Model bundle format')")]
+    #[error("model bundle {dir}: {what}; a bundle is a folder with model.onnx and model.toml (see README.md, 'Model bundle format')")]
     Missing {
         /// The bundle folder.
         dir: PathBuf,
-        /// Which file.
+        /// What is missing, e.g. "no such folder" or "model.onnx not found".
         what: String,
     },
     /// `model.toml` is invalid.
@@ -145,15 +145,15 @@ impl Model {
             });
         }
         if !dir.is_dir() {
-            return Err(missing("the folder"));
+            return Err(missing("no such folder"));
         }
         let manifest_path = dir.join("model.toml");
         let onnx_path = dir.join("model.onnx");
         if !manifest_path.is_file() {
-            return Err(missing("model.toml"));
+            return Err(missing("model.toml not found"));
         }
         if !onnx_path.is_file() {
-            return Err(missing("model.onnx"));
+            return Err(missing("model.onnx not found"));
         }
         let manifest = Manifest::from_path(&manifest_path)?;
         let bytes = std::fs::read(&onnx_path).map_err(|e| onnx_err(&onnx_path, e, ""))?;

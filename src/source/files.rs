@@ -140,7 +140,13 @@ pub fn fps_interval(fps: f64) -> Result<Duration, String> {
     if fps.is_finite() && (lo..=hi).contains(&fps) {
         Duration::try_from_secs_f64(1.0 / fps).map_err(|e| e.to_string())
     } else {
-        Err(format!("{fps:e} is out of range; allowed {lo} ..= {hi} frames per second, or leave fps out for as fast as possible"))
+        // 0 and ordinary numbers as written; 1e-300 or 1e300 in exponent form.
+        let shown = if fps == 0.0 || (1e-3..1e6).contains(&fps.abs()) {
+            format!("{fps}")
+        } else {
+            format!("{fps:e}")
+        };
+        Err(format!("{shown} is out of range; allowed {lo} ..= {hi} frames per second, or leave fps out for as fast as possible"))
     }
 }
 
