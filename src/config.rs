@@ -217,7 +217,7 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, line, column and field.
     pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        let text = crate::read::read_text(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;

@@ -22,6 +22,7 @@
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
+//! | [`read`] | reading user-named files: regular files only, size-capped |
 //! | [`shutdown`] | SIGTERM/SIGINT/SIGHUP handling and interruptible waits |
 //! | [`notify`] | systemd notifications: READY, STATUS, RELOADING, STOPPING, WATCHDOG |
 //! | [`eval`] | open-set quality: data sets, cached model outputs, metrics (AUROC, FPR@95%TPR, AUPR, OSCR), calibration, reports |
@@ -43,6 +44,7 @@ pub mod model;
 pub mod notify;
 pub mod pipeline;
 pub mod preprocess;
+pub mod read;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

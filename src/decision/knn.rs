@@ -54,6 +54,9 @@ pub enum KnnError {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Largest bank file accepted: 1 GiB (about 200,000 embeddings of 1280 f32).
+const BANK_MAX_BYTES: u64 = 1 << 30;
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -180,10 +183,11 @@ impl KnnBank {
     /// # Errors
     /// [`KnnError`] naming the file and the fix.
     pub fn load(path: &Path, sha256: Option<&str>, k: usize) -> Result<KnnBank, KnnError> {
-        let bytes = std::fs::read(path).map_err(|error| KnnError::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let bytes =
+            crate::read::read_capped(path, BANK_MAX_BYTES).map_err(|error| KnnError::Io {
+                path: path.to_path_buf(),
+                error,
+            })?;
         let invalid = |message: String| KnnError::Invalid {
             path: path.to_path_buf(),
             message,

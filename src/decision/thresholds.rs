@@ -128,11 +128,15 @@ impl Calibrated {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err(format!(
-                "{e}; write it with `camtrapd calibrate --out {}`",
-                path.display()
-            ))
+        let text = crate::read::read_text(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                err(format!(
+                    "{e}; write it with `camtrapd calibrate --out {}`",
+                    path.display()
+                ))
+            } else {
+                err(e.to_string())
+            }
         })?;
         let file: ThresholdsFile =
             crate::toml_errors::toml_from_str(&text).map_err(|e| err(e.to_string()))?;

@@ -271,7 +271,7 @@ impl Manifest {
     /// [`ManifestError::Read`], [`ManifestError::Parse`] (with line/column) or
     /// [`ManifestError::Invalid`] naming the field and what is allowed.
     pub fn from_path(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
+        let text = crate::read::read_text(path).map_err(|error| ManifestError::Read {
             path: path.to_path_buf(),
             error,
         })?;

@@ -16,6 +16,9 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use manifest::{InputDatum, Layout};
+
+/// Largest `model.onnx` accepted: 2 GiB (protobuf's own limit).
+const ONNX_MAX_BYTES: u64 = 2 << 30;
 pub use manifest::{Manifest, ManifestError};
 
 /// Errors loading or running a model. All of them are configuration errors
@@ -156,7 +159,8 @@ impl Model {
             return Err(missing("model.onnx not found"));
         }
         let manifest = Manifest::from_path(&manifest_path)?;
-        let bytes = std::fs::read(&onnx_path).map_err(|e| onnx_err(&onnx_path, e, ""))?;
+        let bytes = crate::read::read_capped(&onnx_path, ONNX_MAX_BYTES)
+            .map_err(|e| onnx_err(&onnx_path, e, ""))?;
         let sha256 = hex(&Sha256::digest(&bytes));
         if !sha256.eq_ignore_ascii_case(&manifest.provenance.sha256) {
             return Err(ModelError::Mismatch {

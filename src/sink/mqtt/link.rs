@@ -70,7 +70,7 @@ pub(crate) fn options(
         let password = match (&cfg.password_file, &cfg.password_env) {
             (Some(f), _) => {
                 let p = base.join(f);
-                let text = std::fs::read_to_string(&p).map_err(|e| {
+                let text = crate::read::read_text(&p).map_err(|e| {
                     format!(
                         "password_file {}: {e}; create it (one line, mode 0600) or use password_env",
                         p.display()

@@ -74,7 +74,8 @@ pub(crate) fn client_config(tls: &TlsConfig, base: &Path) -> Result<TlsConfigura
 }
 
 fn read_certs(p: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(p).map_err(|e| format!("{field} {}: {e}", p.display()))?;
+    let bytes = crate::read::read_capped(p, crate::read::TEXT_MAX_BYTES)
+        .map_err(|e| format!("{field} {}: {e}", p.display()))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{field} {}: not a PEM certificate file: {e}", p.display()))?;
