@@ -45,6 +45,22 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
         .map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A warning when a file holding a secret (password, private key) can be
+/// read by users other than its owner and group (mode `o+r`), e.g. "MQTT
+/// password file /etc/camtrapd/pw can be read by every user on this machine
+/// (mode 644): chmod 600 /etc/camtrapd/pw". `None` when it is private or its
+/// mode cannot be read.
+pub fn secret_exposure(path: &Path, what: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "{what} {} can be read by every user on this machine (mode {mode:o}): chmod 600 {0} (or 640 with group camtrapd)",
+            path.display()
+        )
+    })
+}
+
 fn too_big(len: u64, max: u64) -> Error {
     Error::new(
         ErrorKind::InvalidInput,
@@ -71,6 +87,17 @@ mod tests {
             e.to_string().contains("100 bytes, over the limit of 99"),
             "{e}"
         );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            secret_exposure(&p, "MQTT password file").unwrap(),
+            format!(
+                "MQTT password file {0} can be read by every user on this machine (mode 644): chmod 600 {0} (or 640 with group camtrapd)",
+                p.display()
+            )
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(secret_exposure(&p, "MQTT password file"), None);
         std::fs::write(&p, [0xff, 0xfe]).unwrap();
         assert_eq!(read_text(&p).unwrap_err().kind(), ErrorKind::InvalidData);
     }

@@ -83,11 +83,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(cfg: &Path, tag: &str) -> Daemon {
+        Daemon::start_logging(cfg, tag, "info")
+    }
+
+    /// [`Daemon::start`] with `RUST_LOG=log`.
+    fn start_logging(cfg: &Path, tag: &str, log: &str) -> Daemon {
         let dir = cfg.parent().unwrap().to_path_buf();
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(cfg)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log)
             .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
             .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap())
             .stdin(Stdio::null())
@@ -665,6 +670,14 @@ fn a_bad_password_is_reported_once_and_retried_with_back_off() {
         !err.contains("Xq9-not-it"),
         "the password must never be logged"
     );
+    // The test wrote the password file with the default umask (0644).
+    assert!(
+        err.contains(&format!(
+            "MQTT password_file {} can be read by every user on this machine (mode 644): chmod 600",
+            tmp.path().join("mqtt-password").display()
+        )),
+        "{err}"
+    );
     let attempts = broker.log().matches("not authorised").count();
     // Back-off 1, 2, 4 s with jitter: 3 to 5 attempts in 6 s, not a tight loop.
     assert!(
@@ -674,11 +687,17 @@ fn a_bad_password_is_reported_once_and_retried_with_back_off() {
     );
     std::fs::write(tmp.path().join("mqtt-password"), "s3cret\n").unwrap();
     let sub = Subscriber::connect_auth(broker.port, "t-pw", &[AVAIL], "cam", "s3cret");
-    let _d = Daemon::start(&cfg, "good");
+    // Everything rumqttc and camtrapd log at trace level, and no password.
+    let d = Daemon::start_logging(&cfg, "good", "trace");
     let a = sub.wait_for(AVAIL, Duration::from_secs(30), "online", |m| {
         m.iter().any(|m| m.text() == "online")
     });
     assert!(!a.is_empty());
+    let err = d.err();
+    assert!(
+        err.contains("TRACE") && !err.contains("s3cret"),
+        "the password was logged"
+    );
 }
 
 #[test]

@@ -76,6 +76,9 @@ pub(crate) fn options(
                         p.display()
                     )
                 })?;
+                if let Some(w) = crate::read::secret_exposure(&p, "MQTT password_file") {
+                    log::warn!("{w}");
+                }
                 text.lines().next().unwrap_or("").to_string()
             }
             (None, Some(var)) => std::env::var(var).map_err(|_| {

@@ -54,7 +54,12 @@ pub(crate) fn client_config(tls: &TlsConfig, base: &Path) -> Result<TlsConfigura
             let cp = base.join(c);
             let kp = base.join(k);
             let chain = read_certs(&cp, "tls.cert_file")?;
-            let key = PrivateKeyDer::from_pem_file(&kp).map_err(|e| {
+            let pem = crate::read::read_capped(&kp, crate::read::TEXT_MAX_BYTES)
+                .map_err(|e| format!("tls.key_file {}: {e}", kp.display()))?;
+            if let Some(w) = crate::read::secret_exposure(&kp, "tls.key_file") {
+                log::warn!("{w}");
+            }
+            let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
                 format!(
                     "tls.key_file {}: no PEM private key could be read ({e}); give the client certificate's key in PEM (PKCS#8, PKCS#1 or SEC1)",
                     kp.display()
