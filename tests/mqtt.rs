@@ -88,10 +88,14 @@ impl Daemon {
 
     /// [`Daemon::start`] with `RUST_LOG=log`.
     fn start_logging(cfg: &Path, tag: &str, log: &str) -> Daemon {
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "--config"]).arg(cfg);
+        Daemon::spawn(cmd, cfg, tag, log)
+    }
+
+    fn spawn(mut cmd: Command, cfg: &Path, tag: &str, log: &str) -> Daemon {
         let dir = cfg.parent().unwrap().to_path_buf();
-        let child = Command::new(bin())
-            .args(["run", "--config"])
-            .arg(cfg)
+        let child = cmd
             .env("RUST_LOG", log)
             .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
             .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap())
@@ -342,13 +346,15 @@ fn late_subscriber_sees_online_kill_9_gives_offline_sigterm_gives_retained_offli
     // timestamps in its main loop (seen here: 4.2 to 4.6 s).
     d.signal("-STOP");
     let stopped = Instant::now();
-    let a = sub.wait_for(AVAIL, Duration::from_secs(8), "the last will", |m| {
+    let a = sub.wait_for(AVAIL, Duration::from_secs(12), "the last will", |m| {
         m.len() >= 3
     });
     let after = a[2].at.duration_since(stopped);
     assert_eq!(a[2].text(), "offline");
+    // Upper bound with slack for a loaded machine (mosquitto's loop and
+    // the subscriber thread are scheduled late under load).
     assert!(
-        after >= Duration::from_millis(1900) && after <= Duration::from_millis(5500),
+        after >= Duration::from_millis(1900) && after <= Duration::from_millis(8000),
         "offline after {after:?}, keep-alive 2 s"
     );
     eprintln!("last will published {after:?} after SIGSTOP (keep-alive 2 s)");
@@ -435,6 +441,66 @@ fn broker_outage_loses_no_detection_and_keeps_order() {
         truth.len(),
         during_end - during_start
     );
+}
+
+/// A full disk under the spool: detections are held in memory (reported
+/// once, loudly), nothing crashes, and all reach the broker once it is up.
+/// The state folder is a 64 KiB tmpfs in a private mount namespace
+/// (`unshare -rm`, util-linux), so the test needs no root on the host.
+#[test]
+fn full_disk_under_the_spool_keeps_detections_in_memory_and_delivers_them() {
+    let mut broker = Broker::start("");
+    // A persistent session: the broker keeps what arrives while it is away.
+    let sub = Subscriber::connect(broker.port, "t-full", &[DET]);
+    broker.stop();
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 24);
+    std::fs::create_dir(tmp.path().join("state")).unwrap();
+    let cfg = config(
+        tmp.path(),
+        broker.port,
+        "fps = 10.0\nloop = true",
+        "shutdown_timeout_secs = 30",
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=64k tmpfs \"$0\" && exec \"$1\" run --config \"$2\"")
+        .arg(tmp.path().join("state"))
+        .arg(bin())
+        .arg(&cfg);
+    let mut d = Daemon::spawn(cmd, &cfg, "run", "info");
+    d.wait_log("No space left on device", Duration::from_secs(60));
+    // A few more detections go to memory, then the broker comes back.
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    d.wait_log("reconnected to", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    d.signal("-TERM");
+    let st = d.wait(Duration::from_secs(60));
+    let err = d.err();
+    assert!(st.success(), "{err}");
+    let mut truth = d.ids();
+    let dets = sub.wait_for(DET, Duration::from_secs(15), "every detection", |m| {
+        dedup(&ids(m)).0.len() >= truth.len()
+    });
+    // Every detection, once each. While the spool cannot be read, those held
+    // in memory go out first, so order is not kept here (ids are UUID v7:
+    // they sort by capture time).
+    let mut got = dedup(&ids(&dets)).0;
+    got.sort();
+    truth.sort();
+    assert_eq!(got, truth, "every detection");
+    assert!(
+        err.contains("works again; detections held in memory are back on disk"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("keeping new detections in memory").count(),
+        1,
+        "reported once:\n{err}"
+    );
+    assert!(!err.contains("could not be written are lost"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

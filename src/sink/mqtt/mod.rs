@@ -383,6 +383,12 @@ impl Sink for MqttSink {
                         r.undelivered
                     );
                 }
+                if r.lost_in_memory > 0 {
+                    log::error!(
+                        "mqtt: {} detection(s) held in memory because the spool could not be written are lost (the broker did not take them before shutdown)",
+                        r.lost_in_memory
+                    );
+                }
                 if r.offline_published {
                     log::info!("mqtt: published offline and disconnected");
                 }

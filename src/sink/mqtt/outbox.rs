@@ -32,6 +32,9 @@ pub(crate) const MAX_INFLIGHT: u16 = 100;
 pub(crate) const WINDOW: usize = 32;
 /// Detections kept in memory when the spool cannot be written (disk full).
 const MEMORY_LIMIT: usize = 10_000;
+/// How often a failed spool is reopened (redb needs a reopen after an I/O
+/// error), moving the detections held in memory back to disk once it works.
+const SPOOL_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tag {
@@ -50,6 +53,9 @@ enum Tag {
 pub(crate) struct CloseReport {
     /// Detections still in the spool (delivered on the next start).
     pub undelivered: u64,
+    /// Detections held in memory because the spool could not be written:
+    /// lost when the process ends.
+    pub lost_in_memory: u64,
     /// Whether the retained `offline` was acknowledged by the broker.
     pub offline_published: bool,
 }
@@ -100,6 +106,9 @@ pub(crate) struct Outbox {
     memory: BTreeMap<u64, Vec<u8>>,
     memory_next: u64,
     memory_cursor: u64,
+    /// Since when the spool fails (first error logged once), and when it was
+    /// last reopened.
+    spool_failing: Option<Instant>,
     acked: Vec<u64>,
     closing: Option<Close>,
     offline: Option<(Instant, bool)>,
@@ -133,6 +142,7 @@ impl Outbox {
             memory: BTreeMap::new(),
             memory_next: 0,
             memory_cursor: 0,
+            spool_failing: None,
             acked: Vec::new(),
             closing: None,
             offline: None,
@@ -169,6 +179,12 @@ impl Outbox {
                         self.remove_acked();
                     }
                 }
+            }
+            if self
+                .spool_failing
+                .is_some_and(|t| t.elapsed() >= SPOOL_RETRY)
+            {
+                self.retry_spool();
             }
             self.remove_acked();
             self.pump();
@@ -207,22 +223,64 @@ impl Outbox {
     }
 
     fn store(&mut self, payload: Vec<u8>) {
-        match self.spool.append(&payload) {
-            Ok(_) => {}
-            Err(e) => {
-                self.counters.spool_errors += 1;
-                if self.memory.len() >= MEMORY_LIMIT {
-                    self.memory.pop_first();
-                    self.counters.spool_dropped += 1;
-                }
-                log::error!(
-                    "mqtt: {e}; keeping the detection in memory ({} held, at most {MEMORY_LIMIT}); free disk space or fix the state directory, or detections will be lost on restart",
-                    self.memory.len() + 1
-                );
-                self.memory.insert(self.memory_next, payload);
-                self.memory_next += 1;
+        if self.spool_failing.is_none() {
+            match self.spool.append(&payload) {
+                Ok(_) => return,
+                Err(e) => self.spool_failed("writing", &e),
             }
         }
+        self.counters.spool_errors += 1;
+        if self.memory.len() >= MEMORY_LIMIT {
+            self.memory.pop_first();
+            self.counters.spool_dropped += 1;
+        }
+        self.memory.insert(self.memory_next, payload);
+        self.memory_next += 1;
+    }
+
+    /// Enters the spool-failing state: logged once (loudly), then detections
+    /// are held in memory and the spool is reopened every [`SPOOL_RETRY`].
+    fn spool_failed(&mut self, doing: &str, e: &super::spool::SpoolError) {
+        self.counters.spool_errors += 1;
+        if self.spool_failing.is_some() {
+            log::debug!("mqtt: {doing} the spool: {e}");
+            return;
+        }
+        self.spool_failing = Some(Instant::now());
+        log::error!(
+            "mqtt: {doing} the spool: {e}; keeping new detections in memory (at most {MEMORY_LIMIT}) and reopening the spool every {} s; free disk space or fix the state directory, or the detections held in memory are lost if camtrapd stops before the broker has them",
+            SPOOL_RETRY.as_secs()
+        );
+    }
+
+    /// Reopens the failed spool; once it works again, moves the detections
+    /// held in memory into it (in order, after those already spooled, so
+    /// capture order is kept; one in flight may be delivered twice, which
+    /// QoS 1 allows and the detection `id` tells apart).
+    fn retry_spool(&mut self) {
+        self.spool_failing = Some(Instant::now());
+        if let Err(e) = self
+            .spool
+            .reopen()
+            .and_then(|()| self.spool.remove(&self.acked))
+        {
+            log::debug!("mqtt: spool still failing: {e}");
+            return;
+        }
+        while let Some((&k, payload)) = self.memory.first_key_value() {
+            if let Err(e) = self.spool.append(payload) {
+                log::debug!("mqtt: spool still failing: {e}");
+                return;
+            }
+            self.memory.remove(&k);
+        }
+        self.acked.clear();
+        self.spool_failing = None;
+        self.memory_cursor = self.memory_next;
+        log::warn!(
+            "mqtt: the spool {} works again; detections held in memory are back on disk",
+            self.spool.path().display()
+        );
     }
 
     fn link_event(&mut self, ev: LinkEvent) {
@@ -351,27 +409,34 @@ impl Outbox {
         if self.acked.is_empty() {
             return;
         }
-        if let Err(e) = self.spool.remove(&self.acked) {
-            // They stay in the spool and are sent again after a restart.
-            self.counters.spool_errors += 1;
-            log::error!("mqtt: removing delivered detections: {e}");
+        if self.spool_failing.is_some() {
+            // Kept, and removed once the spool is reopened.
+            return;
         }
-        self.acked.clear();
+        match self.spool.remove(&self.acked) {
+            Ok(()) => self.acked.clear(),
+            // Kept: removed once the spool is reopened (or sent again after a restart).
+            Err(e) => self.spool_failed("removing delivered detections from", &e),
+        }
     }
 
     /// Publishes waiting detections, oldest first, up to the window.
     fn pump(&mut self) {
         while self.unacked < WINDOW && self.offline.is_none() {
             let Some(c) = &self.client else { return };
-            let (tag, payload) = match self.spool.next_from(self.cursor) {
+            // While the spool fails, what it holds waits for the reopen.
+            let next = match self.spool_failing {
+                Some(_) => Ok(None),
+                None => self.spool.next_from(self.cursor),
+            };
+            let (tag, payload) = match next {
                 Ok(Some((key, p))) => (Tag::Spooled(key), p),
                 Ok(None) => match self.memory.range(self.memory_cursor..).next() {
                     Some((k, p)) => (Tag::Memory(*k), p.clone()),
                     None => return,
                 },
                 Err(e) => {
-                    self.counters.spool_errors += 1;
-                    log::error!("mqtt: reading the spool: {e}");
+                    self.spool_failed("reading", &e);
                     return;
                 }
             };
@@ -404,17 +469,30 @@ impl Outbox {
     /// then publish retained `offline`, wait briefly for its PUBACK, and
     /// disconnect (a clean disconnect suppresses the last will).
     fn try_finish(&mut self) -> bool {
-        let Some(close) = &self.closing else {
+        let Some(deadline) = self.closing.as_ref().map(|c| c.deadline) else {
             return false;
         };
         let now = Instant::now();
         if self.client.is_none() {
+            if !self.memory.is_empty() {
+                // These detections exist nowhere else: try the disk again,
+                // else wait for the broker until the deadline.
+                if self
+                    .spool_failing
+                    .is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
+                {
+                    self.retry_spool();
+                }
+                if !self.memory.is_empty() && now < deadline {
+                    return false;
+                }
+            }
             // Nothing can be delivered; the broker has already published the will.
             return self.finish(false);
         }
         match self.offline {
             None => {
-                if self.pending() && now < close.deadline {
+                if self.pending() && now < deadline {
                     return false;
                 }
                 let Some(c) = &self.client else { return false };
@@ -450,7 +528,8 @@ impl Outbox {
             let _ = c.try_disconnect();
         }
         let report = CloseReport {
-            undelivered: self.spool.len() + self.memory.len() as u64,
+            undelivered: self.spool.len(),
+            lost_in_memory: self.memory.len() as u64,
             offline_published,
         };
         if let Some(close) = self.closing.take() {

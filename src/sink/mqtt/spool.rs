@@ -133,6 +133,20 @@ impl Spool {
         Ok(s)
     }
 
+    /// Closes and reopens the spool file (redb refuses further use after an
+    /// I/O error such as a full disk), then re-reads its state.
+    ///
+    /// # Errors
+    /// As [`Spool::open`]; the spool stays unusable until a reopen succeeds.
+    pub fn reopen(&mut self) -> Result<(), SpoolError> {
+        // Release the file (and its lock) before opening it again.
+        self.db = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| self.io(e))?;
+        self.db = Database::create(&self.path).map_err(|e| self.io(e))?;
+        self.scan()
+    }
+
     fn io<E: std::fmt::Display>(&self, e: E) -> SpoolError {
         SpoolError::Io {
             path: self.path.clone(),
