@@ -385,3 +385,91 @@ fn full_disk_on_stdout_or_stderr_gives_exit_codes_not_panics() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
 }
+
+/// The model file replaced under a running daemon: without SIGHUP nothing
+/// changes (the model is in memory); a SIGHUP with a broken file keeps the
+/// old model running; a SIGHUP with a complete new bundle switches to it.
+#[test]
+fn model_replaced_while_running_is_reloaded_or_kept() {
+    let (tmp, _) = daemon_setup("");
+    let bundle = tmp.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    for f in ["model.onnx", "model.toml", "LICENSE"] {
+        std::fs::copy(default_model().join(f), bundle.join(f)).unwrap();
+    }
+    let cfg = write_config(tmp.path(), "fps = 10.0\nloop = true");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&default_model().display().to_string(), "bundle");
+    std::fs::write(&cfg, text).unwrap();
+    let err_path = tmp.path().join("daemon.err");
+    let out_path = tmp.path().join("daemon.out");
+    let mut child = Command::new(bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    let shas = || -> Vec<String> {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|d| d["model"]["sha256"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let wait = |what: &dyn Fn() -> bool, msg: &str| {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !what() {
+            assert!(Instant::now() < end, "{msg}:\n{}", log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let hup = |pid: u32| {
+        let st = Command::new("sh")
+            .args(["-c", &format!("kill -HUP {pid}")])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    wait(&|| !shas().is_empty(), "no detection");
+    // A half-copied model file, then SIGHUP: refused, the old model stays.
+    let full = std::fs::read(default_model().join("model.onnx")).unwrap();
+    std::fs::write(bundle.join("model.onnx"), &full[..full.len() / 2]).unwrap();
+    hup(child.id());
+    wait(
+        &|| log().contains("the running configuration stays in effect"),
+        "no refused reload",
+    );
+    assert!(
+        log().contains("sha256"),
+        "the refusal names the checksum: {}",
+        log()
+    );
+    let n = shas().len();
+    wait(
+        &|| shas().len() >= n + 3,
+        "detections stopped after a refused reload",
+    );
+    // The fp32 bundle copied in whole, then SIGHUP: the new model is used.
+    for f in ["model.onnx", "model.toml"] {
+        std::fs::copy(common::fp32_model().join(f), bundle.join(f)).unwrap();
+    }
+    hup(child.id());
+    wait(
+        &|| shas().last().map(String::as_str) == Some("871d04695c92"),
+        "the new model is not in use",
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{}", log());
+    let all = shas();
+    let first_new = all.iter().position(|s| s == "871d04695c92").unwrap();
+    assert!(all[..first_new].iter().all(|s| s == "07051eac8efe"));
+    assert!(all[first_new..].iter().all(|s| s == "871d04695c92"));
+    assert!(!log().contains("panicked"));
+}
