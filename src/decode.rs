@@ -12,6 +12,9 @@
 //!   end-of-image marker (EOI, ITU-T T.81 B.1.1.2), because decoders may return
 //!   a grey-filled image for a truncated file.
 
+// Parses bytes from outside: no indexing or slicing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::io::Cursor;
 use std::path::Path;
 
@@ -153,19 +156,25 @@ fn decode_inner(
     limits: &DecodeLimits,
 ) -> Result<RgbImage, DecodeError> {
     // Header first, so an oversized image is reported with its size before any pixel memory exists.
-    let (width, height) =
-        if format == ImageFormat::Png && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
-            // The png crate refuses huge images before telling their size: read IHDR directly.
-            let be =
-                |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-            (be(16), be(20))
-        } else {
-            let mut header = ImageReader::with_format(Cursor::new(bytes), format);
-            header.no_limits();
-            header
-                .into_dimensions()
-                .map_err(|e| map_image_error(e, limits))?
-        };
+    let be = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    let png_ihdr = (bytes.get(12..16) == Some(b"IHDR".as_slice()))
+        .then(|| be(16).zip(be(20)))
+        .flatten();
+    let (width, height) = if let (ImageFormat::Png, Some(size)) = (format, png_ihdr) {
+        // The png crate refuses huge images before telling their size: read IHDR directly.
+        size
+    } else {
+        let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+        header.no_limits();
+        header
+            .into_dimensions()
+            .map_err(|e| map_image_error(e, limits))?
+    };
     if width > limits.max_dimension || height > limits.max_dimension {
         return Err(DecodeError::TooLarge {
             width,
@@ -248,24 +257,24 @@ fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> DecodeError {
 /// [`DecodeError::TruncatedJpeg`] when the data ends before EOI or a segment
 /// runs past the end of the data.
 pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
-    if b.len() < 2 || b[0] != 0xFF || b[1] != 0xD8 {
+    let at = |i: usize| b.get(i).copied();
+    if b.get(..2) != Some(&[0xFF, 0xD8]) {
         return Err(DecodeError::TruncatedJpeg("no start-of-image marker"));
     }
     let mut i = 2;
     loop {
         // Find the next marker (skip fill bytes 0xFF).
-        while i < b.len() && b[i] != 0xFF {
+        while at(i).is_some_and(|x| x != 0xFF) {
             i += 1; // tolerate garbage between segments, as decoders do
         }
-        while i < b.len() && b[i] == 0xFF {
+        while at(i) == Some(0xFF) {
             i += 1;
         }
-        if i >= b.len() {
+        let Some(marker) = at(i) else {
             return Err(DecodeError::TruncatedJpeg(
                 "data ends before the end-of-image marker",
             ));
-        }
-        let marker = b[i];
+        };
         i += 1;
         match marker {
             0xD9 => return Ok(()),
@@ -273,12 +282,12 @@ pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
             0xD0..=0xD8 | 0x01 => continue,
             _ => {}
         }
-        if i + 2 > b.len() {
+        let (Some(hi), Some(lo)) = (at(i), at(i + 1)) else {
             return Err(DecodeError::TruncatedJpeg(
                 "data ends inside a segment header",
             ));
-        }
-        let len = u16::from_be_bytes([b[i], b[i + 1]]) as usize;
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len < 2 || i + len > b.len() {
             return Err(DecodeError::TruncatedJpeg(
                 "a segment runs past the end of the data",
@@ -288,17 +297,18 @@ pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
         if marker == 0xDA {
             // Entropy-coded data until the next real marker.
             loop {
-                while i < b.len() && b[i] != 0xFF {
+                while at(i).is_some_and(|x| x != 0xFF) {
                     i += 1;
                 }
-                if i + 1 >= b.len() {
-                    return Err(DecodeError::TruncatedJpeg(
-                        "data ends inside the compressed image data",
-                    ));
-                }
-                match b[i + 1] {
-                    0x00 | 0xD0..=0xD7 | 0xFF => i += if b[i + 1] == 0xFF { 1 } else { 2 },
-                    _ => break,
+                match at(i + 1) {
+                    None => {
+                        return Err(DecodeError::TruncatedJpeg(
+                            "data ends inside the compressed image data",
+                        ))
+                    }
+                    Some(0xFF) => i += 1,
+                    Some(0x00 | 0xD0..=0xD7) => i += 2,
+                    Some(_) => break,
                 }
             }
         }

@@ -31,6 +31,12 @@
 //! | [`cli`] | the `camtrapd` command line |
 
 #![deny(missing_docs)]
+// Nothing from outside (frames, files, configs, the broker) may panic the
+// daemon: no unwrap/expect/panic in non-test code (issue 8).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod bench;
 pub mod cli;

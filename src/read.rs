@@ -4,6 +4,9 @@
 //! file by mistake is refused with a message instead of hanging the daemon
 //! or exhausting its memory.
 
+// Parses bytes from outside: no indexing or slicing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::io::{Error, ErrorKind, Read};
 use std::path::Path;
 

@@ -18,6 +18,9 @@
 //!
 //! `camtrapd bank` builds it from a folder or manifest of training images.
 
+// Parses bytes from outside: no indexing or slicing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -64,16 +67,22 @@ fn hex(bytes: &[u8]) -> String {
 /// Parses a version 1/2/3 `.npy` file holding a 2-D little-endian f32 array
 /// in C order; returns `(rows, cols, values)`.
 fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+    if bytes.get(..6) != Some(MAGIC) {
         return Err("not a .npy file (no \\x93NUMPY magic)".into());
     }
-    let (header_len, start) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
+    let le = |range: std::ops::Range<usize>| -> Option<usize> {
+        let b = bytes.get(range)?;
+        Some(
+            b.iter()
+                .rev()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x)),
+        )
+    };
+    let (header_len, start) = match bytes.get(6) {
+        Some(1) => (le(8..10).ok_or("truncated .npy header")?, 10),
+        Some(2 | 3) => (le(8..12).ok_or("truncated .npy header")?, 12),
+        Some(v) => return Err(format!("unsupported .npy version {v}")),
+        None => return Err("truncated .npy header".into()),
     };
     let header = bytes
         .get(start..start + header_len)
@@ -101,12 +110,12 @@ fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
                 .map_err(|_| format!("bad shape ({shape})"))
         })
         .collect::<Result<_, _>>()?;
-    let [n, d] = dims[..] else {
+    let [n, d] = *dims.as_slice() else {
         return Err(format!(
             "has shape ({shape}); a bank is 2-D: [images, embedding width]"
         ));
     };
-    let data = &bytes[start + header_len..];
+    let data = bytes.get(start + header_len..).unwrap_or_default();
     let want = n
         .checked_mul(d)
         .and_then(|v| v.checked_mul(4))
@@ -119,7 +128,8 @@ fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
     }
     let values = data
         .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok())
+        .map(f32::from_le_bytes)
         .collect();
     Ok((n, d, values))
 }
@@ -230,7 +240,9 @@ impl KnnBank {
         for r in rows.iter().filter(|r| r.len() == dim) {
             let start = flat.len();
             flat.extend_from_slice(r);
-            normalise(&mut flat[start..]);
+            if let Some(row) = flat.get_mut(start..) {
+                normalise(row);
+            }
         }
         let n = flat.len().checked_div(dim).unwrap_or(0);
         KnnBank {
