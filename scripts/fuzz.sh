@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fuzzes camtrapd's parsers of outside input with cargo-fuzz (libFuzzer,
+# AddressSanitizer; needs the nightly toolchain):
+#   decode    frame decoding, camtrapd::decode::decode_bytes (JPEG marker walk,
+#             size limits, every image format we accept)
+#   config    camtrapd.toml, camtrapd::config::Config::from_str
+#   manifest  model.toml, camtrapd::model::manifest::Manifest::from_str
+# Seed corpora come from the repository's own test inputs (tests/fixtures,
+# including the bad-input corpus, the example configs and the bundled
+# manifests); what the fuzzer finds goes to fuzz/corpus/ (not committed) and
+# crashes to fuzz/artifacts/<target>/ (turn each into a regression test).
+#
+#   cargo install cargo-fuzz && rustup toolchain install nightly
+#   scripts/fuzz.sh                      # 600 s per target, all three
+#   scripts/fuzz.sh 60 decode            # one target, one minute
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-600}
+shift || true
+targets=${*:-decode config manifest}
+for t in $targets; do
+  corpus=fuzz/corpus/$t
+  mkdir -p "$corpus"
+  case "$t" in
+    decode) cp tests/fixtures/*.* tests/fixtures/bad/* "$corpus/" ;;
+    config) cp examples/*.toml packaging/deb/camtrapd.toml "$corpus/" ;;
+    manifest)
+      for f in models/*/model.toml tests/fixtures/models/*/model.toml; do
+        cp "$f" "$corpus/$(echo "$f" | tr / _)"
+      done ;;
+    *) echo "unknown target $t (decode, config, manifest)" >&2; exit 2 ;;
+  esac
+  echo "== $t: $secs s"
+  cargo +nightly fuzz run -O "$t" "$corpus" -- \
+    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 -print_final_stats=1
+done
