@@ -60,17 +60,16 @@ pub struct Args {
     /// Share of the training images held out for early stopping.
     #[arg(long, default_value_t = 0.15, value_name = "F")]
     pub val_fraction: f64,
-    /// L2 regularisation strength (on the weights of standardised embeddings).
-    #[arg(long, default_value_t = 1e-3, value_name = "λ")]
-    pub l2: f64,
-    /// Adam step size.
-    #[arg(long, default_value_t = 1e-2, value_name = "LR")]
-    pub learning_rate: f64,
-    /// At most this many full-batch epochs.
-    #[arg(long, default_value_t = 500, value_name = "N")]
+    /// L2 regularisation strength (on the weights of standardised
+    /// embeddings); default: the one of 0.001, 0.01, 0.1, 1, 10 with the
+    /// lowest held-out loss.
+    #[arg(long, value_name = "λ")]
+    pub l2: Option<f64>,
+    /// At most this many full-batch L-BFGS iterations.
+    #[arg(long, default_value_t = 300, value_name = "N")]
     pub max_epochs: usize,
-    /// Stop after this many epochs without a better held-out loss.
-    #[arg(long, default_value_t = 30, value_name = "N")]
+    /// Stop after this many iterations without a better held-out loss.
+    #[arg(long, default_value_t = 20, value_name = "N")]
     pub patience: usize,
     /// Seed of the initial weights and of the splits: the same seed and
     /// data give the same model.
@@ -86,7 +85,7 @@ pub struct Args {
     /// Precision the calibrated thresholds aim for.
     #[arg(long, default_value_t = 0.95, value_name = "P")]
     pub target_precision: f64,
-    /// Folder for the evaluation report (default: NAME-report next to the bundle).
+    /// Folder for the evaluation report (default: NAME-report in the current folder).
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
     /// Model name in the manifest and in detections (default: the --out folder's name).
@@ -107,6 +106,10 @@ pub struct Args {
     pub allow_missing: bool,
 }
 
+/// L2 strengths tried when `--l2` is not given; the one with the lowest
+/// held-out loss is kept.
+const L2_GRID: [f64; 5] = [1e-3, 1e-2, 1e-1, 1.0, 10.0];
+
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -126,10 +129,8 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
             args.target_precision
         )));
     }
-    if !(args.l2 >= 0.0 && args.learning_rate > 0.0 && args.max_epochs > 0) {
-        return Err(usage(
-            "--l2 must be >= 0, --learning-rate > 0, --max-epochs > 0".into(),
-        ));
+    if !(args.l2.is_none_or(|l| l >= 0.0) && args.max_epochs > 0) {
+        return Err(usage("--l2 must be >= 0 and --max-epochs > 0".into()));
     }
     let backbone_dir = args
         .backbone
@@ -321,16 +322,36 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     }
     let cfg = TrainConfig {
         loss: args.loss,
-        l2: args.l2,
-        learning_rate: args.learning_rate,
+        l2: args.l2.unwrap_or(0.0),
         max_epochs: args.max_epochs,
         patience: args.patience,
         seed: args.seed,
         class_balanced: !args.no_class_weights,
     };
     let t_train = Instant::now();
-    let (head, rep) = train::head::train(&tr, &va, labels.len(), &cfg)
-        .map_err(|e| CodedError(exit::DATAERR, e.to_string()))?;
+    let grid: Vec<f64> = match args.l2 {
+        Some(l) => vec![l],
+        None if va.is_empty() => vec![TrainConfig::default().l2],
+        None => L2_GRID.to_vec(),
+    };
+    let mut best: Option<(Head, train::TrainReport, f64)> = None;
+    for l2 in grid {
+        let (head, rep) =
+            train::head::train(&tr, &va, labels.len(), &TrainConfig { l2, ..cfg.clone() })
+                .map_err(|e| CodedError(exit::DATAERR, e.to_string()))?;
+        if args.l2.is_none() && !va.is_empty() {
+            println!(
+                "  L2 {l2:<6}: held-out loss {:.4} (epoch {} of {})",
+                rep.val_loss, rep.best_epoch, rep.epochs
+            );
+        }
+        if best.as_ref().is_none_or(|b| rep.val_loss < b.1.val_loss) {
+            best = Some((head, rep, l2));
+        }
+    }
+    let Some((head, rep, l2)) = best else {
+        return Err(CodedError(exit::FAILURE, "no head was trained".into()).into());
+    };
     let train_secs = t_train.elapsed().as_secs_f64();
     let count = |ex: &Examples| {
         let neg = ex.targets.iter().filter(|t| t.is_none()).count();
@@ -338,7 +359,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     };
     let ((tk, tn), (vk, vn)) = (count(&tr), count(&va));
     println!(
-        "trained a {} head ({} labels, {} outputs) on {tk} labelled + {tn} \"nothing\" embeddings in {train_secs:.1} s: {} epochs, kept epoch {} (held-out loss {:.4} on {vk} + {vn} images, training objective {:.4})",
+        "trained a {} head ({} labels, {} outputs, L2 {l2}) on {tk} labelled + {tn} \"nothing\" embeddings in {train_secs:.1} s: {} epochs, kept epoch {} (held-out loss {:.4} on {vk} + {vn} images, training objective {:.4})",
         args.loss,
         labels.len(),
         head.outputs(),
@@ -392,6 +413,8 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         Loss::SoftmaxNothing => (export::PROBABILITIES, "probabilities", "softmax"),
     };
     let command = std::env::args()
+        .enumerate()
+        .map(|(i, a)| if i == 0 { "camtrapd".to_string() } else { a })
         .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
         .collect::<Vec<_>>()
         .join(" ");
@@ -424,7 +447,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         quote(&embedding_name),
     );
     let provenance = format!(
-        "\n[provenance]\nsource = {}\nlicence = {}\nsha256 = \"{onnx_sha}\"\n{}\n[provenance.training]\ncommand = {}\nloss = \"{}\"\nbackbone = {}\nbackbone_sha256 = \"{}\"\ndata = {}\ndata_sha256 = \"{data_sha256}\"\nsplit = {}\nseed = {}\nimages = {}\nepochs = {}\n",
+        "\n[provenance]\nsource = {}\nlicence = {}\nsha256 = \"{onnx_sha}\"\n{}\n[provenance.training]\ncommand = {}\nloss = \"{}\"\nbackbone = {}\nbackbone_sha256 = \"{}\"\ndata = {}\ndata_sha256 = \"{data_sha256}\"\nsplit = {}\nseed = {}\nimages = {}\nepochs = {}\nl2 = {l2:?}\n",
         quote(&format!(
             "camtrapd {} train: backbone {} (sha256 {}) up to its output {embedding_name:?}, plus a linear head (Gemm) trained on it; one ONNX graph",
             env!("CARGO_PKG_VERSION"),
@@ -525,12 +548,10 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     Model::load(&args.out)?;
 
     // Evaluation on the test split (eval).
-    let report = args.report.clone().unwrap_or_else(|| {
-        args.out
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(format!("{name}-report"))
-    });
+    let report = args
+        .report
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-report")));
     println!();
     super::eval::eval(&super::eval::Args {
         common: common(&args.test_split),

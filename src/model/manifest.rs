@@ -261,6 +261,8 @@ pub struct TrainingProvenance {
     pub images: String,
     /// Epochs run and the epoch whose weights were kept.
     pub epochs: String,
+    /// The L2 regularisation strength used.
+    pub l2: f64,
 }
 
 /// Errors reading or checking a manifest.
