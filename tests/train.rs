@@ -325,3 +325,38 @@ fn train_refuses_data_without_labels() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("no label folder"), "{e}");
 }
+
+#[test]
+fn shipped_zoo12_bundle_is_the_example_default_and_loads() {
+    // models/zoo12 as `camtrapd train` wrote it: the 12 labels, a sigmoid
+    // head with calibrated thresholds for the sigmoid score, a kNN bank of
+    // the 452 labelled train photos; examples/zoo12.toml runs it.
+    let dir = common::repo().join("models/zoo12");
+    let model = Model::load(&dir).unwrap();
+    let m = model.manifest();
+    assert_eq!(m.labels.len(), 12);
+    assert_eq!(m.labels[0], "beaver");
+    assert_eq!(
+        m.thresholds.score,
+        Some(camtrapd::decision::ScoreFn::Sigmoid)
+    );
+    assert_eq!(m.thresholds.labels.len(), 12);
+    assert_eq!(model.knn_bank().unwrap().len(), 452);
+    let training = m.provenance.training.as_ref().unwrap();
+    assert_eq!(
+        (training.loss.as_str(), training.split.as_str()),
+        ("sigmoid", "train")
+    );
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(common::repo().join("examples/zoo12.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("zoo12 (12 labels)"), "{text}");
+}

@@ -546,6 +546,11 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     }
     write_manifest(&t)?;
     Model::load(&args.out)?;
+    println!(
+        "and into {} ([thresholds], score {score}): the daemon uses them with [model] path = {:?} and no thresholds_file",
+        args.out.join("model.toml").display(),
+        args.out.display().to_string()
+    );
 
     // Evaluation on the test split (eval).
     let report = args
