@@ -359,7 +359,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     };
     let ((tk, tn), (vk, vn)) = (count(&tr), count(&va));
     println!(
-        "trained a {} head ({} labels, {} outputs, L2 {l2}) on {tk} labelled + {tn} \"nothing\" embeddings in {train_secs:.1} s: {} epochs, kept epoch {} (held-out loss {:.4} on {vk} + {vn} images, training objective {:.4})",
+        "trained a head with the {} loss ({} labels, {} outputs, L2 {l2}) on {tk} labelled + {tn} \"nothing\" embeddings in {train_secs:.1} s: {} epochs, kept epoch {} (held-out loss {:.4} on {vk} + {vn} images, training objective {:.4})",
         args.loss,
         labels.len(),
         head.outputs(),
@@ -600,7 +600,12 @@ fn check_export(model: &mut Model, head: &Head, image: Option<&Path>) -> anyhow:
         .zip(&o.scores)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    if want.len() != o.scores.len() || !(diff <= 1e-3) {
+    // All within tolerance (a NaN is not).
+    let close = want
+        .iter()
+        .zip(&o.scores)
+        .all(|(a, b)| (a - b).abs() <= 1e-3);
+    if want.len() != o.scores.len() || !close {
         return Err(CodedError(
             exit::FAILURE,
             format!(

@@ -78,7 +78,7 @@ pub fn assign_splits(items: &mut [Item], seed: u64, calib: f64, test: f64) {
 /// four or more images). Returns (train, held out) indices into `items`,
 /// each sorted.
 pub fn hold_out(items: &[&Item], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_0f_ea51);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x005e_ed0f_ea51);
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for mut g in groups(items.iter().copied().enumerate()) {
         rng.shuffle(&mut g);
