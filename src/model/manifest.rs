@@ -159,7 +159,9 @@ fn default_colour_order() -> ColourOrder {
 pub enum OutputKind {
     /// Raw, unnormalised scores; `activation` turns them into 0..1 scores.
     Logits,
-    /// Already 0..1 scores (the graph ends in a softmax or sigmoid).
+    /// Already 0..1 scores (the graph ends in a softmax or sigmoid). After a
+    /// softmax they sum to at most 1: less when the graph leaves out a
+    /// "nothing" class (`camtrapd train --loss softmax-nothing`).
     Probabilities,
 }
 
