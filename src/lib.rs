@@ -25,6 +25,7 @@
 //! | [`read`] | reading user-named files: regular files only, size-capped |
 //! | [`shutdown`] | SIGTERM/SIGINT/SIGHUP handling and interruptible waits |
 //! | [`notify`] | systemd notifications: READY, STATUS, RELOADING, STOPPING, WATCHDOG |
+//! | [`train`] | `camtrapd train`: a linear head (sigmoid, softmax-nothing or entropic loss) on the backbone's embeddings, exported as one ONNX graph |
 //! | [`eval`] | open-set quality: data sets, cached model outputs, metrics (AUROC, FPR@95%TPR, AUPR, OSCR), calibration, reports |
 //! | [`bench`](mod@bench) | per-stage latency benchmark |
 //! | [`exit`] | process exit codes (sysexits) |
@@ -57,6 +58,7 @@ pub mod source;
 pub mod stats;
 mod text;
 mod toml_errors;
+pub mod train;
 
 pub use config::Config;
 pub use frame::Frame;

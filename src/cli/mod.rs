@@ -10,6 +10,7 @@ mod classify;
 mod eval;
 mod labels;
 mod run;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ const AFTER: &str = "Examples:
   camtrapd labels                                  list the model's labels
   camtrapd calibrate -c camtrapd.toml --data photos/   thresholds from your labelled photos
   camtrapd eval -c camtrapd.toml --data photos/        how well unknowns are rejected (report.html)
+  camtrapd train --data photos/ --out models/mine      a model of your labels that ignores nothing*/ folders
 
 Default model: $CAMTRAPD_MODEL, else models/efficientnet-lite0-imagenet (ImageNet, 1000 labels).
 Logging: RUST_LOG=error|warn|info|debug; RUST_LOG=camtrapd=debug logs one line per frame.
@@ -105,6 +107,12 @@ pub enum Command {
     /// Build the kNN embedding bank from training images into a copy of the
     /// model bundle (for score = "knn").
     Bank(bank::Args),
+    /// Teach the model your labels and what to ignore: trains a head on the
+    /// backbone's embeddings of your label folders and "nothing" folders
+    /// (empty frames, other animals), writes a complete model bundle
+    /// (one model.onnx, thresholds calibrated on the calib split, kNN bank)
+    /// and evaluates it on the test split.
+    Train(Box<train::Args>),
 }
 
 /// Finds the default model bundle: `$CAMTRAPD_MODEL`, then
@@ -212,6 +220,7 @@ pub fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate::calibrate(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Bank(args) => bank::bank(&args),
+        Command::Train(args) => train::train(&args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

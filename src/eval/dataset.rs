@@ -42,9 +42,10 @@ impl Category {
 
 /// Whether a folder or `kind` name means "no animal": names starting with
 /// `nothing`, `empty`, `blank` or `background` (`empty_frames/`,
-/// `blank-night/`), and `none`, `no_animal` (any case).
+/// `blank-night/`, also after leading underscores: `_nothing/`), and
+/// `none`, `no_animal` (any case).
 pub fn is_empty_name(name: &str) -> bool {
-    let n = name.trim().to_ascii_lowercase();
+    let n = name.trim().trim_start_matches('_').to_ascii_lowercase();
     ["nothing", "empty", "blank", "background"]
         .iter()
         .any(|p| n.starts_with(p))
@@ -252,6 +253,58 @@ pub enum DatasetError {
     /// Listing a label folder failed.
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
+}
+
+/// The label names a data set holds, for training a head on it (`camtrapd
+/// train`), sorted: in a folder layout, every sub-folder with images that is
+/// not an empty-frame name ([`is_empty_name`]) nor in `negatives`; in a
+/// manifest, the labels of rows with `kind=known` (without a `kind` column:
+/// every label that is not an empty-frame name nor in `negatives`).
+///
+/// # Errors
+/// [`DatasetError`] for a missing or malformed data set.
+pub fn label_names(path: &Path, negatives: &[String]) -> Result<Vec<String>, DatasetError> {
+    let negative = |l: &str| is_empty_name(l) || negatives.iter().any(|n| n == l);
+    let mut labels = std::collections::BTreeSet::new();
+    if path.is_dir() {
+        let ds = read(path, &[], false)?;
+        labels.extend(
+            ds.groups
+                .into_iter()
+                .map(|g| g.name)
+                .filter(|n| !negative(n)),
+        );
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        && path.is_file()
+    {
+        let err = |message: String| DatasetError::Manifest {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
+        let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
+        let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+        let Some(label_col) = col("label") else {
+            return Err(err("needs the columns `path` and `label`".into()));
+        };
+        let kind_col = col("kind");
+        for row in reader.records() {
+            let row = row.map_err(|e| err(e.to_string()))?;
+            let label = row.get(label_col).unwrap_or("").trim();
+            let known = match kind_col {
+                Some(k) => row.get(k).unwrap_or("").trim() == "known",
+                None => !negative(label),
+            };
+            if known && !label.is_empty() && !negatives.iter().any(|n| n == label) {
+                labels.insert(label.to_string());
+            }
+        }
+    } else {
+        return Err(DatasetError::NotADataset(path.to_path_buf()));
+    }
+    Ok(labels.into_iter().collect())
 }
 
 /// Reads a data set (folder layout or manifest CSV, see the module docs).

@@ -159,7 +159,9 @@ fn default_colour_order() -> ColourOrder {
 pub enum OutputKind {
     /// Raw, unnormalised scores; `activation` turns them into 0..1 scores.
     Logits,
-    /// Already 0..1 scores (the graph ends in a softmax or sigmoid).
+    /// Already 0..1 scores (the graph ends in a softmax or sigmoid). After a
+    /// softmax they sum to at most 1: less when the graph leaves out a
+    /// "nothing" class (`camtrapd train --loss softmax-nothing`).
     Probabilities,
 }
 
@@ -231,6 +233,38 @@ pub struct Provenance {
     /// How the model was quantised, if at all.
     #[serde(default)]
     pub quantisation: Option<String>,
+    /// How the head was trained, for bundles written by `camtrapd train`.
+    #[serde(default)]
+    pub training: Option<TrainingProvenance>,
+}
+
+/// How `camtrapd train` made a bundle (`[provenance.training]`): enough to
+/// rebuild it and to know what it was trained on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingProvenance {
+    /// The command line that wrote the bundle.
+    pub command: String,
+    /// The training loss: `sigmoid`, `softmax-nothing` or `entropic`.
+    pub loss: String,
+    /// The backbone bundle's name.
+    pub backbone: String,
+    /// Hex SHA-256 of the backbone's `model.onnx`.
+    pub backbone_sha256: String,
+    /// The data set (folder or manifest CSV) as given.
+    pub data: String,
+    /// Hex SHA-256 of the manifest CSV the splits come from.
+    pub data_sha256: String,
+    /// The split the head was trained on.
+    pub split: String,
+    /// Seed of the initial weights and of the held-out split.
+    pub seed: u64,
+    /// Labelled and negative ("nothing") training images, and held-out images for early stopping.
+    pub images: String,
+    /// Epochs run and the epoch whose weights were kept.
+    pub epochs: String,
+    /// The L2 regularisation strength used.
+    pub l2: f64,
 }
 
 /// Errors reading or checking a manifest.

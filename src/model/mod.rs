@@ -506,10 +506,12 @@ impl Model {
             });
         }
         if self.manifest.output.kind == manifest::OutputKind::Probabilities {
-            // Probabilities must be 0..1 (and sum to 1 after a softmax); otherwise
-            // they are logits and clamping them would make every frame "confident".
+            // Probabilities must be 0..1 (and sum to at most 1 after a softmax: a
+            // head may leave out its "nothing" class, as `camtrapd train --loss
+            // softmax-nothing` does); otherwise they are logits and clamping them
+            // would make every frame "confident".
             let softmax = self.manifest.output.activation == manifest::Activation::Softmax;
-            if lo < -1e-4 || hi > 1.0 + 1e-4 || (softmax && (sum - 1.0).abs() > 0.02) {
+            if lo < -1e-4 || hi > 1.0 + 1e-4 || (softmax && sum > 1.02) {
                 return Err(ModelError::Mismatch {
                     dir: self.dir.clone(),
                     field: "output.kind".into(),
