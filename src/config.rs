@@ -4,7 +4,7 @@
 //! camera_id = "enclosure-1"          # default: the host name
 //!
 //! [source]
-//! kind = "files"                     # image files (V4L2 cameras: see the v4l2 source)
+//! kind = "files"                     # image files; kind = "v4l2" for a camera (see source::v4l2::V4l2Config)
 //! path = "/srv/frames"               # a file, a folder, or a glob
 //! fps = 1.0                          # optional pacing
 //!
@@ -88,6 +88,7 @@ fn check_variant(
     }
     match (root, kind) {
         ("source", "files") => Some(check::<FilesConfig>(de)),
+        ("source", "v4l2") => Some(check::<crate::source::v4l2::V4l2Config>(de)),
         ("sinks", "stdout") => Some(check::<StdoutConfig>(de)),
         ("sinks", "mqtt") => Some(check::<crate::sink::mqtt::MqttConfig>(de)),
         _ => None,
@@ -330,6 +331,11 @@ impl Config {
                     crate::source::files::fps_interval(fps)
                         .map_err(|m| self.invalid::<()>(None, "source.fps", m))?;
                 }
+            }
+            SourceConfig::V4l2(v) => {
+                v.check().map_err(|(field, m)| {
+                    self.invalid::<()>(None, &format!("source.{field}"), m)
+                })?;
             }
         }
         if self.model.path.get_ref().as_os_str().is_empty() {
@@ -577,6 +583,7 @@ publish_labels = ["cat"]
                 assert_eq!(f.fps, Some(2.0));
                 assert!(!f.repeat);
             }
+            other => panic!("expected a files source, got {other:?}"),
         }
     }
 

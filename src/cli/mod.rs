@@ -7,9 +7,11 @@ mod bench;
 mod calibrate;
 mod check_config;
 mod classify;
+mod devices;
 mod eval;
 mod labels;
 mod run;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,7 @@ const AFTER: &str = "Examples:
   camtrapd check-config /etc/camtrapd/camtrapd.toml
   camtrapd run --config examples/files.toml        run the daemon
   camtrapd labels                                  list the model's labels
+  camtrapd devices                                 list cameras, their formats and sizes
   camtrapd calibrate -c camtrapd.toml --data photos/   thresholds from your labelled photos
   camtrapd eval -c camtrapd.toml --data photos/        how well unknowns are rejected (report.html)
 
@@ -105,6 +108,27 @@ pub enum Command {
     /// Build the kNN embedding bank from training images into a copy of the
     /// model bundle (for score = "knn").
     Bank(bank::Args),
+    /// List the V4L2 cameras with their pixel formats, frame sizes and frame
+    /// rates (like `v4l2-ctl --list-formats-ext`), to choose [source] settings.
+    Devices {
+        /// Device nodes to show (default: every /dev/video*).
+        #[arg(value_name = "DEVICE")]
+        devices: Vec<PathBuf>,
+    },
+    /// Save one frame from the configured source (a camera: after its
+    /// warm-up, in the negotiated format) as an image file (.png, .jpg,
+    /// .bmp), to check framing, exposure and colours.
+    Snapshot {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The image file to write; the format follows the extension.
+        #[arg(short, long, value_name = "FILE")]
+        out: PathBuf,
+        /// Frames to skip first (beyond the camera's warm-up).
+        #[arg(long, default_value_t = 0)]
+        skip: u32,
+    },
 }
 
 /// Finds the default model bundle: `$CAMTRAPD_MODEL`, then
@@ -212,6 +236,8 @@ pub fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate::calibrate(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Bank(args) => bank::bank(&args),
+        Command::Devices { devices } => devices::devices(&devices),
+        Command::Snapshot { config, out, skip } => snapshot::snapshot(&config, &out, skip),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
