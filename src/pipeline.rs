@@ -316,7 +316,10 @@ impl Pipeline {
         if online {
             log::info!("{}: camera online: {detail}", self.camera);
         } else {
-            log::warn!("{}: camera offline: {detail}", self.camera);
+            log::warn!(
+                "{}: camera offline: {detail} (reopening it until it is back)",
+                self.camera
+            );
         }
         for s in &mut self.sinks {
             s.source_status(online, detail);

@@ -229,5 +229,29 @@ mod tests {
             line.contains("below_threshold: 2") && line.contains("truncated: 1"),
             "{line}"
         );
+        assert!(!line.contains("camera"), "{line}");
+        assert!(serde_json::to_value(&snap).unwrap().get("camera").is_none());
+    }
+
+    #[test]
+    fn camera_counters_show_in_the_line_and_the_json() {
+        let mut s = Stats::new();
+        s.camera = Some(CameraStats {
+            online: true,
+            captured: 120,
+            dropped: 3,
+            corrupt: 1,
+            warmup_skipped: 5,
+            reconnects: 2,
+        });
+        let snap = s.snapshot();
+        let line = snap.to_string();
+        assert!(
+            line.contains("camera {online, captured: 120, dropped: 3, corrupt: 1, warmup_skipped: 5, reconnects: 2}"),
+            "{line}"
+        );
+        let j = serde_json::to_value(&snap).unwrap();
+        assert_eq!(j["camera"]["dropped"], 3);
+        assert_eq!(j["camera"]["online"], true);
     }
 }

@@ -65,11 +65,7 @@ pub(crate) fn devices(paths: &[PathBuf]) -> anyhow::Result<()> {
         let dev = match v4l::Device::with_path(node) {
             Ok(d) => d,
             Err(e) => {
-                writeln!(
-                    out,
-                    "{}\n",
-                    capture::OpenError::Open(e).describe(&name)
-                )?;
+                writeln!(out, "{}\n", capture::OpenError::Open(e).describe(&name))?;
                 continue;
             }
         };

@@ -145,7 +145,10 @@ pub fn open(cfg: &V4l2Config) -> Result<(v4l::Device, Negotiated), OpenError> {
             caps.card, caps.driver
         )));
     }
-    if !caps.capabilities.contains(v4l::capability::Flags::STREAMING) {
+    if !caps
+        .capabilities
+        .contains(v4l::capability::Flags::STREAMING)
+    {
         return Err(OpenError::NoFit(format!(
             "{} ({}) does not support streaming I/O (mmap), which camtrapd needs",
             caps.card, caps.driver
@@ -173,7 +176,7 @@ pub fn open(cfg: &V4l2Config) -> Result<(v4l::Device, Negotiated), OpenError> {
 /// The message for EACCES on the device: who we run as, our groups, the
 /// device's group, and the fix.
 pub fn permission_message(device: &str) -> String {
-    use nix::unistd::{getegid, getgroups, geteuid, Group, User};
+    use nix::unistd::{getegid, geteuid, getgroups, Group, User};
     let uid = geteuid();
     let user = User::from_uid(uid)
         .ok()
@@ -233,11 +236,8 @@ pub fn run(cfg: V4l2Config, shared: Arc<Shared>, first: (v4l::Device, Negotiated
                 Ok(d) => d,
                 Err(e) => {
                     let msg = e.describe(&cfg.device);
-                    if online != Some(false) {
-                        log::warn!("camera offline: {msg}");
-                    } else {
-                        log::debug!("camera still offline: {msg}");
-                    }
+                    // The pipeline logs the change; repeated failures only here.
+                    log::debug!("reopening failed: {msg}");
                     set_status(&mut online, false, msg);
                     ever_offline = true;
                     if !wait(&shared, backoff) {
@@ -252,7 +252,7 @@ pub fn run(cfg: V4l2Config, shared: Arc<Shared>, first: (v4l::Device, Negotiated
             if ever_offline {
                 shared.lock().stats.reconnects += 1;
             }
-            log::info!("camera online: {}: {detail}", cfg.device);
+            log::debug!("{}: streaming {detail}", cfg.device);
             set_status(&mut online, true, detail);
             backoff = Duration::from_secs(1);
         });
@@ -260,7 +260,7 @@ pub fn run(cfg: V4l2Config, shared: Arc<Shared>, first: (v4l::Device, Negotiated
         match outcome {
             Ok(()) => return,
             Err(msg) => {
-                log::warn!("camera offline: {}: {msg}; closing it and reopening", cfg.device);
+                log::debug!("{}: {msg}; closing it and reopening", cfg.device);
                 set_status(&mut online, false, msg);
                 ever_offline = true;
                 if !wait(&shared, backoff) {
@@ -304,8 +304,14 @@ fn stream(
     timeout: Duration,
     mut on_first: impl FnMut(String),
 ) -> Result<(), String> {
-    let mut s = v4l::io::mmap::Stream::with_buffers(dev, v4l::buffer::Type::VideoCapture, cfg.buffers)
-        .map_err(|e| format!("allocating {} mmap buffers (VIDIOC_REQBUFS): {e}", cfg.buffers))?;
+    let mut s =
+        v4l::io::mmap::Stream::with_buffers(dev, v4l::buffer::Type::VideoCapture, cfg.buffers)
+            .map_err(|e| {
+                format!(
+                    "allocating {} mmap buffers (VIDIOC_REQBUFS): {e}",
+                    cfg.buffers
+                )
+            })?;
     s.set_timeout(timeout);
     let mut warmup = cfg.warmup_frames;
     let mut first = true;
@@ -368,4 +374,62 @@ fn stream(
         log::warn!("{}: stopping the stream failed", cfg.device);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(cmd: &str, arg: &[&str]) -> String {
+        let o = std::process::Command::new(cmd).args(arg).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn permission_message_names_user_groups_device_group_and_fix() {
+        // /dev/null stands in for a camera node: the message reads its group.
+        let m = permission_message("/dev/null");
+        let user = sh("id", &["-un"]);
+        let group = sh("stat", &["-c", "%G", "/dev/null"]);
+        let first_group = sh("id", &["-gn"]);
+        assert!(m.starts_with("/dev/null: permission denied: "), "{m}");
+        assert!(
+            m.contains(&format!("user {user} (groups: {first_group}")),
+            "{m}"
+        );
+        assert!(m.contains(&format!("belongs to group {group}")), "{m}");
+        assert!(
+            m.contains(&format!("sudo usermod -aG {group} {user}")),
+            "{m}"
+        );
+        assert!(m.contains(&format!("SupplementaryGroups={group}")), "{m}");
+    }
+
+    #[test]
+    fn open_errors_name_the_device_and_what_to_do() {
+        let cfg = V4l2Config {
+            device: "/nonexistent/video9".into(),
+            ..V4l2Config::default()
+        };
+        let Err(e) = open(&cfg) else {
+            panic!("opened a device that does not exist")
+        };
+        assert_eq!(
+            e.describe(&cfg.device),
+            "/nonexistent/video9: no such device (unplugged? `camtrapd devices` lists the cameras)"
+        );
+        // A file that is not a V4L2 device.
+        let cfg = V4l2Config {
+            device: "/dev/null".into(),
+            ..V4l2Config::default()
+        };
+        let Err(e) = open(&cfg) else {
+            panic!("opened /dev/null as a camera")
+        };
+        let e = e.describe("/dev/null");
+        assert!(
+            e.starts_with("/dev/null: not a V4L2 device (VIDIOC_QUERYCAP: "),
+            "{e}"
+        );
+    }
 }

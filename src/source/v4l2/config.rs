@@ -152,13 +152,19 @@ impl V4l2Config {
         }
         for (field, v) in [("width", self.width), ("height", self.height)] {
             if !(16..=16384).contains(&v) {
-                return Err((field, format!("{v} is out of range; allowed 16..=16384 pixels")));
+                return Err((
+                    field,
+                    format!("{v} is out of range; allowed 16..=16384 pixels"),
+                ));
             }
         }
         if self.format == FormatChoice::Yuyv && self.width % 2 == 1 {
             return Err((
                 "width",
-                format!("{} is odd; YUYV carries two pixels per 4 bytes, so the width must be even", self.width),
+                format!(
+                    "{} is odd; YUYV carries two pixels per 4 bytes, so the width must be even",
+                    self.width
+                ),
             ));
         }
         if let Some(fps) = self.fps {
@@ -167,19 +173,43 @@ impl V4l2Config {
             }
         }
         if secs(self.classify_interval_secs, 0.0, 86_400.0).is_none() {
-            return Err(("classify_interval_secs", format!("{} is out of range; allowed 0 (every frame) ..= 86400 seconds", self.classify_interval_secs)));
+            return Err((
+                "classify_interval_secs",
+                format!(
+                    "{} is out of range; allowed 0 (every frame) ..= 86400 seconds",
+                    self.classify_interval_secs
+                ),
+            ));
         }
         if secs(self.timeout_secs, 0.1, 3600.0).is_none() {
-            return Err(("timeout_secs", format!("{} is out of range; allowed 0.1 ..= 3600 seconds", self.timeout_secs)));
+            return Err((
+                "timeout_secs",
+                format!(
+                    "{} is out of range; allowed 0.1 ..= 3600 seconds",
+                    self.timeout_secs
+                ),
+            ));
         }
         if secs(self.reconnect_max_secs, 1.0, 3600.0).is_none() {
-            return Err(("reconnect_max_secs", format!("{} is out of range; allowed 1 ..= 3600 seconds", self.reconnect_max_secs)));
+            return Err((
+                "reconnect_max_secs",
+                format!(
+                    "{} is out of range; allowed 1 ..= 3600 seconds",
+                    self.reconnect_max_secs
+                ),
+            ));
         }
         if !(2..=32).contains(&self.buffers) {
-            return Err(("buffers", format!("{} is out of range; allowed 2..=32", self.buffers)));
+            return Err((
+                "buffers",
+                format!("{} is out of range; allowed 2..=32", self.buffers),
+            ));
         }
         if self.warmup_frames > 1000 {
-            return Err(("warmup_frames", format!("{} is out of range; allowed 0..=1000", self.warmup_frames)));
+            return Err((
+                "warmup_frames",
+                format!("{} is out of range; allowed 0..=1000", self.warmup_frames),
+            ));
         }
         Ok(())
     }
@@ -238,7 +268,11 @@ mod tests {
         struct W {
             format: FormatChoice,
         }
-        for (s, f) in [("auto", FormatChoice::Auto), ("MJPG", FormatChoice::Mjpg), ("YUYV", FormatChoice::Yuyv)] {
+        for (s, f) in [
+            ("auto", FormatChoice::Auto),
+            ("MJPG", FormatChoice::Mjpg),
+            ("YUYV", FormatChoice::Yuyv),
+        ] {
             let w: W = toml::from_str(&format!("format = {s:?}")).unwrap();
             assert_eq!(w.format, f);
             assert_eq!(f.to_string(), s);

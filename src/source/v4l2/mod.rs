@@ -97,7 +97,8 @@ impl V4l2Source {
     ) -> Result<V4l2Source, SourceError> {
         cfg.check()
             .map_err(|(field, m)| SourceError::Invalid(format!("source.{field}: {m}")))?;
-        let first = capture::open(cfg).map_err(|e| SourceError::Invalid(e.describe(&cfg.device)))?;
+        let first =
+            capture::open(cfg).map_err(|e| SourceError::Invalid(e.describe(&cfg.device)))?;
         let description = format!(
             "v4l2: {} ({}{}, warm-up {} frames)",
             cfg.device,
@@ -235,7 +236,11 @@ mod tests {
             bytes,
             format: negotiate::Negotiated {
                 pixel,
-                fourcc: if pixel == Pixel::Yuyv { *b"YUYV" } else { *b"MJPG" },
+                fourcc: if pixel == Pixel::Yuyv {
+                    *b"YUYV"
+                } else {
+                    *b"MJPG"
+                },
                 width: w,
                 height: h,
                 stride: if pixel == Pixel::Yuyv { w * 2 } else { 0 },
@@ -256,10 +261,20 @@ mod tests {
         let short = captured(vec![16; 10], Pixel::Yuyv, 8, 2);
         let e = decode_frame(&short, &limits).unwrap_err();
         assert_eq!(e.reason(), "corrupt");
-        assert!(e.to_string().contains("needs 32 bytes, the buffer holds 10"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("needs 32 bytes, the buffer holds 10"),
+            "{e}"
+        );
         let huge = captured(vec![], Pixel::Yuyv, 20000, 2);
-        assert_eq!(decode_frame(&huge, &limits).unwrap_err().reason(), "too_large");
+        assert_eq!(
+            decode_frame(&huge, &limits).unwrap_err().reason(),
+            "too_large"
+        );
         let mjpeg = captured(vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00], Pixel::Mjpeg, 8, 2);
-        assert_eq!(decode_frame(&mjpeg, &limits).unwrap_err().reason(), "truncated");
+        assert_eq!(
+            decode_frame(&mjpeg, &limits).unwrap_err().reason(),
+            "truncated"
+        );
     }
 }

@@ -89,7 +89,13 @@ pub struct FormatModes {
 /// A FourCC as text (`MJPG`; unprintable bytes as `?`).
 pub fn fourcc_str(f: &[u8; 4]) -> String {
     f.iter()
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            }
+        })
         .collect::<String>()
         .trim_end()
         .to_string()
@@ -146,7 +152,10 @@ impl FormatModes {
                         (lo + (v - lo) / st * st).min(hi)
                     }
                 };
-                vec![(clamp(w, min.0, max.0, step.0), clamp(h, min.1, max.1, step.1))]
+                vec![(
+                    clamp(w, min.0, max.0, step.0),
+                    clamp(h, min.1, max.1, step.1),
+                )]
             }
             Sizes::Unknown => vec![(w, h)],
         };
@@ -181,7 +190,10 @@ pub struct Request {
 /// # Errors
 /// A message listing what the camera offers when none of its formats is one
 /// camtrapd decodes (or the one configured).
-pub fn choose(cfg: &V4l2Config, offered: &[FormatModes]) -> Result<(Request, Option<String>), String> {
+pub fn choose(
+    cfg: &V4l2Config,
+    offered: &[FormatModes],
+) -> Result<(Request, Option<String>), String> {
     let wanted: &[&[u8; 4]] = match cfg.format {
         FormatChoice::Auto => &[b"MJPG", b"JPEG", b"YUYV"],
         FormatChoice::Mjpg => &[b"MJPG", b"JPEG"],
@@ -369,7 +381,13 @@ pub struct Negotiated {
 
 impl fmt::Display for Negotiated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}x{}", fourcc_str(&self.fourcc), self.width, self.height)?;
+        write!(
+            f,
+            "{} {}x{}",
+            fourcc_str(&self.fourcc),
+            self.width,
+            self.height
+        )?;
         if let Some(i) = self.interval {
             write!(f, " at {:.3} fps", i.fps())?;
         }
@@ -414,7 +432,10 @@ pub fn apply(dev: &v4l::Device, req: Request, fps: Option<f64>) -> Result<Negoti
         ));
     };
     if pixel == Pixel::Yuyv && got.width % 2 == 1 {
-        return Err(format!("the driver set YUYV with an odd width {}", got.width));
+        return Err(format!(
+            "the driver set YUYV with an odd width {}",
+            got.width
+        ));
     }
     let stride = match pixel {
         Pixel::Yuyv if got.stride >= got.width * 2 => got.stride,
@@ -531,10 +552,16 @@ mod tests {
             sizes: Sizes::Discrete(vec![(1920, 1080, Intervals::Discrete(vec![iv(30)]))]),
         }];
         let e = choose(&cfg(FormatChoice::Auto, 640, 480), &modes).unwrap_err();
-        assert!(e.contains("'H264' (H.264)  (not decoded by camtrapd)"), "{e}");
+        assert!(
+            e.contains("'H264' (H.264)  (not decoded by camtrapd)"),
+            "{e}"
+        );
         assert!(e.contains("Size: Discrete 1920x1080  fps: 30.000"), "{e}");
         let e = choose(&cfg(FormatChoice::Mjpg, 640, 480), &webcam()[..1]).unwrap_err();
-        assert!(e.contains("format = \"MJPG\"") && e.contains("'YUYV'"), "{e}");
+        assert!(
+            e.contains("format = \"MJPG\"") && e.contains("'YUYV'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(yuyv_to_rgb(&data, 0, 3, 12), Err(YuyvError::Empty(0, 3)));
         assert!(matches!(
             yuyv_to_rgb(&data, 6, 3, 8),
-            Err(YuyvError::Stride { stride: 8, width: 6 })
+            Err(YuyvError::Stride {
+                stride: 8,
+                width: 6
+            })
         ));
         assert_eq!(
             yuyv_to_rgb(&data[..30], 6, 3, 12),
