@@ -144,18 +144,31 @@ v4l2-ctl -d /dev/video0 -c osd_text_mode=2   # no text overlay over the bars
 /bin/camtrapd snapshot -c /cfg/snapshot.toml -o /tmp/frame.bmp; echo "E2E snapshot exit \$?"
 echo "E2E-BMP-BEGIN"; base64 /tmp/frame.bmp; echo "E2E-BMP-END"
 echo "== E2E run"
-RUST_LOG=camtrapd=info /bin/camtrapd run -c /cfg/run.toml > /tmp/run.out 2> /tmp/run.err &
+# camtrapd=debug: the capture thread logs each stream start ("streaming ...")
+# as it happens; the steps below wait for those lines, not for fixed times.
+# Marks go into the same log (both append) to check what came after them.
+RUST_LOG=camtrapd=debug /bin/camtrapd run -c /cfg/run.toml > /tmp/run.out 2>> /tmp/run.err &
 pid=\$!
-sleep 25
-echo "E2E step: inject a buffer error"; v4l2-ctl -d /dev/video0 -c inject_v4l2_buf_flag_error=1
+mark() { echo "E2E step: \$1"; echo "E2E mark: \$1" >> /tmp/run.err; }
+wait_log() { # pattern, count, timeout in s
+  t=0
+  while [ "\$(grep -c "\$1" /tmp/run.err)" -lt "\$2" ] && [ \$t -lt "\$3" ]; do sleep 1; t=\$((t + 1)); done
+  echo "E2E waited \$t s for \$2 x '\$1'"
+}
+wait_log "streaming YUYV" 1 180
 sleep 3
-echo "E2E step: disconnect"; v4l2-ctl -d /dev/video0 -c disconnect=1
-sleep 10
-echo "E2E step: drop every buffer"; v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=100
-sleep 6
-echo "E2E step: frames flow again"; v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=0
-sleep 10
-echo "E2E step: SIGTERM"; kill -TERM \$pid; wait \$pid; echo "E2E run exit \$?"
+mark "inject a buffer error"; v4l2-ctl -d /dev/video0 -c inject_v4l2_buf_flag_error=1
+sleep 2
+mark "disconnect"; v4l2-ctl -d /dev/video0 -c disconnect=1
+wait_log "streaming YUYV" 2 60
+sleep 2
+mark "drop every buffer"; v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=100
+wait_log "no frame within" 1 60
+mark "frames flow again"; v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=0
+wait_log "streaming YUYV" 3 60
+n=\$(grep -c "stats: frames" /tmp/run.err)
+wait_log "stats: frames" \$((n + 2)) 120
+mark "SIGTERM"; kill -TERM \$pid; wait \$pid; echo "E2E run exit \$?"
 echo "== E2E run stderr"; cat /tmp/run.err
 echo "== E2E run stdout"; head -c 3000 /tmp/run.out; echo; echo "E2E detections \$(wc -l < /tmp/run.out)"
 echo "E2E-DONE"
@@ -226,12 +239,18 @@ fi
 
 check "run: the source is vivid in YUYV (auto: vivid has no MJPEG)" "source: v4l2: /dev/video0 \(YUYV 320x180"
 check "run: frames classified" "stats: frames [1-9][0-9]* classified [1-9]"
-check "run: a driver-flagged buffer is counted corrupt" "corrupt: [1-9]"
+check "run: the one driver-flagged buffer is counted corrupt, nothing else" "final stats: .*corrupt: 1, "
 check "run: unplug (ENODEV) takes the camera offline" "camera offline: .*(gone|No such device)"
 check "run: no frame within the timeout takes it offline" "camera offline: .*no frame within 2.0 s"
 check "run: the camera comes back" "camera online: YUYV 320x180"
 check "run: reconnects counted (unplug and timeout)" "reconnects: ([2-9]|[1-9][0-9])"
-check "run: frames classified after the last reconnect" "final stats: frames [1-9][0-9]* classified [1-9]"
+after_last=$(sed -n '/E2E mark: frames flow again/,$p' console.txt)
+if grep -q "streaming YUYV" <<< "$after_last" && grep -q "stats: frames [0-9]* classified [1-9]" <<< "$after_last"; then
+  echo "ok   run: streaming again and classifying after the stalled stream came back"
+else
+  echo "FAIL run: no stream start and classification after 'frames flow again'"; fail=1
+fi
+check "run: final stats logged" "final stats: frames [1-9][0-9]* classified [1-9]"
 check "run: SIGTERM stops it cleanly" "^E2E run exit 0"
 if [ $fail = 0 ]; then
   echo "vivid e2e: all checks passed (console: $console)"

@@ -123,6 +123,9 @@ impl OpenError {
             OpenError::Open(e) if e.raw_os_error() == Some(libc::ENOENT) => format!(
                 "{device}: no such device (unplugged? `camtrapd devices` lists the cameras)"
             ),
+            OpenError::Open(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ENXIO)) => {
+                format!("{device}: the device node exists but no camera answers (unplugged, or its driver is not loaded): {e}")
+            }
             OpenError::Open(e) => format!("{device}: cannot open: {e}"),
             OpenError::Setup(m) | OpenError::NoFit(m) => format!("{device}: {m}"),
         }

@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn short_yuyv_buffers_and_truncated_mjpeg_are_unreadable_not_fatal() {
         let limits = DecodeLimits::default();
-        let ok = captured(vec![126, 128, 126, 128].repeat(4 * 2), Pixel::Yuyv, 8, 2);
+        let ok = captured([126, 128, 126, 128].repeat(4 * 2), Pixel::Yuyv, 8, 2);
         let img = decode_frame(&ok, &limits).unwrap();
         assert_eq!(img.get_pixel(7, 1).0, [128, 128, 128]);
         let short = captured(vec![16; 10], Pixel::Yuyv, 8, 2);

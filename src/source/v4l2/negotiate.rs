@@ -128,7 +128,7 @@ impl FormatModes {
             Sizes::Discrete(v) => v.iter().any(|(a, b, _)| (*a, *b) == (w, h)),
             Sizes::Stepwise { min, max, step } => {
                 let on = |v: u32, lo: u32, hi: u32, st: u32| {
-                    (lo..=hi).contains(&v) && (st == 0 || (v - lo) % st == 0)
+                    (lo..=hi).contains(&v) && (st == 0 || (v - lo).is_multiple_of(st))
                 };
                 on(w, min.0, max.0, step.0) && on(h, min.1, max.1, step.1)
             }
