@@ -69,7 +69,7 @@ pub(crate) fn devices(paths: &[PathBuf]) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let caps = match dev.query_caps() {
+        let caps = match capture::guarded(|| dev.query_caps()) {
             Ok(c) => c,
             Err(e) => {
                 writeln!(out, "{name}: not a V4L2 device (VIDIOC_QUERYCAP: {e})\n")?;
@@ -95,7 +95,7 @@ pub(crate) fn devices(paths: &[PathBuf]) -> anyhow::Result<()> {
             continue;
         }
         cameras += 1;
-        match negotiate::enumerate(&dev) {
+        match capture::guarded(|| negotiate::enumerate(&dev)) {
             Ok(modes) => write!(out, "{}", negotiate::list(&modes))?,
             Err(e) => writeln!(out, "  listing formats failed: {e}")?,
         }

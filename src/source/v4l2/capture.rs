@@ -132,14 +132,24 @@ impl OpenError {
     }
 }
 
+/// Runs a call into the `v4l` crate, turning a panic (it `unwrap`s driver
+/// strings as UTF-8 and some enum values) into an error: a camera with an
+/// odd card name must cost a message, not the daemon.
+pub fn guarded<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(io::Error::other(
+            "the driver returned data the v4l crate cannot read",
+        ))
+    })
+}
+
 /// Opens the device and negotiates the format.
 ///
 /// # Errors
 /// [`OpenError`].
 pub fn open(cfg: &V4l2Config) -> Result<(v4l::Device, Negotiated), OpenError> {
     let dev = v4l::Device::with_path(&cfg.device).map_err(OpenError::Open)?;
-    let caps = dev
-        .query_caps()
+    let caps = guarded(|| dev.query_caps())
         .map_err(|e| OpenError::Setup(format!("not a V4L2 device (VIDIOC_QUERYCAP: {e})")))?;
     let cap = v4l::capability::Flags::VIDEO_CAPTURE;
     if !caps.capabilities.contains(cap) {
@@ -157,7 +167,7 @@ pub fn open(cfg: &V4l2Config) -> Result<(v4l::Device, Negotiated), OpenError> {
             caps.card, caps.driver
         )));
     }
-    let offered = negotiate::enumerate(&dev)
+    let offered = guarded(|| negotiate::enumerate(&dev))
         .map_err(|e| OpenError::Setup(format!("listing formats (VIDIOC_ENUM_FMT): {e}")))?;
     let (req, note) = negotiate::choose(cfg, &offered).map_err(OpenError::NoFit)?;
     if let Some(n) = note {
