@@ -185,7 +185,11 @@ timeout 600 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
   -kernel "$root/boot/vmlinuz-$K" -initrd initrd.gz \
   -append "console=ttyS0 quiet panic=-1" -nographic -no-reboot </dev/null > "$console" 2>&1 || true
 tr -d '\r' < "$console" > console.txt
-sed -n '/== E2E devices/,/E2E-BMP-BEGIN/p;/E2E-BMP-END/,$p' console.txt | grep -v '^$' | head -200
+# (no `| head` here: with pipefail its SIGPIPE would end the script)
+sed -n '/== E2E devices/,/E2E devices exit/p' console.txt > devices.txt
+sed -n '1,12p' devices.txt
+echo "  ... ($(wc -l < devices.txt) lines)"
+sed -n '/== E2E controls/,/E2E-BMP-BEGIN/p;/E2E-BMP-END/,$p' console.txt | grep -v '^$' || true
 
 echo "== checks"
 fail=0
