@@ -4,7 +4,7 @@
 //! camera_id = "enclosure-1"          # default: the host name
 //!
 //! [source]
-//! kind = "files"                     # image files (V4L2 cameras: see the v4l2 source)
+//! kind = "files"                     # image files; kind = "v4l2" for a camera (see source::v4l2::V4l2Config)
 //! path = "/srv/frames"               # a file, a folder, or a glob
 //! fps = 1.0                          # optional pacing
 //!
@@ -88,6 +88,7 @@ fn check_variant(
     }
     match (root, kind) {
         ("source", "files") => Some(check::<FilesConfig>(de)),
+        ("source", "v4l2") => Some(check::<crate::source::v4l2::V4l2Config>(de)),
         ("sinks", "stdout") => Some(check::<StdoutConfig>(de)),
         ("sinks", "mqtt") => Some(check::<crate::sink::mqtt::MqttConfig>(de)),
         _ => None,
@@ -342,6 +343,11 @@ impl Config {
                         .map_err(|m| self.invalid::<()>(None, "source.fps", m))?;
                 }
             }
+            SourceConfig::V4l2(v) => {
+                v.check().map_err(|(field, m)| {
+                    self.invalid::<()>(None, &format!("source.{field}"), m)
+                })?;
+            }
         }
         if self.model.path.get_ref().as_os_str().is_empty() {
             return Err(self.invalid(
@@ -572,6 +578,37 @@ publish_labels = ["cat"]
     }
 
     #[test]
+    fn camera_source_parses_and_its_errors_have_positions() {
+        let cam = GOOD.replace(
+            "kind = \"files\"\npath = \"frames\"\nfps = 2.0",
+            "kind = \"v4l2\"\ndevice = \"/dev/v4l/by-id/usb-cam-video-index0\"\nformat = \"MJPG\"\nwidth = 1280\nheight = 720\nfps = 15",
+        );
+        let c = parse(&cam).unwrap();
+        match &c.source {
+            SourceConfig::V4l2(v) => {
+                assert_eq!(v.device, "/dev/v4l/by-id/usb-cam-video-index0");
+                assert_eq!(v.format, crate::source::v4l2::FormatChoice::Mjpg);
+                assert_eq!((v.width, v.height, v.fps), (1280, 720, Some(15.0)));
+                assert_eq!(v.classify_interval_secs, 1.0);
+                assert_eq!(v.warmup_frames, 5);
+            }
+            other => panic!("expected a v4l2 source, got {other:?}"),
+        }
+        let e = parse(&cam.replace("format = \"MJPG\"", "format = \"mjpeg\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 5") && e.contains("source.format"), "{e}");
+        assert!(e.contains("MJPG") && e.contains("YUYV"), "{e}");
+        let e = parse(&cam.replace("fps = 15", "fps = 15\nclassify_interval_secs = -2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`source.classify_interval_secs`: -2 is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn good_config_parses_with_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.camera_id(), "pen-3");
@@ -588,6 +625,7 @@ publish_labels = ["cat"]
                 assert_eq!(f.fps, Some(2.0));
                 assert!(!f.repeat);
             }
+            other => panic!("expected a files source, got {other:?}"),
         }
     }
 

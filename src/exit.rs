@@ -10,7 +10,7 @@
 //! | 66 | NOINPUT | an input path or source folder does not exist or holds no image; manifest paths that do not exist |
 //! | 73 | CANTCREAT | the MQTT spool (state directory) cannot be created or opened |
 //! | 74 | IOERR | writing output failed (e.g. stdout closed) |
-//! | 78 | CONFIG | the configuration file or the model bundle is invalid: fix it, restarting will not help (`RestartPreventExitStatus=78`) |
+//! | 78 | CONFIG | the configuration file or the model bundle is invalid, or the configured camera cannot be used at start-up (missing, permission denied, no fitting format): fix it, restarting will not help (`RestartPreventExitStatus=78`) |
 
 /// Success.
 pub const OK: u8 = 0;

@@ -3,7 +3,7 @@
 //! Frames flow through the pipeline in one direction:
 //!
 //! ```text
-//! source (files, later V4L2) ─► decode ─► preprocess (resize + normalise)
+//! source (files, V4L2 camera) ─► decode ─► preprocess (resize + normalise)
 //!        ─► model (ONNX run by tract) ─► decision (open-set: a score function
 //!        such as MSP, energy or kNN, per-label calibrated thresholds) ─► sinks (stdout, later MQTT)
 //! ```

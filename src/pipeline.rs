@@ -310,6 +310,22 @@ impl Pipeline {
         log::warn!("{source_id}: skipped: {error}");
     }
 
+    /// Logs a camera going offline or coming back, and tells every sink
+    /// (the MQTT sink publishes it on its `camera_status` topic).
+    pub fn source_status(&mut self, online: bool, detail: &str) {
+        if online {
+            log::info!("{}: camera online: {detail}", self.camera);
+        } else {
+            log::warn!(
+                "{}: camera offline: {detail} (reopening it until it is back)",
+                self.camera
+            );
+        }
+        for s in &mut self.sinks {
+            s.source_status(online, detail);
+        }
+    }
+
     /// Logs the counters and hands them to every sink (e.g. the MQTT stats topic).
     pub fn report_stats(&mut self, label: &str) {
         let snap = self.stats.snapshot();
@@ -361,6 +377,7 @@ pub fn run(
                 }
             }
             SourceEvent::Unreadable { source_id, error } => pipeline.unreadable(&source_id, &error),
+            SourceEvent::Status { online, detail } => pipeline.source_status(online, &detail),
             SourceEvent::End => break,
             SourceEvent::Lost(why) => {
                 pipeline.flush();
@@ -371,10 +388,12 @@ pub fn run(
         shutdown.notifier().alive();
         if !stats_interval.is_zero() && last_stats.elapsed() >= stats_interval {
             last_stats = Instant::now();
+            pipeline.stats.camera = source.camera_stats();
             pipeline.report_stats("stats");
         }
     }
     shutdown.notifier().stopping();
+    pipeline.stats.camera = source.camera_stats();
     pipeline.report_stats("final stats");
     pipeline.flush();
     Ok(())

@@ -29,6 +29,8 @@ pub struct Stats {
     pub unreadable: BTreeMap<&'static str, u64>,
     /// Failed sink deliveries.
     pub sink_errors: u64,
+    /// Camera counters (V4L2 sources only).
+    pub camera: Option<CameraStats>,
     latencies: Vec<f32>,
     next: usize,
     scratch: Vec<f32>,
@@ -44,6 +46,7 @@ impl Default for Stats {
             rejected: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             sink_errors: 0,
+            camera: None,
             latencies: Vec::with_capacity(WINDOW),
             next: 0,
             scratch: Vec::with_capacity(WINDOW),
@@ -72,6 +75,28 @@ pub struct Snapshot {
     pub inference_ms_p50: Option<f32>,
     /// 95th percentile inference latency, ms.
     pub inference_ms_p95: Option<f32>,
+    /// Camera counters (V4L2 sources only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraStats>,
+}
+
+/// Counters of a camera source, kept by its capture thread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CameraStats {
+    /// Whether frames currently arrive.
+    pub online: bool,
+    /// Buffers dequeued from the driver (including warm-up and corrupt ones).
+    pub captured: u64,
+    /// Frames that were due for classification but replaced by a newer one
+    /// while the pipeline was busy (the backlog that is never classified).
+    pub dropped: u64,
+    /// Frames flagged as corrupt by the driver (`V4L2_BUF_FLAG_ERROR`),
+    /// empty, or undecodable (truncated MJPEG, short YUYV).
+    pub corrupt: u64,
+    /// Frames skipped after a stream start (`warmup_frames`).
+    pub warmup_skipped: u64,
+    /// Times the camera came back after being offline.
+    pub reconnects: u64,
 }
 
 impl Stats {
@@ -134,6 +159,7 @@ impl Stats {
             sink_errors: self.sink_errors,
             inference_ms_p50: self.percentile(0.5),
             inference_ms_p95: self.percentile(0.95),
+            camera: self.camera.clone(),
         }
     }
 }
@@ -161,6 +187,18 @@ impl std::fmt::Display for Snapshot {
         }
         if let (Some(p50), Some(p95)) = (self.inference_ms_p50, self.inference_ms_p95) {
             write!(f, " inference p50 {p50:.1} ms p95 {p95:.1} ms")?;
+        }
+        if let Some(c) = &self.camera {
+            write!(
+                f,
+                " camera {{{}, captured: {}, dropped: {}, corrupt: {}, warmup_skipped: {}, reconnects: {}}}",
+                if c.online { "online" } else { "offline" },
+                c.captured,
+                c.dropped,
+                c.corrupt,
+                c.warmup_skipped,
+                c.reconnects
+            )?;
         }
         write!(f, " uptime {:.0} s", self.uptime_s)
     }
@@ -191,5 +229,29 @@ mod tests {
             line.contains("below_threshold: 2") && line.contains("truncated: 1"),
             "{line}"
         );
+        assert!(!line.contains("camera"), "{line}");
+        assert!(serde_json::to_value(&snap).unwrap().get("camera").is_none());
+    }
+
+    #[test]
+    fn camera_counters_show_in_the_line_and_the_json() {
+        let mut s = Stats::new();
+        s.camera = Some(CameraStats {
+            online: true,
+            captured: 120,
+            dropped: 3,
+            corrupt: 1,
+            warmup_skipped: 5,
+            reconnects: 2,
+        });
+        let snap = s.snapshot();
+        let line = snap.to_string();
+        assert!(
+            line.contains("camera {online, captured: 120, dropped: 3, corrupt: 1, warmup_skipped: 5, reconnects: 2}"),
+            "{line}"
+        );
+        let j = serde_json::to_value(&snap).unwrap();
+        assert_eq!(j["camera"]["dropped"], 3);
+        assert_eq!(j["camera"]["online"], true);
     }
 }

@@ -980,3 +980,50 @@ fn systemd_notify_and_sighup_reload_keep_the_mqtt_session() {
         "reloads must not reconnect"
     );
 }
+
+#[test]
+fn camera_status_is_retained_on_its_own_topic_and_reaches_late_subscribers() {
+    use camtrapd::sink::mqtt::{MqttConfig, MqttSink};
+    use camtrapd::sink::{Sink, SinkContext};
+    const CAM: &str = "camtrapd/pen-7/camera_status";
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg: MqttConfig = toml::from_str(&format!(
+        "host = \"127.0.0.1\"\nport = {}\nstate_dir = \"state\"",
+        broker.port
+    ))
+    .unwrap();
+    let ctx = SinkContext {
+        camera: "pen-7".into(),
+        publishable_labels: vec!["tusker".into()],
+        model_name: "efficientnet-lite0-imagenet".into(),
+        base_dir: tmp.path().to_path_buf(),
+    };
+    let sub = Subscriber::connect(broker.port, "t-cam-early", &[CAM]);
+    let mut sink = MqttSink::open(&cfg, &ctx, 1).unwrap();
+    // What the pipeline calls when the V4L2 source reports a change.
+    sink.source_status(false, "no frame within 5.0 s");
+    let m = sub.wait_for(CAM, Duration::from_secs(10), "offline", |m| !m.is_empty());
+    let j = m[0].json();
+    assert_eq!(j["state"], "offline");
+    assert_eq!(j["detail"], "no frame within 5.0 s");
+    assert!(j["at"].as_str().unwrap().ends_with('Z'), "{j}");
+    sink.source_status(true, "YUYV 640x480 at 30.000 fps");
+    let m = sub.wait_for(CAM, Duration::from_secs(10), "online", |m| m.len() >= 2);
+    assert_eq!(
+        m.iter()
+            .map(|m| m.json()["state"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        ["offline", "online"]
+    );
+    // Retained: a subscriber that comes later gets the current state only.
+    let late = Subscriber::connect(broker.port, "t-cam-late", &[CAM]);
+    let m = late.wait_for(CAM, Duration::from_secs(10), "retained online", |m| {
+        !m.is_empty()
+    });
+    assert_eq!(m.len(), 1);
+    assert!(m[0].retain);
+    assert_eq!(m[0].json()["state"], "online");
+    assert_eq!(m[0].json()["detail"], "YUYV 640x480 at 30.000 fps");
+    sink.flush().unwrap();
+}

@@ -7,10 +7,12 @@ mod bench;
 mod calibrate;
 mod check_config;
 mod classify;
+mod devices;
 mod eval;
 mod labels;
 mod run;
 mod train;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,7 @@ const AFTER: &str = "Examples:
   camtrapd check-config /etc/camtrapd/camtrapd.toml
   camtrapd run --config examples/files.toml        run the daemon
   camtrapd labels                                  list the model's labels
+  camtrapd devices                                 list cameras, their formats and sizes
   camtrapd calibrate -c camtrapd.toml --data photos/   thresholds from your labelled photos
   camtrapd eval -c camtrapd.toml --data photos/        how well unknowns are rejected (report.html)
   camtrapd train --data photos/ --out models/mine      a model of your labels that ignores nothing*/ folders
@@ -113,6 +116,27 @@ pub enum Command {
     /// (one model.onnx, thresholds calibrated on the calib split, kNN bank)
     /// and evaluates it on the test split.
     Train(Box<train::Args>),
+    /// List the V4L2 cameras with their pixel formats, frame sizes and frame
+    /// rates (like `v4l2-ctl --list-formats-ext`), to choose [source] settings.
+    Devices {
+        /// Device nodes to show (default: every /dev/video*).
+        #[arg(value_name = "DEVICE")]
+        devices: Vec<PathBuf>,
+    },
+    /// Save one frame from the configured source (a camera: after its
+    /// warm-up, in the negotiated format) as an image file (.png, .jpg,
+    /// .bmp), to check framing, exposure and colours.
+    Snapshot {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The image file to write; the format follows the extension.
+        #[arg(short, long, value_name = "FILE")]
+        out: PathBuf,
+        /// Frames to skip first (beyond the camera's warm-up).
+        #[arg(long, default_value_t = 0)]
+        skip: u32,
+    },
 }
 
 /// Finds the default model bundle: `$CAMTRAPD_MODEL`, then
@@ -221,6 +245,8 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(&args),
         Command::Bank(args) => bank::bank(&args),
         Command::Train(args) => train::train(&args),
+        Command::Devices { devices } => devices::devices(&devices),
+        Command::Snapshot { config, out, skip } => snapshot::snapshot(&config, &out, skip),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

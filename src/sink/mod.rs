@@ -72,6 +72,9 @@ pub trait Sink: Send {
     fn publish(&mut self, d: &Detection, frame: &Frame) -> Result<(), SinkError>;
     /// Receives the pipeline's counters every `[stats] interval_secs`.
     fn stats(&mut self, _snapshot: &Snapshot) {}
+    /// The camera went offline (`online = false`, with the reason in
+    /// `detail`) or came back. Default: nothing (the pipeline logs it).
+    fn source_status(&mut self, _online: bool, _detail: &str) {}
     /// Delivers anything buffered and closes; called once at shutdown.
     ///
     /// # Errors

@@ -354,6 +354,7 @@ mod tests {
                 }
                 SourceEvent::Unreadable { error, .. } => events.push(error.reason()),
                 SourceEvent::Frame(_) => panic!("no frame expected"),
+                SourceEvent::Status { .. } => panic!("files have no camera status"),
             }
             assert!(events.len() < 10, "spinning: {events:?}");
         }

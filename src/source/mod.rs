@@ -1,10 +1,11 @@
 //! Frame sources: where frames come from.
 //!
 //! A source implements [`FrameSource`]; the pipeline pulls one
-//! [`SourceEvent`] at a time. Today: [`files`] (stills from disk). The V4L2
-//! camera source plugs in as another variant of [`SourceConfig`].
+//! [`SourceEvent`] at a time: [`files`] (stills from disk) and [`v4l2`]
+//! (USB and CSI cameras).
 
 pub mod files;
+pub mod v4l2;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,8 @@ use crate::shutdown::Shutdown;
 pub enum SourceConfig {
     /// Image files: `kind = "files"`, see [`files::FilesConfig`].
     Files(files::FilesConfig),
+    /// A V4L2 camera: `kind = "v4l2"`, see [`v4l2::V4l2Config`].
+    V4l2(v4l2::V4l2Config),
 }
 
 /// What a source yields on each pull.
@@ -39,6 +42,14 @@ pub enum SourceEvent {
     /// The source cannot deliver frames any more (e.g. a looping folder whose
     /// files all became unreadable); the daemon stops with exit code 66.
     Lost(String),
+    /// The camera went offline (no frame within the timeout, unplugged) or
+    /// came back; the source keeps trying on its own.
+    Status {
+        /// Whether frames arrive again.
+        online: bool,
+        /// What happened, e.g. "no frame within 5.0 s" or "YUYV 640x480 at 30.000 fps".
+        detail: String,
+    },
 }
 
 /// A source of frames.
@@ -47,6 +58,11 @@ pub trait FrameSource: Send {
     fn next_event(&mut self) -> SourceEvent;
     /// One line describing the source, for logs.
     fn describe(&self) -> String;
+    /// Camera counters (captured, dropped, corrupt, warm-up, reconnects),
+    /// for sources that have a camera.
+    fn camera_stats(&self) -> Option<crate::stats::CameraStats> {
+        None
+    }
 }
 
 /// Errors opening a source.
@@ -83,5 +99,6 @@ pub fn open(
         SourceConfig::Files(f) => Ok(Box::new(files::FilesSource::open(
             f, base, limits, shutdown,
         )?)),
+        SourceConfig::V4l2(c) => Ok(Box::new(v4l2::V4l2Source::open(c, limits, shutdown)?)),
     }
 }

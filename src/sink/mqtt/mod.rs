@@ -10,6 +10,7 @@
 //! | `<prefix>/<camera>/availability` | `online` / `offline` (also the last will) | 1 | yes |
 //! | `<prefix>/<camera>/snapshot` | JPEG of the detected frame (`snapshots = true`) | 0 | no |
 //! | `<prefix>/<camera>/stats` | counters, every `[stats] interval_secs` | 0 | no |
+//! | `<prefix>/<camera>/camera_status` | the camera (V4L2 source): `{"state":"online"\|"offline","detail":..,"at":..}` on every change | 1 | yes |
 //!
 //! Parts: [`config`] (settings and checks), [`spool`] (on-disk
 //! store-and-forward), `outbox` (the thread that spools and publishes),
@@ -54,6 +55,8 @@ pub struct Topics {
     pub snapshot: String,
     /// `<prefix>/<camera>/stats`
     pub stats: String,
+    /// `<prefix>/<camera>/camera_status`: the camera going offline or coming back.
+    pub camera_status: String,
 }
 
 impl Topics {
@@ -65,6 +68,7 @@ impl Topics {
             availability: t("availability"),
             snapshot: t("snapshot"),
             stats: t("stats"),
+            camera_status: t("camera_status"),
         }
     }
 }
@@ -74,6 +78,7 @@ pub(crate) enum Msg {
     Detection(Vec<u8>),
     Snapshot(Vec<u8>),
     Stats(Box<Snapshot>),
+    CameraStatus(Vec<u8>),
     Close(outbox::Close),
     Link(link::LinkEvent),
 }
@@ -343,6 +348,25 @@ impl Sink for MqttSink {
 
     fn stats(&mut self, snapshot: &Snapshot) {
         let _ = self.tx.try_send(Msg::Stats(Box::new(snapshot.clone())));
+    }
+
+    fn source_status(&mut self, online: bool, detail: &str) {
+        #[derive(serde::Serialize)]
+        struct Status<'a> {
+            state: &'a str,
+            detail: &'a str,
+            at: String,
+        }
+        let body = serde_json::to_vec(&Status {
+            state: if online { "online" } else { "offline" },
+            detail,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        });
+        if let Ok(body) = body {
+            if self.tx.try_send(Msg::CameraStatus(body)).is_err() {
+                log::warn!("mqtt: camera status not queued (the outbox is full or stopped)");
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

@@ -114,6 +114,8 @@ pub(crate) struct Outbox {
     offline: Option<(Instant, bool)>,
     counters: MqttCounters,
     connects: u64,
+    /// The camera's latest status message, republished (retained) on every connect.
+    camera_status: Option<Vec<u8>>,
 }
 
 impl Outbox {
@@ -148,6 +150,7 @@ impl Outbox {
             offline: None,
             counters: MqttCounters::default(),
             connects: 0,
+            camera_status: None,
         }
     }
 
@@ -217,6 +220,10 @@ impl Outbox {
                 None => self.counters.snapshots_dropped += 1,
             },
             Msg::Stats(snap) => self.publish_stats(&snap),
+            Msg::CameraStatus(body) => {
+                self.camera_status = Some(body);
+                self.publish_camera_status();
+            }
             Msg::Close(c) => self.closing = Some(c),
             Msg::Link(ev) => self.link_event(ev),
         }
@@ -363,6 +370,26 @@ impl Outbox {
         }
         for _ in 0..n {
             self.fifo.push_back(Tag::Other);
+        }
+        self.publish_camera_status();
+    }
+
+    /// The camera's latest status, retained, if there is one and a connection.
+    fn publish_camera_status(&mut self) {
+        let (Some(c), Some(body)) = (&self.client, &self.camera_status) else {
+            return;
+        };
+        if c.try_publish(
+            self.topics.camera_status.clone(),
+            QoS::AtLeastOnce,
+            true,
+            body.clone(),
+        )
+        .is_ok()
+        {
+            self.fifo.push_back(Tag::Other);
+        } else {
+            log::warn!("mqtt: could not queue the camera status");
         }
     }
 

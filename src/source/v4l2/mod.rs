@@ -1,0 +1,280 @@
+//! The V4L2 camera source: USB (UVC) and CSI cameras on Linux, through the
+//! `v4l` crate.
+//!
+//! * [`config`]: `[source] kind = "v4l2"` (device, format, size, fps,
+//!   classification interval, warm-up, timeout).
+//! * [`negotiate`]: what the camera offers and what to ask for; the format
+//!   the driver returns is the one used.
+//! * [`capture`]: the capture thread (mmap streaming, poll with a timeout,
+//!   newest-frame slot, offline/online with reopen and back-off).
+//! * [`mjpeg`]: MJPEG frames without Huffman tables (ITU-T T.81 Annex K.3),
+//!   truncated frames.
+//! * [`yuyv`]: YUYV → RGB8 (BT.601, limited range).
+//!
+//! Only the frame chosen for classification is decoded; frames the pipeline
+//! had no time for are dropped and counted (`camera.dropped`).
+
+pub mod capture;
+pub mod config;
+pub mod mjpeg;
+pub mod negotiate;
+pub mod yuyv;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use config::{FormatChoice, V4l2Config};
+
+use super::{FrameSource, SourceError, SourceEvent};
+use crate::decode::{DecodeError, DecodeLimits};
+use crate::frame::Frame;
+use crate::shutdown::Shutdown;
+use crate::stats::CameraStats;
+use capture::{Captured, Shared};
+use negotiate::Pixel;
+
+/// Decodes one captured buffer into RGB8 by its negotiated format.
+///
+/// # Errors
+/// [`DecodeError`] (`truncated`, `corrupt`, `too_large`, ...); never panics.
+pub fn decode_frame(c: &Captured, limits: &DecodeLimits) -> Result<image::RgbImage, DecodeError> {
+    let f = &c.format;
+    match f.pixel {
+        Pixel::Mjpeg => mjpeg::decode_mjpeg(&c.bytes, limits),
+        Pixel::Yuyv => {
+            if f.width > limits.max_dimension || f.height > limits.max_dimension {
+                return Err(DecodeError::TooLarge {
+                    width: f.width,
+                    height: f.height,
+                    limit: limits.max_dimension,
+                });
+            }
+            yuyv::yuyv_to_rgb(&c.bytes, f.width, f.height, f.stride as usize)
+                .map_err(|e| DecodeError::Corrupt(e.to_string()))
+        }
+    }
+}
+
+/// Frames from a V4L2 camera (see the module docs).
+pub struct V4l2Source {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    interval: Duration,
+    /// How long the capture thread may stay silent before the watchdog is
+    /// no longer fed (a hung driver gets the daemon restarted).
+    stale_after: Duration,
+    limits: DecodeLimits,
+    shutdown: Shutdown,
+    device: String,
+    description: String,
+    seq: u64,
+    undecodable: u64,
+}
+
+impl std::fmt::Debug for V4l2Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4l2Source")
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl V4l2Source {
+    /// Opens the camera, negotiates the format and starts the capture
+    /// thread. The camera must be there at start-up: a missing device, a
+    /// permission problem or no fitting format refuses to start; later
+    /// outages are ridden out.
+    ///
+    /// # Errors
+    /// [`SourceError::Invalid`] (exit code 78) naming the device, the
+    /// problem and the fix (for permissions: the user, its groups and
+    /// `SupplementaryGroups=video`; for formats: what the camera offers).
+    pub fn open(
+        cfg: &V4l2Config,
+        limits: DecodeLimits,
+        shutdown: Shutdown,
+    ) -> Result<V4l2Source, SourceError> {
+        cfg.check()
+            .map_err(|(field, m)| SourceError::Invalid(format!("source.{field}: {m}")))?;
+        let first =
+            capture::open(cfg).map_err(|e| SourceError::Invalid(e.describe(&cfg.device)))?;
+        let description = format!(
+            "v4l2: {} ({}{}, warm-up {} frames)",
+            cfg.device,
+            first.1,
+            if cfg.classify_interval().is_zero() {
+                ", classifying every frame".to_string()
+            } else {
+                format!(
+                    ", classifying the newest frame every {} s",
+                    cfg.classify_interval_secs
+                )
+            },
+            cfg.warmup_frames
+        );
+        let shared = Arc::new(Shared::new());
+        let thread = {
+            let shared = shared.clone();
+            let cfg = cfg.clone();
+            std::thread::Builder::new()
+                .name("v4l2-capture".into())
+                .spawn(move || capture::run(cfg, shared, first))
+                .map_err(|e| SourceError::Invalid(format!("starting the capture thread: {e}")))?
+        };
+        Ok(V4l2Source {
+            shared,
+            thread: Some(thread),
+            interval: cfg.classify_interval(),
+            stale_after: cfg.timeout() * 2 + cfg.reconnect_max() + Duration::from_secs(5),
+            limits,
+            shutdown,
+            device: cfg.device.clone(),
+            description,
+            seq: 0,
+            undecodable: 0,
+        })
+    }
+}
+
+impl FrameSource for V4l2Source {
+    fn next_event(&mut self) -> SourceEvent {
+        let mut st = self.shared.lock();
+        let frame = loop {
+            if self.shutdown.is_triggered() {
+                return SourceEvent::End;
+            }
+            if let Some(ev) = st.events.pop_front() {
+                return SourceEvent::Status {
+                    online: ev.online,
+                    detail: ev.detail,
+                };
+            }
+            let now = Instant::now();
+            if now >= st.due {
+                if let Some(f) = st.latest.take() {
+                    // Steady pace; after a slow frame, no burst to catch up.
+                    st.due = st.due.max(now) + self.interval;
+                    if self.interval.is_zero() {
+                        st.due = now;
+                    }
+                    break f;
+                }
+            }
+            if st.heartbeat.elapsed() < self.stale_after {
+                self.shutdown.notifier().alive();
+            }
+            let wait = if now < st.due {
+                (st.due - now).min(Duration::from_millis(50))
+            } else {
+                Duration::from_millis(50)
+            };
+            st = self
+                .shared
+                .cond
+                .wait_timeout(st, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        };
+        drop(st);
+        let t0 = Instant::now();
+        let source_id = format!("{}#{}", self.device, frame.sequence);
+        let seq = self.seq;
+        self.seq += 1;
+        let result = decode_frame(&frame, &self.limits);
+        let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let captured_at = frame.captured_at;
+        // Hand the buffer back for reuse.
+        let mut st = self.shared.lock();
+        if st.spare.capacity() < frame.bytes.capacity() {
+            st.spare = frame.bytes;
+        }
+        drop(st);
+        match result {
+            Ok(image) => SourceEvent::Frame(Frame {
+                seq,
+                source_id,
+                captured_at,
+                image,
+                decode_ms,
+            }),
+            Err(error) => {
+                self.undecodable += 1;
+                SourceEvent::Unreadable { source_id, error }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn camera_stats(&self) -> Option<CameraStats> {
+        let mut s = self.shared.lock().stats.clone();
+        s.corrupt += self.undecodable;
+        Some(s)
+    }
+}
+
+impl Drop for V4l2Source {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.cond.notify_all();
+        if let Some(t) = self.thread.take() {
+            // The thread notices within one poll timeout.
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(bytes: Vec<u8>, pixel: Pixel, w: u32, h: u32) -> Captured {
+        Captured {
+            bytes,
+            format: negotiate::Negotiated {
+                pixel,
+                fourcc: if pixel == Pixel::Yuyv {
+                    *b"YUYV"
+                } else {
+                    *b"MJPG"
+                },
+                width: w,
+                height: h,
+                stride: if pixel == Pixel::Yuyv { w * 2 } else { 0 },
+                interval: None,
+            },
+            sequence: 7,
+            captured_at: chrono::Utc::now(),
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn short_yuyv_buffers_and_truncated_mjpeg_are_unreadable_not_fatal() {
+        let limits = DecodeLimits::default();
+        let ok = captured([126, 128, 126, 128].repeat(4 * 2), Pixel::Yuyv, 8, 2);
+        let img = decode_frame(&ok, &limits).unwrap();
+        assert_eq!(img.get_pixel(7, 1).0, [128, 128, 128]);
+        let short = captured(vec![16; 10], Pixel::Yuyv, 8, 2);
+        let e = decode_frame(&short, &limits).unwrap_err();
+        assert_eq!(e.reason(), "corrupt");
+        assert!(
+            e.to_string()
+                .contains("needs 32 bytes, the buffer holds 10"),
+            "{e}"
+        );
+        let huge = captured(vec![], Pixel::Yuyv, 20000, 2);
+        assert_eq!(
+            decode_frame(&huge, &limits).unwrap_err().reason(),
+            "too_large"
+        );
+        let mjpeg = captured(vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00], Pixel::Mjpeg, 8, 2);
+        assert_eq!(
+            decode_frame(&mjpeg, &limits).unwrap_err().reason(),
+            "truncated"
+        );
+    }
+}
