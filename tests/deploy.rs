@@ -119,3 +119,28 @@ fn debian_package_assets_exist() {
         postinst.contains("adduser --quiet --system --group") && postinst.contains("#DEBHELPER#")
     );
 }
+
+/// The Debian package's default config parses and names the bundled model;
+/// on a machine without a camera, check-config stops at the camera (not at
+/// a config or model error).
+#[test]
+fn debian_default_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::repo().join("packaging/deb/camtrapd.toml"))
+        .unwrap()
+        .replace(
+            "/usr/share/camtrapd/models/efficientnet-lite0-imagenet",
+            common::default_model().to_str().unwrap(),
+        )
+        .replace("/dev/video0", "/nonexistent/video9");
+    let cfg = dir.path().join("camtrapd.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_camtrapd"))
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/video9"), "{err}");
+    assert!(!err.contains("invalid config file"), "{err}");
+}
