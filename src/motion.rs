@@ -5,8 +5,9 @@
 //! sits between the source and the model:
 //!
 //! 1. the frame is shrunk to a small greyscale image (`width` pixels wide,
-//!    default 96; box-filtered with `fast_image_resize`, so sensor noise
-//!    averages out) — about 0.1–0.3 ms a frame;
+//!    default 96): each small pixel is the mean BT.601 luma of its block of
+//!    frame pixels (a box filter, so sensor noise averages out), in one pass
+//!    over the frame with no allocation after the first frame;
 //! 2. it is compared pixel by pixel with a **background model**, a running
 //!    average of past frames (`background_rate` per frame), after removing
 //!    the mean difference over the unmasked area (a global brightness change —
@@ -30,8 +31,6 @@
 //! robust to everything: tune `threshold`/`min_area` and masks per site.
 
 use chrono::{DateTime, Utc};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -229,12 +228,14 @@ impl Gate {
 /// the first frame and reused while the frame size stays the same.
 pub struct MotionGate {
     cfg: MotionConfig,
-    resizer: Resizer,
     /// Frame size the buffers are for.
     frame: (u32, u32),
     /// Small image size.
     small: (u32, u32),
-    rgb: Vec<u8>,
+    /// Small-image column of each frame column.
+    col: Vec<u32>,
+    /// Frame pixels per small pixel.
+    area: Vec<f32>,
     grey: Vec<f32>,
     background: Vec<f32>,
     /// 1 for pixels that count, 0 for masked ones.
@@ -256,10 +257,10 @@ impl MotionGate {
     pub fn new(cfg: &MotionConfig) -> MotionGate {
         MotionGate {
             cfg: cfg.clone(),
-            resizer: Resizer::new(),
             frame: (0, 0),
             small: (0, 0),
-            rgb: Vec::new(),
+            col: Vec::new(),
+            area: Vec::new(),
             grey: Vec::new(),
             background: Vec::new(),
             keep: Vec::new(),
@@ -279,7 +280,16 @@ impl MotionGate {
         self.frame = (w, h);
         self.small = (sw, sh);
         let n = sw as usize * sh as usize;
-        self.rgb = vec![0; n * 3];
+        self.col = (0..w)
+            .map(|x| (u64::from(x) * u64::from(sw) / u64::from(w)) as u32)
+            .collect();
+        self.area = vec![0.0; n];
+        for y in 0..h {
+            let sy = (u64::from(y) * u64::from(sh) / u64::from(h)) as usize;
+            for &sx in &self.col {
+                self.area[sy * sw as usize + sx as usize] += 1.0;
+            }
+        }
         self.grey = vec![0.0; n];
         self.background.clear();
         self.keep = (0..n)
@@ -292,24 +302,23 @@ impl MotionGate {
         self.kept = self.keep.iter().filter(|k| **k).count();
     }
 
-    /// Shrinks `image` into the greyscale buffer (BT.601 luma).
-    fn shrink(&mut self, image: &RgbImage) -> bool {
-        let (w, h) = image.dimensions();
-        let (sw, sh) = self.small;
-        let Ok(src) = ImageRef::new(w, h, image.as_raw(), PixelType::U8x3) else {
-            return false;
-        };
-        let Ok(mut dst) = Image::from_slice_u8(sw, sh, &mut self.rgb, PixelType::U8x3) else {
-            return false;
-        };
-        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
-        if self.resizer.resize(&src, &mut dst, &opts).is_err() {
-            return false;
+    /// Shrinks `image` (of the size the buffers are for) into the
+    /// greyscale buffer: the mean BT.601 luma of each block.
+    fn shrink(&mut self, image: &RgbImage) {
+        let (w, h) = self.frame;
+        let (sw, sh) = (self.small.0 as usize, self.small.1 as u64);
+        self.grey.fill(0.0);
+        for (y, row) in image.as_raw().chunks_exact(w as usize * 3).enumerate() {
+            let sy = (y as u64 * sh / u64::from(h)) as usize;
+            let acc = &mut self.grey[sy * sw..(sy + 1) * sw];
+            for (p, &sx) in row.chunks_exact(3).zip(&self.col) {
+                acc[sx as usize] +=
+                    0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+            }
         }
-        for (g, p) in self.grey.iter_mut().zip(self.rgb.chunks_exact(3)) {
-            *g = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+        for (g, a) in self.grey.iter_mut().zip(&self.area) {
+            *g /= a.max(1.0);
         }
-        true
     }
 
     /// Decides whether the frame `image`, captured at `now`, goes to the
@@ -323,9 +332,7 @@ impl MotionGate {
         if (w, h) != self.frame {
             self.reset(w, h);
         }
-        if !self.shrink(image) {
-            return self.classified(Gate::Motion(1.0), now);
-        }
+        self.shrink(image);
         if self.background.is_empty() {
             self.background.extend_from_slice(&self.grey);
             return self.classified(Gate::Motion(1.0), now);
