@@ -154,8 +154,8 @@ impl std::fmt::Display for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frames {} classified {} detections {} events {} rejected {{",
-            self.frames_in, self.classified, self.detections, self.events
+            "frames {} classified {} detections {} rejected {{",
+            self.frames_in, self.classified, self.detections
         )?;
         for (i, (r, n)) in self.rejected.iter().enumerate() {
             write!(f, "{}{r}: {n}", if i > 0 { ", " } else { "" })?;
@@ -167,6 +167,9 @@ impl std::fmt::Display for Snapshot {
                 write!(f, "{}{r}: {n}", if i > 0 { ", " } else { "" })?;
             }
             write!(f, "}}")?;
+        }
+        if self.events > 0 {
+            write!(f, " events {}", self.events)?;
         }
         if self.frames_gated > 0 {
             write!(f, " gated (no motion) {}", self.frames_gated)?;
