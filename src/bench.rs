@@ -284,7 +284,9 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
                         .input_mut()
                         .try_as_plain_ram()
                         .and_then(|t| t.as_slice::<f32>())
-                        .map_err(|e| BenchError::Io(format!("--dump-input needs an f32 input: {e}")))?
+                        .map_err(|e| {
+                            BenchError::Io(format!("--dump-input needs an f32 input: {e}"))
+                        })?
                         .to_vec();
                     crate::decision::knn::write_npy(path, &[v])
                         .map_err(|e| BenchError::Io(e.to_string()))?;
@@ -369,7 +371,8 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
             .map_or(f64::NAN, |s| s.p50_ms)
     };
     let inference = p50("inference");
-    let overhead = p50("decode 640x480") + p50("resize+normalise") + p50("decision") + p50("sink (JSON)");
+    let overhead =
+        p50("decode 640x480") + p50("resize+normalise") + p50("decision") + p50("sink (JSON)");
     let overhead_share = overhead / inference;
     let overhead_share_with_gate = (overhead + p50("motion gate 640x480")) / inference;
 
@@ -439,7 +442,11 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         let ours = StageStats::from_samples("inference", ours);
         let stats = StageStats::from_samples("inference", rinf);
         comparisons.push(Comparison {
-            reference: format!("inference of {} ({}), interleaved", rm.manifest().name, dir.display()),
+            reference: format!(
+                "inference of {} ({}), interleaved",
+                rm.manifest().name,
+                dir.display()
+            ),
             speedup: stats.p50_ms / ours.p50_ms,
             stats,
         });

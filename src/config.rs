@@ -578,10 +578,7 @@ publish_labels = ["cat"]
         assert_eq!(c.camera_id(), "pen-3");
         assert_eq!(c.model_dir(), PathBuf::from("/etc/camtrapd/../models/m"));
         assert_eq!(c.decision.top_k, 3);
-        assert_eq!(
-            c.sinks,
-            vec![SinkConfig::Stdout(StdoutConfig::default())]
-        );
+        assert_eq!(c.sinks, vec![SinkConfig::Stdout(StdoutConfig::default())]);
         assert_eq!(c.stats.interval_secs, 60);
         match &c.source {
             SourceConfig::Files(f) => {

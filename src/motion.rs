@@ -120,7 +120,10 @@ impl MotionConfig {
     pub fn check(&self) -> Result<(), (String, String)> {
         let err = |f: &str, m: String| Err((format!("motion.{f}"), m));
         if !(16..=640).contains(&self.width) {
-            return err("width", format!("{} is out of range: use 16..=640", self.width));
+            return err(
+                "width",
+                format!("{} is out of range: use 16..=640", self.width),
+            );
         }
         if self.threshold == 0 {
             return err("threshold", "0 is out of range: use 1..=255".into());
@@ -128,7 +131,10 @@ impl MotionConfig {
         if !(self.min_area.is_finite() && self.min_area > 0.0 && self.min_area <= 1.0) {
             return err(
                 "min_area",
-                format!("{} is out of range: use a fraction in (0, 1]", self.min_area),
+                format!(
+                    "{} is out of range: use a fraction in (0, 1]",
+                    self.min_area
+                ),
             );
         }
         if !(self.background_rate.is_finite() && (0.0..=1.0).contains(&self.background_rate)) {
@@ -140,7 +146,10 @@ impl MotionConfig {
         if !(self.heartbeat_secs.is_finite() && (0.0..=86400.0).contains(&self.heartbeat_secs)) {
             return err(
                 "heartbeat_secs",
-                format!("{} is out of range: use 0..=86400 (0 = never)", self.heartbeat_secs),
+                format!(
+                    "{} is out of range: use 0..=86400 (0 = never)",
+                    self.heartbeat_secs
+                ),
             );
         }
         let frac = |v: f32| v.is_finite() && (0.0..=1.0).contains(&v);
@@ -159,7 +168,8 @@ impl MotionConfig {
                     if p.len() < 3 || !p.iter().flatten().all(|v| frac(*v)) {
                         return err(
                             &f,
-                            "polygon: at least 3 points [x, y], each a fraction 0..1 of the frame".into(),
+                            "polygon: at least 3 points [x, y], each a fraction 0..1 of the frame"
+                                .into(),
                         );
                     }
                 }

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use camtrapd::decision::events::Hit;
 use camtrapd::decision::{Decision, EventTracker, EventsConfig, Overrides, Policy};
-use camtrapd::preprocess::Preprocessor;
 use camtrapd::decode::{decode_bytes, DecodeLimits};
 use camtrapd::frame::Frame;
 use camtrapd::model::Model;
 use camtrapd::motion::{MotionConfig, MotionGate};
 use camtrapd::pipeline::Pipeline;
+use camtrapd::preprocess::Preprocessor;
 
 struct Counting;
 
@@ -69,7 +69,8 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     let bytes = std::fs::read(&path).unwrap();
     let limits = DecodeLimits::default();
     let model = Model::load(&common::default_model()).unwrap();
-    let mut pipeline = Pipeline::new(model, &Overrides::default(), Vec::new(), "alloc".into()).unwrap();
+    let mut pipeline =
+        Pipeline::new(model, &Overrides::default(), Vec::new(), "alloc".into()).unwrap();
     // The same stages one by one, to attribute what allocates.
     let mut model = Model::load(&common::default_model()).unwrap();
     let mut pre = Preprocessor::new(model.manifest());
@@ -152,7 +153,10 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
             *classify, per_frame[2].2,
             "frame {i}: preprocess + inference + decision allocations changed"
         );
-        assert_eq!(*decode, per_frame[2].0, "frame {i}: decode allocations changed");
+        assert_eq!(
+            *decode, per_frame[2].0,
+            "frame {i}: decode allocations changed"
+        );
     }
     // Exact counts of what remains, all in third-party code (README.md,
     // "Allocations per frame", explains each). They depend on the image size
@@ -161,11 +165,19 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     assert_eq!(d.0, 0, "the decision allocated");
     assert_eq!(
         (per_frame[7].0 .0, p.0, m.0),
-        (EXPECTED_DECODE_ALLOCS, EXPECTED_PREPROCESS_ALLOCS, EXPECTED_INFERENCE_ALLOCS),
+        (
+            EXPECTED_DECODE_ALLOCS,
+            EXPECTED_PREPROCESS_ALLOCS,
+            EXPECTED_INFERENCE_ALLOCS
+        ),
         "allocations per frame (decode, preprocess, inference) changed: {:?}",
         (per_frame[7].0, p, m)
     );
-    assert_eq!(per_frame[7].2 .0, p.0 + m.0 + d.0, "Pipeline::classify adds none");
+    assert_eq!(
+        per_frame[7].2 .0,
+        p.0 + m.0 + d.0,
+        "Pipeline::classify adds none"
+    );
 }
 
 /// The `image` crate's JPEG path for this 300×200 photo: reader, zune-jpeg's

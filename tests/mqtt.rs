@@ -323,8 +323,16 @@ fn an_animal_visit_is_one_event_new_update_end() {
     let known = shared_data().join("zoo12/known");
     for i in 0..6 {
         let name = format!("c101_image_{:04}.jpg", i + 1);
-        std::fs::copy(known.join("elephant").join(&name), f.join(format!("{i:02}_e.jpg"))).unwrap();
-        std::fs::copy(known.join("hedgehog").join(&name), f.join(format!("{:02}_h.jpg", i + 6))).unwrap();
+        std::fs::copy(
+            known.join("elephant").join(&name),
+            f.join(format!("{i:02}_e.jpg")),
+        )
+        .unwrap();
+        std::fs::copy(
+            known.join("hedgehog").join(&name),
+            f.join(format!("{:02}_h.jpg", i + 6)),
+        )
+        .unwrap();
     }
     let cfg = tmp.path().join("camtrapd.toml");
     std::fs::write(
@@ -372,11 +380,17 @@ messages = "both"
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let (events, dets): (Vec<_>, Vec<_>) = lines.into_iter().partition(|v| v.get("type").is_some());
-    assert!(dets.len() >= 4, "expected at least 4 elephant detections, got {dets:?}");
+    assert!(
+        dets.len() >= 4,
+        "expected at least 4 elephant detections, got {dets:?}"
+    );
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"new"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
-    assert!(kinds[1..kinds.len() - 1].iter().all(|k| *k == "update"), "{kinds:?}");
+    assert!(
+        kinds[1..kinds.len() - 1].iter().all(|k| *k == "update"),
+        "{kinds:?}"
+    );
     let id = events[0]["id"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
     assert!(events.iter().all(|e| e["id"] == id), "one event id");
@@ -384,7 +398,12 @@ messages = "both"
     let end = events.last().unwrap();
     let best = dets
         .iter()
-        .max_by(|a, b| a["score"].as_f64().unwrap().total_cmp(&b["score"].as_f64().unwrap()))
+        .max_by(|a, b| {
+            a["score"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["score"].as_f64().unwrap())
+        })
         .unwrap();
     assert_eq!(end["frames"], dets.len());
     assert_eq!(end["label"], "elephant");
@@ -395,19 +414,29 @@ messages = "both"
     assert_eq!(end["last_seen"], dets.last().unwrap()["captured_at"]);
     assert_eq!(end["end_time"], end["last_seen"]);
     assert!(events[0]["end_time"].is_null());
-    assert!(events[0]["frames"].as_u64().unwrap() >= 2, "confirmed by 2 of 3 frames");
+    assert!(
+        events[0]["frames"].as_u64().unwrap() >= 2,
+        "confirmed by 2 of 3 frames"
+    );
     // The event ended by time, while the hedgehog frames were still coming
     // (before the final stats line; events still open at shutdown end after it).
     let log = d.err();
     let end_at = log.find(&format!("event end {id}")).expect("end logged");
     assert!(end_at < log.find("final stats").unwrap(), "{log}");
     // MQTT carries exactly the events stdout printed, in order, and no per-frame detections.
-    let got = sub.wait_for(EVENTS, Duration::from_secs(5), "all events", |m| m.len() >= events.len());
+    let got = sub.wait_for(EVENTS, Duration::from_secs(5), "all events", |m| {
+        m.len() >= events.len()
+    });
     let got: Vec<serde_json::Value> = got.iter().map(|m| m.json()).collect();
     assert_eq!(got, events);
-    assert!(sub.on(DET).is_empty(), "messages = \"events\" is the default");
+    assert!(
+        sub.on(DET).is_empty(),
+        "messages = \"events\" is the default"
+    );
     // One snapshot per new or update (the new best frame).
-    let snaps = sub.wait_for(SNAP, Duration::from_secs(5), "snapshots", |m| m.len() >= events.len() - 1);
+    let snaps = sub.wait_for(SNAP, Duration::from_secs(5), "snapshots", |m| {
+        m.len() >= events.len() - 1
+    });
     assert_eq!(snaps.len(), events.len() - 1);
     let stats = sub.wait_for(STATS, Duration::from_secs(5), "stats", |m| !m.is_empty());
     assert_eq!(stats.last().unwrap().json()["events"], 1);

@@ -99,9 +99,7 @@ impl EventsConfig {
                 ),
             ));
         }
-        if !(self.end_after_secs.is_finite()
-            && (0.001..=86400.0).contains(&self.end_after_secs))
-        {
+        if !(self.end_after_secs.is_finite() && (0.001..=86400.0).contains(&self.end_after_secs)) {
             return Err((
                 "events.end_after_secs",
                 format!(
@@ -453,9 +451,22 @@ mod tests {
         for (i, f) in frames.iter().enumerate() {
             let mut out = Vec::new();
             let hit = f.map(|(label, score)| Hit { label, score });
-            t.observe(hit, at(i as u64), &format!("f{i}.jpg"), i as u64, &img, &mut out);
+            t.observe(
+                hit,
+                at(i as u64),
+                &format!("f{i}.jpg"),
+                i as u64,
+                &img,
+                &mut out,
+            );
             for m in out {
-                summary.push((i as u64, m.kind.as_str(), m.label.clone(), m.score, m.frames));
+                summary.push((
+                    i as u64,
+                    m.kind.as_str(),
+                    m.label.clone(),
+                    m.score,
+                    m.frames,
+                ));
                 all.push(m);
             }
         }
@@ -463,7 +474,13 @@ mod tests {
             let mut out = Vec::new();
             t.finish(&mut out);
             for m in out {
-                summary.push((frames.len() as u64, m.kind.as_str(), m.label.clone(), m.score, m.frames));
+                summary.push((
+                    frames.len() as u64,
+                    m.kind.as_str(),
+                    m.label.clone(),
+                    m.score,
+                    m.frames,
+                ));
                 all.push(m);
             }
         }
@@ -505,7 +522,10 @@ mod tests {
         assert!((end.3 - 0.8).abs() < 1e-6, "best score {}", end.3);
         assert_eq!(s.len(), 1 + 9 + 1);
         let id = &msgs[0].id;
-        assert!(msgs.iter().all(|m| &m.id == id), "one id for the whole visit");
+        assert!(
+            msgs.iter().all(|m| &m.id == id),
+            "one id for the whole visit"
+        );
         let e = msgs.last().unwrap();
         assert_eq!(e.start_time, "2026-11-29T12:00:01.000Z");
         assert_eq!(e.last_seen, "2026-11-29T12:00:20.000Z");
@@ -543,8 +563,20 @@ mod tests {
         // the same event. Gone 7-10 (last seen 6, ends at 10 = 6 + 4 s),
         // back at 11-12: a new event.
         let frames = [
-            d, d, d, None, None, d, d, None, None, None, None, d,
-            Some((E, 0.9)), None,
+            d,
+            d,
+            d,
+            None,
+            None,
+            d,
+            d,
+            None,
+            None,
+            None,
+            None,
+            d,
+            Some((E, 0.9)),
+            None,
         ];
         let (s, msgs) = script(&mut t, &frames, true);
         assert_eq!(
@@ -584,7 +616,11 @@ mod tests {
         let mut t = tracker(2, 4, 2.0);
         let e = Some((E, 0.8));
         let h = Some((H, 0.6));
-        let (s, _) = script(&mut t, &[e, h, e, h, Some((2, 0.99)), None, None, None, None], false);
+        let (s, _) = script(
+            &mut t,
+            &[e, h, e, h, Some((2, 0.99)), None, None, None, None],
+            false,
+        );
         assert_eq!(
             s,
             vec![
@@ -615,9 +651,39 @@ mod tests {
         let mut out = Vec::new();
         let a = RgbImage::from_pixel(2, 2, image::Rgb([1, 1, 1]));
         let b = RgbImage::from_pixel(3, 2, image::Rgb([2, 2, 2]));
-        t.observe(Some(Hit { label: E, score: 0.6 }), at(0), "a", 0, &a, &mut out);
-        t.observe(Some(Hit { label: E, score: 0.9 }), at(1), "b", 1, &b, &mut out);
-        t.observe(Some(Hit { label: E, score: 0.7 }), at(2), "a", 2, &a, &mut out);
+        t.observe(
+            Some(Hit {
+                label: E,
+                score: 0.6,
+            }),
+            at(0),
+            "a",
+            0,
+            &a,
+            &mut out,
+        );
+        t.observe(
+            Some(Hit {
+                label: E,
+                score: 0.9,
+            }),
+            at(1),
+            "b",
+            1,
+            &b,
+            &mut out,
+        );
+        t.observe(
+            Some(Hit {
+                label: E,
+                score: 0.7,
+            }),
+            at(2),
+            "a",
+            2,
+            &a,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].best.source, "b");
         assert_eq!(t.best_image(&out[0].id), Some(&b));

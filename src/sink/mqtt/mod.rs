@@ -118,7 +118,9 @@ impl MqttSink {
         let topics = match cfg.messages {
             crate::sink::Messages::Events => r.topics.events.clone(),
             crate::sink::Messages::Detections => r.topics.detection.clone(),
-            crate::sink::Messages::Both => format!("{} and {}", r.topics.events, r.topics.detection),
+            crate::sink::Messages::Both => {
+                format!("{} and {}", r.topics.events, r.topics.detection)
+            }
         };
         Ok(format!(
             "mqtt {} as {:?}: {} (spool {}{})",
@@ -166,6 +168,7 @@ impl MqttSink {
                     model_name: ctx.model_name.clone(),
                     labels: ctx.publishable_labels.clone(),
                     snapshots: cfg.snapshots,
+                    events: cfg.messages.events(),
                 },
             )
         } else {
@@ -236,9 +239,9 @@ impl MqttSink {
                 std::io::ErrorKind::TimedOut,
                 "the spool took over 30 s to store a message (is the disk failing?)",
             ))),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(SinkError::Closed(
-                "the MQTT outbox thread stopped".into(),
-            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
+            }
         }
     }
 
@@ -256,7 +259,9 @@ impl MqttSink {
             },
             None => {
                 self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
-                log::warn!("mqtt: snapshot dropped: larger than max_packet_size even at reduced size");
+                log::warn!(
+                    "mqtt: snapshot dropped: larger than max_packet_size even at reduced size"
+                );
             }
         }
         Ok(())
