@@ -180,7 +180,7 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     );
 }
 
-/// The `image` crate's JPEG path for this 300×200 photo: reader, zune-jpeg's
+/// The `image` crate's JPEG path for this 300×225 photo: reader, zune-jpeg's
 /// decoder state, and the RGB8 output (≈ 295 KB in all).
 const EXPECTED_DECODE_ALLOCS: u64 = 25;
 /// fast_image_resize computes the filter coefficients of every resize call
