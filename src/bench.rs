@@ -1,21 +1,32 @@
-//! Per-stage latency benchmark: decode, resize+normalise, inference and
-//! decision, each timed over many frames, with ratios against references
-//! measured in the same run:
+//! Benchmark of the frame path, never a timed test: per-stage latency
+//! (p50/p95 over many frames) of JPEG decode at 640×480 and 1280×720 (made
+//! by resizing a real frame and encoding it at quality 90), the motion
+//! gate, resize + normalise, inference, decision and the sink's
+//! serialisation; end-to-end frames per second on one thread and with one
+//! pipeline per core; peak RSS; time from start to the first decision; the
+//! pipeline overhead (everything but inference) as a share of inference;
+//! and ratios against references measured in the same run:
 //!
 //! * preprocess vs. the `image` crate's `imageops::resize` (Triangle filter,
 //!   the same bilinear kernel) followed by the same normalisation;
 //! * inference vs. a reference model bundle (e.g. the fp32 model against the
 //!   int8 one), when one is given.
+//!
+//! onnxruntime is compared by `scripts/bench_onnxruntime.py`, which runs
+//! this benchmark with `--json --dump-input` and feeds onnxruntime the same
+//! preprocessed tensor. The machine this runs on is usually shared: compare
+//! ratios from one run, not times from different runs.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use image::RgbImage;
 use serde::Serialize;
 
-use crate::decision::{Decision, Overrides, Policy};
-use crate::decode::{decode_file, DecodeLimits};
+use crate::decision::{Decision, Detection, Latency, ModelRef, Overrides, Policy};
+use crate::decode::{decode_bytes, decode_file, DecodeLimits};
 use crate::model::{Model, ModelError};
+use crate::motion::{MotionConfig, MotionGate};
 use crate::preprocess::Preprocessor;
 
 /// Errors of a benchmark run.
@@ -33,6 +44,9 @@ pub enum BenchError {
     /// None of the given images could be decoded.
     #[error("none of the benchmark images could be decoded")]
     NoImages,
+    /// The test JPEGs could not be made, or the input tensor not written.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// Latency summary of one stage, in ms.
@@ -87,61 +101,198 @@ pub struct Comparison {
     pub speedup: f64,
 }
 
+/// Frames per second of the whole frame path (decode of the 640×480 JPEG,
+/// preprocess, inference, decision, sink serialisation).
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Pipelines run in parallel, one thread each (each with its own model).
+    pub threads: usize,
+    /// Frames processed in all.
+    pub frames: usize,
+    /// Frames per second, all pipelines together.
+    pub fps: f64,
+}
+
 /// The benchmark result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Model name.
     pub model: String,
-    /// Frames measured.
+    /// Frames measured per stage.
     pub frames: usize,
     /// Our stages, in pipeline order.
     pub stages: Vec<StageStats>,
     /// References.
     pub comparisons: Vec<Comparison>,
+    /// Throughput on one thread, and with one pipeline per thread.
+    pub throughput: Vec<Throughput>,
+    /// Everything but inference (decode 640×480, preprocess, decision,
+    /// sink), p50 sum, as a fraction of inference p50.
+    pub overhead_share: f64,
+    /// The same with the motion gate added.
+    pub overhead_share_with_gate: f64,
+    /// Peak resident set size (VmHWM) after the single-thread measurement,
+    /// before any reference model or extra pipeline was loaded, in MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// From the start of the benchmark to the first decision: model load
+    /// (with its self-test), first decode, preprocess, inference, decision, ms.
+    pub first_decision_ms: f64,
+    /// Model load alone, ms.
+    pub model_load_ms: f64,
+}
+
+/// What [`run`] measures.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The model bundle.
+    pub model_dir: PathBuf,
+    /// A second bundle whose inference is compared (e.g. the fp32 model).
+    pub reference_model: Option<PathBuf>,
+    /// Images (the first decodable one makes the 640×480 and 1280×720 JPEGs).
+    pub files: Vec<PathBuf>,
+    /// Frames measured per stage.
+    pub frames: usize,
+    /// Frames run before measuring.
+    pub warmup: usize,
+    /// Pipelines for the all-cores throughput (0: skip it).
+    pub threads: usize,
+    /// Write the first preprocessed input tensor here (`.npy`, f32, shape
+    /// `[1, N]` with N = the tensor's element count, in the model's layout).
+    pub dump_input: Option<PathBuf>,
 }
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Measures each stage on `frames` frames cycling through `files` (after
-/// `warmup` frames), for the model in `model_dir`, optionally against a
-/// reference model bundle.
+/// Peak resident set size of this process in MiB (`VmHWM` in
+/// `/proc/self/status`; Linux only, else None).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `img` resized to `w`×`h` (Triangle) and encoded as JPEG quality 90.
+fn jpeg_at(img: &RgbImage, w: u32, h: u32) -> Result<Vec<u8>, BenchError> {
+    let r = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&r)
+        .map_err(|e| BenchError::Io(format!("encoding a {w}×{h} test JPEG: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// The per-frame work of the sink: the detection built and serialised to JSON.
+fn sink_json(policy: &Policy, d: &Decision, model: &ModelRef, buf: &mut Vec<u8>) {
+    let labels = policy.labels();
+    let det = Detection {
+        id: uuid::Uuid::now_v7().to_string(),
+        camera: "bench".into(),
+        label: labels[d.top().unwrap_or(0)].clone(),
+        score: d.confidence,
+        score_fn: policy.score_fn(),
+        threshold: d.threshold,
+        top_k: d.top_k_scores(labels),
+        source: "bench.jpg".into(),
+        frame_seq: 0,
+        captured_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        model: model.clone(),
+        latency_ms: Latency::default(),
+    };
+    buf.clear();
+    // Serialising our own plain struct into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, &det);
+}
+
+/// The whole frame path on `n` frames of the 640×480 JPEG: returns frames done.
+fn frame_loop(
+    model: &mut Model,
+    jpeg: &[u8],
+    n: usize,
+    overrides: &Overrides,
+) -> Result<usize, BenchError> {
+    let limits = DecodeLimits::default();
+    let mut pre = Preprocessor::new(model.manifest());
+    let policy = Policy::new(model.manifest(), overrides)?;
+    let mut decision = Decision::default();
+    let mref = ModelRef {
+        name: model.manifest().name.clone(),
+        sha256: String::new(),
+    };
+    let mut buf = Vec::with_capacity(2048);
+    let mut done = 0;
+    for _ in 0..n {
+        let Ok(img) = decode_bytes(jpeg, &limits) else {
+            continue;
+        };
+        pre.run(&img, model.input_mut())?;
+        model.run()?;
+        policy.decide(model.scores_output()?, None, &mut decision);
+        sink_json(&policy, &decision, &mref, &mut buf);
+        std::hint::black_box(&buf);
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// Runs the benchmark (see the module docs and [`Options`]).
 ///
 /// # Errors
 /// Loading a model or inference failing; decoding failures skip the file.
-pub fn run(
-    model_dir: &Path,
-    reference_model: Option<&Path>,
-    files: &[std::path::PathBuf],
-    frames: usize,
-    warmup: usize,
-) -> Result<Report, BenchError> {
+pub fn run(o: &Options) -> Result<Report, BenchError> {
+    let start = Instant::now();
+    let (frames, warmup) = (o.frames.max(1), o.warmup);
     let limits = DecodeLimits::default();
-    let mut model = Model::load(model_dir)?;
+    let mut model = Model::load(&o.model_dir)?;
+    let model_load_ms = ms_since(start);
     let mut pre = Preprocessor::new(model.manifest());
-    let policy = Policy::new(
-        model.manifest(),
-        &Overrides {
-            top_k: 5,
-            ..Overrides::default()
-        },
-    )?;
+    let overrides = Overrides {
+        top_k: 5,
+        ..Overrides::default()
+    };
+    let policy = Policy::new(model.manifest(), &overrides)?;
+    let mref = ModelRef {
+        name: model.manifest().name.clone(),
+        sha256: model.sha256()[..12].to_string(),
+    };
     let mut decision = Decision::default();
     // Decode up to `frames` files (cycling if there are fewer), timing each; keep at
     // most MAX_KEPT decoded images in memory for the later stages.
     const MAX_KEPT: usize = 32;
     let mut images: Vec<RgbImage> = Vec::new();
     let mut decode = Vec::new();
-    for f in files
+    let mut first_decision_ms = None;
+    for f in o
+        .files
         .iter()
         .cycle()
-        .take(frames.min(files.len() * 4).max(1))
+        .take(frames.min(o.files.len() * 4).max(1))
     {
         let t = Instant::now();
         if let Ok(img) = decode_file(f, &limits) {
             decode.push(ms_since(t));
-            if images.len() < MAX_KEPT.min(files.len()) {
+            if first_decision_ms.is_none() {
+                pre.run(&img, model.input_mut())?;
+                model.run()?;
+                policy.decide(model.scores_output()?, None, &mut decision);
+                first_decision_ms = Some(ms_since(start));
+                if let Some(path) = &o.dump_input {
+                    pre.run(&img, model.input_mut())?;
+                    let v: Vec<f32> = model
+                        .input_mut()
+                        .try_as_plain_ram()
+                        .and_then(|t| t.as_slice::<f32>())
+                        .map_err(|e| {
+                            BenchError::Io(format!("--dump-input needs an f32 input: {e}"))
+                        })?
+                        .to_vec();
+                    crate::decision::knn::write_npy(path, &[v])
+                        .map_err(|e| BenchError::Io(e.to_string()))?;
+                }
+            }
+            if images.len() < MAX_KEPT.min(o.files.len()) {
                 images.push(img);
             }
         }
@@ -149,7 +300,45 @@ pub fn run(
     if images.is_empty() {
         return Err(BenchError::NoImages);
     }
-    let (mut prep, mut inf, mut dec) = (Vec::new(), Vec::new(), Vec::new());
+    let first_decision_ms = first_decision_ms.unwrap_or(f64::NAN);
+    // Camera-sized JPEGs made from the first image.
+    let vga = jpeg_at(&images[0], 640, 480)?;
+    let hd = jpeg_at(&images[0], 1280, 720)?;
+    let mut stages = Vec::new();
+    for (name, jpeg) in [("decode 640x480", &vga), ("decode 1280x720", &hd)] {
+        let mut v = Vec::with_capacity(frames);
+        for i in 0..warmup + frames {
+            let t = Instant::now();
+            let img = decode_bytes(jpeg, &limits);
+            let ms = ms_since(t);
+            std::hint::black_box(&img);
+            if i >= warmup && img.is_ok() {
+                v.push(ms);
+            }
+        }
+        stages.push(StageStats::from_samples(name, v));
+    }
+    let vga_img = decode_bytes(&vga, &limits).map_err(|e| BenchError::Io(e.to_string()))?;
+    {
+        // The gate on a static 640×480 scene (the common case it exists for).
+        let mut gate = MotionGate::new(&MotionConfig {
+            enabled: true,
+            ..MotionConfig::default()
+        });
+        let t0 = chrono::Utc::now();
+        let mut v = Vec::with_capacity(frames);
+        for i in 0..warmup + frames {
+            let now = t0 + chrono::Duration::milliseconds(i as i64);
+            let t = Instant::now();
+            std::hint::black_box(gate.check(&vga_img, now));
+            if i >= warmup {
+                v.push(ms_since(t));
+            }
+        }
+        stages.push(StageStats::from_samples("motion gate 640x480", v));
+    }
+    let (mut prep, mut inf, mut dec, mut sink) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut buf = Vec::with_capacity(2048);
     for i in 0..warmup + frames {
         let img = &images[i % images.len()];
         let t = Instant::now();
@@ -161,25 +350,50 @@ pub fn run(
         let t = Instant::now();
         policy.decide(model.scores_output()?, None, &mut decision);
         let c = ms_since(t);
+        let t = Instant::now();
+        sink_json(&policy, &decision, &mref, &mut buf);
+        let d = ms_since(t);
         if i >= warmup {
             prep.push(a);
             inf.push(b);
             dec.push(c);
+            sink.push(d);
         }
     }
-    let stages = vec![
-        StageStats::from_samples("decode", decode),
-        StageStats::from_samples("resize+normalise", prep),
-        StageStats::from_samples("inference", inf),
-        StageStats::from_samples("decision", dec),
-    ];
-    let mut comparisons = Vec::new();
+    stages.push(StageStats::from_samples("resize+normalise", prep));
+    stages.push(StageStats::from_samples("inference", inf));
+    stages.push(StageStats::from_samples("decision", dec));
+    stages.push(StageStats::from_samples("sink (JSON)", sink));
+    let p50 = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s.stage == name)
+            .map_or(f64::NAN, |s| s.p50_ms)
+    };
+    let inference = p50("inference");
+    let overhead =
+        p50("decode 640x480") + p50("resize+normalise") + p50("decision") + p50("sink (JSON)");
+    let overhead_share = overhead / inference;
+    let overhead_share_with_gate = (overhead + p50("motion gate 640x480")) / inference;
 
+    // End to end on one thread.
+    let mut throughput = Vec::new();
+    frame_loop(&mut model, &vga, warmup.min(3), &overrides)?;
+    let t = Instant::now();
+    let n = frame_loop(&mut model, &vga, frames, &overrides)?;
+    throughput.push(Throughput {
+        threads: 1,
+        frames: n,
+        fps: n as f64 / t.elapsed().as_secs_f64(),
+    });
+    let peak_rss_mib = peak_rss_mib();
+
+    let mut comparisons = Vec::new();
     // Reference preprocessing: image::imageops (Triangle = bilinear), then the same normalisation loop.
     let m = model.manifest();
     let (w, h) = (m.input.width, m.input.height);
     let (scale, offset) = m.scale_offset();
-    let mut buf = vec![0f32; (w * h * 3) as usize];
+    let mut fbuf = vec![0f32; (w * h * 3) as usize];
     let mut refp = Vec::new();
     for i in 0..warmup + frames {
         let img = &images[i % images.len()];
@@ -188,15 +402,15 @@ pub fn run(
         let plane = (w * h) as usize;
         for (j, p) in r.pixels().enumerate() {
             for c in 0..3 {
-                buf[c * plane + j] = f32::from(p.0[c]) * scale[c] + offset[c];
+                fbuf[c * plane + j] = f32::from(p.0[c]) * scale[c] + offset[c];
             }
         }
-        std::hint::black_box(&buf);
+        std::hint::black_box(&fbuf);
         if i >= warmup {
             refp.push(ms_since(t));
         }
     }
-    let ours = stages[1].p50_ms;
+    let ours = p50("resize+normalise");
     let stats = StageStats::from_samples("resize+normalise", refp);
     comparisons.push(Comparison {
         reference: "image::imageops::resize (Triangle) + normalise".into(),
@@ -204,23 +418,72 @@ pub fn run(
         stats,
     });
 
-    if let Some(dir) = reference_model {
+    if let Some(dir) = &o.reference_model {
         let mut rm = Model::load(dir)?;
         let mut rpre = Preprocessor::new(rm.manifest());
-        let mut rinf = Vec::new();
+        // Interleave the two models frame by frame, so that load changes on
+        // a shared machine hit both alike.
+        let (mut ours, mut rinf) = (Vec::new(), Vec::new());
         for i in 0..warmup + frames {
-            rpre.run(&images[i % images.len()], rm.input_mut())?;
+            let img = &images[i % images.len()];
+            rpre.run(img, rm.input_mut())?;
+            pre.run(img, model.input_mut())?;
             let t = Instant::now();
             rm.run()?;
+            let r = ms_since(t);
+            let t = Instant::now();
+            model.run()?;
+            let a = ms_since(t);
             if i >= warmup {
-                rinf.push(ms_since(t));
+                rinf.push(r);
+                ours.push(a);
             }
         }
+        let ours = StageStats::from_samples("inference", ours);
         let stats = StageStats::from_samples("inference", rinf);
         comparisons.push(Comparison {
-            reference: format!("inference of {} ({})", rm.manifest().name, dir.display()),
-            speedup: stats.p50_ms / stages[2].p50_ms,
+            reference: format!(
+                "inference of {} ({}), interleaved",
+                rm.manifest().name,
+                dir.display()
+            ),
+            speedup: stats.p50_ms / ours.p50_ms,
             stats,
+        });
+    }
+
+    if o.threads > 1 {
+        // One pipeline (own model) per thread, all started together.
+        let barrier = std::sync::Barrier::new(o.threads + 1);
+        let per = frames.div_ceil(o.threads).max(1);
+        let result: Result<(usize, f64), BenchError> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..o.threads)
+                .map(|_| {
+                    let (barrier, vga, overrides) = (&barrier, &vga, &overrides);
+                    let dir = &o.model_dir;
+                    s.spawn(move || -> Result<usize, BenchError> {
+                        let loaded = Model::load(dir);
+                        barrier.wait();
+                        let mut m = loaded?;
+                        frame_loop(&mut m, vga, per, overrides)
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let t = Instant::now();
+            let mut n = 0;
+            for h in handles {
+                n += h
+                    .join()
+                    .map_err(|_| BenchError::Io("a benchmark thread panicked".into()))??;
+            }
+            Ok((n, t.elapsed().as_secs_f64()))
+        });
+        let (n, secs) = result?;
+        throughput.push(Throughput {
+            threads: o.threads,
+            frames: n,
+            fps: n as f64 / secs,
         });
     }
     Ok(Report {
@@ -228,6 +491,12 @@ pub fn run(
         frames,
         stages,
         comparisons,
+        throughput,
+        overhead_share,
+        overhead_share_with_gate,
+        peak_rss_mib,
+        first_decision_ms,
+        model_load_ms,
     })
 }
 
@@ -235,29 +504,41 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "model {}, {} frames (single thread)",
+            "model {}, {} frames per stage (single thread)",
             self.model, self.frames
         )?;
         writeln!(
             f,
-            "{:<18} {:>8} {:>8} {:>8}",
+            "{:<20} {:>8} {:>8} {:>8}",
             "stage", "mean ms", "p50 ms", "p95 ms"
         )?;
         for s in &self.stages {
             writeln!(
                 f,
-                "{:<18} {:>8.2} {:>8.2} {:>8.2}",
+                "{:<20} {:>8.2} {:>8.2} {:>8.2}",
                 s.stage, s.mean_ms, s.p50_ms, s.p95_ms
             )?;
         }
-        let total: f64 = self.stages.iter().map(|s| s.p50_ms).sum();
         writeln!(
             f,
-            "{:<18} {:>8} {:>8.2}   ({:.1} frames/s)",
-            "total (p50 sum)",
-            "",
-            total,
-            1e3 / total
+            "pipeline overhead (decode 640x480, resize+normalise, decision, sink) = {:.1} % of inference ({:.1} % with the motion gate)",
+            self.overhead_share * 100.0,
+            self.overhead_share_with_gate * 100.0
+        )?;
+        for t in &self.throughput {
+            writeln!(
+                f,
+                "end to end (640x480 JPEG → sink): {:.1} frames/s with {} pipeline(s) on {} thread(s)",
+                t.fps, t.threads, t.threads
+            )?;
+        }
+        if let Some(r) = self.peak_rss_mib {
+            writeln!(f, "peak RSS (one pipeline): {r:.1} MiB")?;
+        }
+        writeln!(
+            f,
+            "start to first decision: {:.0} ms (model load and self-test {:.0} ms)",
+            self.first_decision_ms, self.model_load_ms
         )?;
         for c in &self.comparisons {
             writeln!(

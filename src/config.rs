@@ -62,6 +62,12 @@ pub struct Config {
     /// Periodic counters in the log.
     #[serde(default)]
     pub stats: StatsConfig,
+    /// `[events]`: how per-frame detections become events.
+    #[serde(default)]
+    pub events: crate::decision::EventsConfig,
+    /// `[motion]`: motion gating (run the model only on change).
+    #[serde(default)]
+    pub motion: crate::motion::MotionConfig,
     /// The config file this was read from (set by [`Config::from_path`]).
     #[serde(skip)]
     pub file: PathBuf,
@@ -298,6 +304,12 @@ impl Config {
                     m,
                 )
             })?;
+        }
+        if let Err((field, m)) = self.events.check() {
+            return Err(self.invalid::<()>(None, field, m));
+        }
+        if let Err((field, m)) = self.motion.check() {
+            return Err(self.invalid::<()>(None, &field, m));
         }
         if !(1..=100).contains(&self.decision.top_k) {
             return Err(self.invalid::<()>(
@@ -614,10 +626,7 @@ publish_labels = ["cat"]
         assert_eq!(c.camera_id(), "pen-3");
         assert_eq!(c.model_dir(), PathBuf::from("/etc/camtrapd/../models/m"));
         assert_eq!(c.decision.top_k, 3);
-        assert_eq!(
-            c.sinks,
-            vec![SinkConfig::Stdout(StdoutConfig { pretty: false })]
-        );
+        assert_eq!(c.sinks, vec![SinkConfig::Stdout(StdoutConfig::default())]);
         assert_eq!(c.stats.interval_secs, 60);
         match &c.source {
             SourceConfig::Files(f) => {

@@ -17,6 +17,7 @@
 //! | [`frame`] | one decoded frame with its source and capture time |
 //! | [`decode`] | bytes → RGB8 image, safely (limits, EXIF, every colour type) |
 //! | [`preprocess`] | RGB8 image → the model's input tensor |
+//! | [`motion`] | motion gating: skip the model when nothing in the frame changed |
 //! | [`model`] | the model bundle (`model.onnx` + `model.toml`) and inference |
 //! | [`decision`] | score functions, thresholds (and the calibrated thresholds file), detections and rejections |
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
@@ -48,6 +49,7 @@ pub mod eval;
 pub mod exit;
 pub mod frame;
 pub mod model;
+pub mod motion;
 pub mod notify;
 pub mod pipeline;
 pub mod preprocess;

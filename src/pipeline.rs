@@ -1,15 +1,19 @@
-//! The pipeline: one frame through preprocess → model → decision → sinks,
-//! with per-stage timing and counters. [`run`] drives it from a source until
-//! the source ends or shutdown is requested (the daemon's main loop).
+//! The pipeline: one frame through motion gate → preprocess → model →
+//! decision → events → sinks, with per-stage timing and counters. [`run`]
+//! drives it from a source until the source ends or shutdown is requested
+//! (the daemon's main loop).
 
 use std::time::{Duration, Instant};
 
+use crate::decision::events::Hit;
 use crate::decision::{
-    Decision, Detection, Latency, ModelRef, Overrides, Policy, PolicyError, Verdict,
+    Decision, Detection, EventMessage, EventTracker, EventsConfig, Latency, ModelRef, Overrides,
+    Policy, PolicyError, Verdict,
 };
 use crate::decode::DecodeError;
 use crate::frame::Frame;
 use crate::model::{Model, ModelError};
+use crate::motion::{MotionConfig, MotionGate};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::shutdown::Shutdown;
 use crate::sink::{Sink, SinkError};
@@ -62,6 +66,11 @@ pub struct Pipeline {
     stats: Stats,
     camera: String,
     model_ref: ModelRef,
+    events_cfg: EventsConfig,
+    events: EventTracker,
+    /// Event messages of the current frame (reused).
+    event_out: Vec<EventMessage>,
+    gate: Option<MotionGate>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -95,6 +104,14 @@ impl Pipeline {
         camera: String,
     ) -> Result<Pipeline, PipelineError> {
         let (policy, pre, model_ref, decision) = Pipeline::model_state(&model, overrides)?;
+        let events_cfg = EventsConfig::default();
+        let events = EventTracker::new(
+            &events_cfg,
+            camera.clone(),
+            policy.labels().to_vec(),
+            policy.score_fn(),
+            model_ref.clone(),
+        );
         Ok(Pipeline {
             model,
             pre,
@@ -104,7 +121,83 @@ impl Pipeline {
             stats: Stats::new(),
             camera,
             model_ref,
+            events_cfg,
+            events,
+            event_out: Vec::new(),
+            gate: None,
         })
+    }
+
+    /// Sets how detections become events (`[events]`; default
+    /// [`EventsConfig::default`]). Open events are ended first.
+    pub fn set_events(&mut self, cfg: &EventsConfig) {
+        self.end_events();
+        self.events_cfg = cfg.clone();
+        self.events = self.new_tracker();
+    }
+
+    /// Sets motion gating (`[motion]`): with `enabled = false`, every
+    /// frame is classified.
+    pub fn set_motion(&mut self, cfg: &MotionConfig) {
+        self.gate = cfg.enabled.then(|| MotionGate::new(cfg));
+    }
+
+    fn new_tracker(&self) -> EventTracker {
+        EventTracker::new(
+            &self.events_cfg,
+            self.camera.clone(),
+            self.policy.labels().to_vec(),
+            self.policy.score_fn(),
+            self.model_ref.clone(),
+        )
+    }
+
+    /// Ends every open event and publishes the `end` messages.
+    fn end_events(&mut self) {
+        self.event_out.clear();
+        self.events.finish(&mut self.event_out);
+        if let Some(e) = self.publish_events() {
+            log::error!("{e}");
+        }
+    }
+
+    /// Publishes `event_out` to every sink, each `new`/`update` with the
+    /// event's best frame. Failures are logged and counted.
+    fn publish_events(&mut self) -> Option<PipelineError> {
+        let mut fatal = None;
+        for m in &self.event_out {
+            log::info!(
+                "{}: event {} {} {:?} {:.3} ({} frame(s))",
+                self.camera,
+                m.kind.as_str(),
+                m.id,
+                m.label,
+                m.score,
+                m.frames
+            );
+            if m.kind == crate::decision::EventKind::New {
+                self.stats.events += 1;
+            }
+            let best = self.events.best_image(&m.id);
+            for s in &mut self.sinks {
+                match s.publish_event(m, best) {
+                    Ok(()) => {}
+                    Err(SinkError::Closed(message)) => {
+                        self.stats.sink_errors += 1;
+                        fatal.get_or_insert(PipelineError::SinkClosed {
+                            sink: s.name().to_string(),
+                            message,
+                        });
+                    }
+                    Err(e) => {
+                        self.stats.sink_errors += 1;
+                        log::error!("sink {}: {e}", s.name());
+                    }
+                }
+            }
+        }
+        self.event_out.clear();
+        fatal
     }
 
     /// Everything derived from a model and the decision settings: the policy
@@ -155,11 +248,14 @@ impl Pipeline {
         overrides: &Overrides,
     ) -> Result<(), PipelineError> {
         let (policy, pre, model_ref, decision) = Pipeline::model_state(&model, overrides)?;
+        // Labels or the score function may change: events of the old model end.
+        self.end_events();
         self.model = model;
         self.policy = policy;
         self.pre = pre;
         self.model_ref = model_ref;
         self.decision = decision;
+        self.events = self.new_tracker();
         Ok(())
     }
 
@@ -265,16 +361,36 @@ impl Pipeline {
         }
     }
 
-    /// Classifies a frame and publishes it to every sink if it is a detection.
-    /// Returns the verdict. A failing sink is logged and counted, never fatal.
+    /// Runs one frame through the motion gate (if enabled), the model and
+    /// the decision; publishes a detection to every sink and feeds the event
+    /// tracker, publishing its messages. Returns the verdict, or `None` when
+    /// the motion gate skipped the frame. A failing sink is logged and
+    /// counted, never fatal (except [`SinkError::Closed`]).
     ///
     /// # Errors
-    /// [`PipelineError`] on inference or preprocessing failure.
-    pub fn process(&mut self, frame: &Frame) -> Result<Verdict, PipelineError> {
+    /// [`PipelineError`] on inference or preprocessing failure, or a sink
+    /// closed for good.
+    pub fn process(&mut self, frame: &Frame) -> Result<Option<Verdict>, PipelineError> {
+        if let Some(g) = &mut self.gate {
+            if !g.check(&frame.image, frame.captured_at).classify() {
+                self.stats.frames_in += 1;
+                self.stats.gated += 1;
+                self.events.tick(frame.captured_at, &mut self.event_out);
+                return match self.publish_events() {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+        }
         let latency = self.classify(frame)?.latency;
         let verdict = self.decision.verdict;
+        let mut hit = None;
         if verdict == Verdict::Detection {
             self.stats.detections += 1;
+            hit = self.decision.top().map(|label| Hit {
+                label,
+                score: self.decision.confidence,
+            });
             let det = self.detection(frame, latency);
             log::info!(
                 "{}: detection {:?} {:.3} in {}",
@@ -300,7 +416,18 @@ impl Pipeline {
                 }
             }
         }
-        Ok(verdict)
+        self.events.observe(
+            hit,
+            frame.captured_at,
+            &frame.source_id,
+            frame.seq,
+            &frame.image,
+            &mut self.event_out,
+        );
+        if let Some(e) = self.publish_events() {
+            return Err(e);
+        }
+        Ok(Some(verdict))
     }
 
     /// Counts and logs a frame that could not be decoded.
@@ -335,8 +462,10 @@ impl Pipeline {
         }
     }
 
-    /// Flushes every sink (at shutdown).
+    /// Ends open events (publishing their `end` messages), then flushes
+    /// every sink (at shutdown).
     pub fn flush(&mut self) {
+        self.end_events();
         for s in &mut self.sinks {
             if let Err(e) = s.flush() {
                 self.stats.sink_errors += 1;

@@ -23,6 +23,10 @@ pub struct Stats {
     pub classified: u64,
     /// Detections handed to the sinks.
     pub detections: u64,
+    /// Frames the motion gate kept from the model (no motion, no heartbeat due).
+    pub gated: u64,
+    /// Events started (`new` messages).
+    pub events: u64,
     /// Rejected frames by reason.
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Unreadable frames by cause (`truncated`, `corrupt`, ...).
@@ -43,6 +47,8 @@ impl Default for Stats {
             frames_in: 0,
             classified: 0,
             detections: 0,
+            gated: 0,
+            events: 0,
             rejected: BTreeMap::new(),
             unreadable: BTreeMap::new(),
             sink_errors: 0,
@@ -65,6 +71,10 @@ pub struct Snapshot {
     pub classified: u64,
     /// Detections published.
     pub detections: u64,
+    /// Frames skipped by the motion gate.
+    pub frames_gated: u64,
+    /// Events started.
+    pub events: u64,
     /// Rejections by reason.
     pub rejected: BTreeMap<&'static str, u64>,
     /// Unreadable frames by cause.
@@ -150,6 +160,8 @@ impl Stats {
             frames_in: self.frames_in,
             classified: self.classified,
             detections: self.detections,
+            frames_gated: self.gated,
+            events: self.events,
             rejected: self
                 .rejected
                 .iter()
@@ -181,6 +193,12 @@ impl std::fmt::Display for Snapshot {
                 write!(f, "{}{r}: {n}", if i > 0 { ", " } else { "" })?;
             }
             write!(f, "}}")?;
+        }
+        if self.events > 0 {
+            write!(f, " events {}", self.events)?;
+        }
+        if self.frames_gated > 0 {
+            write!(f, " gated (no motion) {}", self.frames_gated)?;
         }
         if self.sink_errors > 0 {
             write!(f, " sink_errors {}", self.sink_errors)?;

@@ -14,6 +14,7 @@ const DET: &str = "camtrapd/pen-7/detection";
 const AVAIL: &str = "camtrapd/pen-7/availability";
 const SNAP: &str = "camtrapd/pen-7/snapshot";
 const STATS: &str = "camtrapd/pen-7/stats";
+const EVENTS: &str = "camtrapd/pen-7/events";
 
 /// A folder with the first `n` zoo12 elephant photos (most are detections)
 /// and every fourth one followed by a hedgehog (never published).
@@ -40,9 +41,15 @@ fn frames(dir: &Path, n: usize) -> PathBuf {
 }
 
 /// Writes a config with an MQTT sink (listed first, so a detection is in the
-/// spool before it is printed) and a stdout sink (the ground truth).
+/// spool before it is printed) and a stdout sink (the ground truth). The
+/// MQTT sink publishes per-frame detections unless `mqtt_extra` sets `messages`.
 fn config(dir: &Path, port: u16, source_extra: &str, mqtt_extra: &str) -> PathBuf {
     let cfg = dir.join("camtrapd.toml");
+    let mqtt_extra = if mqtt_extra.contains("messages") {
+        mqtt_extra.to_string()
+    } else {
+        format!("messages = \"detections\"\n{mqtt_extra}")
+    };
     std::fs::write(
         &cfg,
         format!(
@@ -309,6 +316,139 @@ fn detections_snapshots_availability_discovery_and_stats_arrive() {
         "{}",
         d.err()
     );
+}
+
+/// Events are the MQTT default: six elephant photos then six hedgehogs
+/// (not published), paced at 5 frames/s, with events ending after 0.5 s
+/// unseen, make one event: `new`, `update`s while the best score rises,
+/// `end`, all with one id, through the spool, with a snapshot of each new
+/// best frame. The stdout sink prints detections and events: the truth.
+#[test]
+fn an_animal_visit_is_one_event_new_update_end() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("frames");
+    std::fs::create_dir_all(&f).unwrap();
+    let known = shared_data().join("zoo12/known");
+    for i in 0..6 {
+        let name = format!("c101_image_{:04}.jpg", i + 1);
+        std::fs::copy(
+            known.join("elephant").join(&name),
+            f.join(format!("{i:02}_e.jpg")),
+        )
+        .unwrap();
+        std::fs::copy(
+            known.join("hedgehog").join(&name),
+            f.join(format!("{:02}_h.jpg", i + 6)),
+        )
+        .unwrap();
+    }
+    let cfg = tmp.path().join("camtrapd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"camera_id = "pen-7"
+[source]
+kind = "files"
+path = "frames"
+fps = 5.0
+[model]
+path = "{}"
+[decision]
+default_threshold = 0.5
+publish_labels = ["elephant"]
+[decision.label_groups]
+elephant = ["African elephant", "tusker", "Indian elephant"]
+[events]
+confirm_frames = 2
+window_frames = 3
+end_after_secs = 0.5
+[[sinks]]
+kind = "mqtt"
+host = "127.0.0.1"
+port = {}
+state_dir = "state"
+snapshots = true
+snapshot_max_size = 320
+[[sinks]]
+kind = "stdout"
+messages = "both"
+"#,
+            default_model().display(),
+            broker.port
+        ),
+    )
+    .unwrap();
+    let sub = Subscriber::connect(broker.port, "t-events", &["camtrapd/#"]);
+    let mut d = Daemon::start(&cfg, "run");
+    let st = d.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", d.err());
+    let lines: Vec<serde_json::Value> = d
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (events, dets): (Vec<_>, Vec<_>) = lines.into_iter().partition(|v| v.get("type").is_some());
+    assert!(
+        dets.len() >= 4,
+        "expected at least 4 elephant detections, got {dets:?}"
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"new"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+    assert!(
+        kinds[1..kinds.len() - 1].iter().all(|k| *k == "update"),
+        "{kinds:?}"
+    );
+    let id = events[0]["id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
+    assert!(events.iter().all(|e| e["id"] == id), "one event id");
+    // The end message sums up the visit: every detection frame, the best one.
+    let end = events.last().unwrap();
+    let best = dets
+        .iter()
+        .max_by(|a, b| {
+            a["score"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["score"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(end["frames"], dets.len());
+    assert_eq!(end["label"], "elephant");
+    assert_eq!(end["score"], best["score"]);
+    assert_eq!(end["best"]["source"], best["source"]);
+    assert_eq!(end["best"]["frame_seq"], best["frame_seq"]);
+    assert_eq!(end["start_time"], dets[0]["captured_at"]);
+    assert_eq!(end["last_seen"], dets.last().unwrap()["captured_at"]);
+    assert_eq!(end["end_time"], end["last_seen"]);
+    assert!(events[0]["end_time"].is_null());
+    assert!(
+        events[0]["frames"].as_u64().unwrap() >= 2,
+        "confirmed by 2 of 3 frames"
+    );
+    // The event ended by time, while the hedgehog frames were still coming
+    // (before the final stats line; events still open at shutdown end after it).
+    let log = d.err();
+    let end_at = log.find(&format!("event end {id}")).expect("end logged");
+    assert!(end_at < log.find("final stats").unwrap(), "{log}");
+    // MQTT carries exactly the events stdout printed, in order, and no per-frame detections.
+    let got = sub.wait_for(EVENTS, Duration::from_secs(5), "all events", |m| {
+        m.len() >= events.len()
+    });
+    let got: Vec<serde_json::Value> = got.iter().map(|m| m.json()).collect();
+    assert_eq!(got, events);
+    assert!(
+        sub.on(DET).is_empty(),
+        "messages = \"events\" is the default"
+    );
+    // One snapshot per new or update (the new best frame).
+    let snaps = sub.wait_for(SNAP, Duration::from_secs(5), "snapshots", |m| {
+        m.len() >= events.len() - 1
+    });
+    assert_eq!(snaps.len(), events.len() - 1);
+    let stats = sub.wait_for(STATS, Duration::from_secs(5), "stats", |m| !m.is_empty());
+    assert_eq!(stats.last().unwrap().json()["events"], 1);
 }
 
 #[test]

@@ -24,18 +24,32 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Pipelines (one thread and model each) for the all-cores throughput;
+    /// default: the number of CPUs; 1 skips it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Write the first preprocessed input tensor as .npy (f32, [1, N]), for
+    /// feeding onnxruntime the same input (scripts/bench_onnxruntime.py).
+    #[arg(long, value_name = "FILE")]
+    pub dump_input: Option<PathBuf>,
 }
 
 pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
     let dir = args.model.clone().unwrap_or_else(super::default_model_dir);
     let list = files_list(&args.paths)?;
-    let report = crate::bench::run(
-        &dir,
-        args.reference_model.as_deref(),
-        &list,
-        args.frames as usize,
-        usize::from(args.warmup),
-    )?;
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let report = crate::bench::run(&crate::bench::Options {
+        model_dir: dir,
+        reference_model: args.reference_model.clone(),
+        files: list,
+        frames: args.frames as usize,
+        warmup: usize::from(args.warmup),
+        threads,
+        dump_input: args.dump_input.clone(),
+    })?;
     if args.json {
         writeln!(
             std::io::stdout().lock(),

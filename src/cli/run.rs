@@ -40,6 +40,8 @@ pub(crate) fn start(
     )
     .with_context(|| format!("config {}: [source]", config.file.display()))?;
     let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), config.camera_id())?;
+    pipeline.set_events(&config.events);
+    pipeline.set_motion(&config.motion);
     let policy = pipeline.policy();
     let ctx = sink::SinkContext {
         camera: config.camera_id(),
@@ -71,6 +73,8 @@ fn reload(path: &Path, old: &Config, pipeline: &mut Pipeline) -> anyhow::Result<
     for (what, changed) in [
         ("[source]", new.source != old.source),
         ("[[sinks]]", new.sinks != old.sinks),
+        ("[events]", new.events != old.events),
+        ("[motion]", new.motion != old.motion),
         ("camera_id", new.camera_id != old.camera_id),
     ] {
         if changed {

@@ -18,7 +18,8 @@
 //! [`FALLBACK_THRESHOLD`]. Thresholds of one score function are never applied
 //! to another: [`Policy::with_model`] refuses the mismatch.
 
-pub mod event;
+pub mod detection;
+pub mod events;
 pub mod knn;
 pub mod score;
 pub mod thresholds;
@@ -30,7 +31,8 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::model::manifest::Manifest;
-pub use event::{Detection, LabelScore, Latency, ModelRef};
+pub use detection::{Detection, LabelScore, Latency, ModelRef};
+pub use events::{EventKind, EventMessage, EventTracker, EventsConfig};
 pub use knn::KnnBank;
 pub use score::{ScoreFn, Scorer};
 pub use thresholds::{Calibrated, ThresholdsError, ThresholdsFile};

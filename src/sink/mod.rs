@@ -1,7 +1,10 @@
 //! Sinks: where detections go.
 //!
-//! A sink implements [`Sink`]; the pipeline hands it every detection (and the
-//! frame, for snapshots) and, every `[stats] interval_secs`, the counters.
+//! A sink implements [`Sink`]; the pipeline hands it every per-frame
+//! detection (and the frame, for snapshots), every event message (`new`,
+//! `update`, `end`; see [`crate::decision::events`]) with the event's best
+//! frame, and, every `[stats] interval_secs`, the counters. Each sink's
+//! `messages` setting ([`Messages`]) says which of the two it passes on.
 //! Sinks: [`stdout`] (JSON Lines) and [`mqtt`] (topics, retained
 //! availability, Home Assistant discovery, on-disk spool).
 
@@ -12,7 +15,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::decision::Detection;
+use image::RgbImage;
+
+use crate::decision::{Detection, EventMessage};
 use crate::frame::Frame;
 use crate::stats::Snapshot;
 
@@ -24,6 +29,30 @@ pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     /// MQTT: `kind = "mqtt"`, see [`mqtt::MqttConfig`].
     Mqtt(Box<mqtt::MqttConfig>),
+}
+
+/// Which messages a sink passes on (its `messages` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Messages {
+    /// Event messages only (`new`/`update`/`end`, one event per visit).
+    Events,
+    /// Per-frame detections only (one message per detected frame).
+    Detections,
+    /// Both.
+    Both,
+}
+
+impl Messages {
+    /// Whether per-frame detections are passed on.
+    pub fn detections(self) -> bool {
+        matches!(self, Messages::Detections | Messages::Both)
+    }
+
+    /// Whether event messages are passed on.
+    pub fn events(self) -> bool {
+        matches!(self, Messages::Events | Messages::Both)
+    }
 }
 
 /// What sinks need to know about the daemon they serve.
@@ -70,6 +99,18 @@ pub trait Sink: Send {
     /// [`SinkError`] when it could not be delivered; the pipeline logs and
     /// counts it ([`SinkError::Closed`] stops the daemon, exit 74).
     fn publish(&mut self, d: &Detection, frame: &Frame) -> Result<(), SinkError>;
+    /// Delivers one event message; `best` is the event's best frame (for
+    /// its snapshot), `None` for `end` messages. The default ignores events.
+    ///
+    /// # Errors
+    /// As [`Sink::publish`].
+    fn publish_event(
+        &mut self,
+        _e: &EventMessage,
+        _best: Option<&RgbImage>,
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Receives the pipeline's counters every `[stats] interval_secs`.
     fn stats(&mut self, _snapshot: &Snapshot) {}
     /// The camera went offline (`online = false`, with the reason in

@@ -55,8 +55,16 @@ pub struct MqttConfig {
     /// dropped. Default 2 MiB.
     #[serde(default = "default_max_packet")]
     pub max_packet_size: usize,
-    /// Publish the JPEG of each detected frame to `<prefix>/<camera>/snapshot`
-    /// (QoS 0). Default false.
+    /// What to publish: `"events"` (default: `new`/`update`/`end` messages
+    /// on `<prefix>/<camera>/events`, one event per animal visit),
+    /// `"detections"` (one message per detected frame on
+    /// `<prefix>/<camera>/detection`) or `"both"`. Both kinds go through the
+    /// spool (at-least-once).
+    #[serde(default = "default_messages")]
+    pub messages: crate::sink::Messages,
+    /// Publish a JPEG to `<prefix>/<camera>/snapshot` (QoS 0): the best
+    /// frame with each event `new`/`update`, and each detected frame when
+    /// detections are published. Default false.
     #[serde(default)]
     pub snapshots: bool,
     /// Longest side of snapshot JPEGs in pixels (16..=8192). Default 1280.
@@ -123,6 +131,9 @@ impl Default for HomeAssistantConfig {
 
 fn yes() -> bool {
     true
+}
+fn default_messages() -> crate::sink::Messages {
+    crate::sink::Messages::Events
 }
 fn default_host() -> String {
     "localhost".into()

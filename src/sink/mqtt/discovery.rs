@@ -1,7 +1,9 @@
 //! Home Assistant MQTT discovery: retained config messages that make each
 //! camera appear as one device with
 //!
-//! * an `event` entity fired by every detection (event types = the labels
+//! * an `event` entity fired by every detection, or with events published
+//!   (`messages = "events"` or `"both"`) by every event message, its `type`
+//!   (`new`/`update`/`end`) in the event data (event types = the labels
 //!   that may be published),
 //! * a `sensor` with the last detected label and one with its 0..1 score,
 //! * an `image` entity showing the last snapshot (only when snapshots are on;
@@ -23,6 +25,8 @@ pub(crate) struct DeviceInfo {
     pub model_name: String,
     pub labels: Vec<String>,
     pub snapshots: bool,
+    /// Event messages are published: the entities read the events topic.
+    pub events: bool,
 }
 
 /// The (topic, payload) pairs to publish retained with QoS 1. An empty
@@ -51,25 +55,38 @@ pub(crate) fn messages(prefix: &str, topics: &Topics, dev: &DeviceInfo) -> Vec<(
         m.insert("device".into(), device.clone());
         m
     };
+    let state = if dev.events {
+        &topics.events
+    } else {
+        &topics.detection
+    };
     let mut event = common("event", "Detection", "detection");
-    event.insert("state_topic".into(), json!(topics.detection));
+    event.insert("state_topic".into(), json!(state));
     event.insert("event_types".into(), json!(dev.labels));
     event.insert(
         "value_template".into(),
-        json!("{{ {'event_type': value_json.label, 'score': value_json.score, 'captured_at': value_json.captured_at, 'id': value_json.id} | to_json }}"),
+        if dev.events {
+            json!("{{ {'event_type': value_json.label, 'type': value_json.type, 'score': value_json.score, 'start_time': value_json.start_time, 'last_seen': value_json.last_seen, 'id': value_json.id} | to_json }}")
+        } else {
+            json!("{{ {'event_type': value_json.label, 'score': value_json.score, 'captured_at': value_json.captured_at, 'id': value_json.id} | to_json }}")
+        },
     );
     event.insert("icon".into(), json!("mdi:paw"));
     let mut label = common("sensor", "Last label", "last_label");
-    label.insert("state_topic".into(), json!(topics.detection));
+    label.insert("state_topic".into(), json!(state));
     label.insert("value_template".into(), json!("{{ value_json.label }}"));
-    label.insert("json_attributes_topic".into(), json!(topics.detection));
+    label.insert("json_attributes_topic".into(), json!(state));
     label.insert(
         "json_attributes_template".into(),
-        json!("{{ {'score': value_json.score, 'captured_at': value_json.captured_at, 'source': value_json.source} | to_json }}"),
+        if dev.events {
+            json!("{{ {'score': value_json.score, 'type': value_json.type, 'last_seen': value_json.last_seen, 'source': value_json.best.source} | to_json }}")
+        } else {
+            json!("{{ {'score': value_json.score, 'captured_at': value_json.captured_at, 'source': value_json.source} | to_json }}")
+        },
     );
     label.insert("icon".into(), json!("mdi:paw"));
     let mut score = common("sensor", "Last score", "last_score");
-    score.insert("state_topic".into(), json!(topics.detection));
+    score.insert("state_topic".into(), json!(state));
     score.insert("value_template".into(), json!("{{ value_json.score }}"));
     score.insert("state_class".into(), json!("measurement"));
     let mut out = vec![
@@ -113,6 +130,7 @@ mod tests {
             model_name: "zoo".into(),
             labels: vec!["zebra".into(), "lion".into()],
             snapshots: true,
+            events: false,
         };
         let m = messages("homeassistant", &topics, &dev);
         let topics_out: Vec<&str> = m.iter().map(|(t, _)| t.as_str()).collect();
@@ -139,9 +157,25 @@ mod tests {
             &topics,
             &DeviceInfo {
                 snapshots: false,
-                ..dev
+                ..dev.clone()
             },
         );
         assert!(off[3].1.is_empty());
+        let ev = messages(
+            "homeassistant",
+            &topics,
+            &DeviceInfo {
+                events: true,
+                ..dev
+            },
+        );
+        let e: Value = serde_json::from_slice(&ev[0].1).unwrap();
+        assert_eq!(e["state_topic"], "camtrapd/pen-3/events");
+        assert!(e["value_template"]
+            .as_str()
+            .unwrap()
+            .contains("value_json.type"));
+        let l: Value = serde_json::from_slice(&ev[1].1).unwrap();
+        assert_eq!(l["state_topic"], "camtrapd/pen-3/events");
     }
 }

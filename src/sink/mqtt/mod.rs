@@ -1,14 +1,15 @@
-//! The MQTT sink: confident detections reach subscribers (Home Assistant,
-//! Node-RED, scripts), and none are lost while the broker is down.
+//! The MQTT sink: events and confident detections reach subscribers (Home
+//! Assistant, Node-RED, scripts), and none are lost while the broker is down.
 //!
 //! Topics, with `<prefix>` = `topic_prefix` (default `camtrapd`) and
 //! `<camera>` = `camera_id` (default: the host name):
 //!
 //! | topic | payload | QoS | retained |
 //! |---|---|---|---|
-//! | `<prefix>/<camera>/detection` | one detection, JSON (as the stdout sink) | 1 | no |
+//! | `<prefix>/<camera>/events` | event messages `new`/`update`/`end`, JSON (`messages = "events"`, the default, or `"both"`) | 1 | no |
+//! | `<prefix>/<camera>/detection` | one detection per detected frame, JSON (as the stdout sink; `messages = "detections"` or `"both"`) | 1 | no |
 //! | `<prefix>/<camera>/availability` | `online` / `offline` (also the last will) | 1 | yes |
-//! | `<prefix>/<camera>/snapshot` | JPEG of the detected frame (`snapshots = true`) | 0 | no |
+//! | `<prefix>/<camera>/snapshot` | JPEG of an event's best frame with `new`/`update`, and of each published detection (`snapshots = true`) | 0 | no |
 //! | `<prefix>/<camera>/stats` | counters, every `[stats] interval_secs` | 0 | no |
 //! | `<prefix>/<camera>/camera_status` | the camera (V4L2 source): `{"state":"online"\|"offline","detail":..,"at":..}` on every change | 1 | yes |
 //!
@@ -36,7 +37,7 @@ use image::RgbImage;
 pub use config::{HomeAssistantConfig, MqttConfig, TlsConfig};
 
 use super::{Sink, SinkContext, SinkError};
-use crate::decision::Detection;
+use crate::decision::{Detection, EventMessage};
 use crate::frame::Frame;
 use crate::stats::Snapshot;
 
@@ -47,6 +48,8 @@ const QUEUE: usize = 1024;
 /// The topics of one camera.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topics {
+    /// `<prefix>/<camera>/events`
+    pub events: String,
     /// `<prefix>/<camera>/detection`
     pub detection: String,
     /// `<prefix>/<camera>/availability`
@@ -64,6 +67,7 @@ impl Topics {
     pub fn new(prefix: &str, camera: &str) -> Topics {
         let t = |leaf: &str| format!("{prefix}/{camera}/{leaf}");
         Topics {
+            events: t("events"),
             detection: t("detection"),
             availability: t("availability"),
             snapshot: t("snapshot"),
@@ -75,6 +79,8 @@ impl Topics {
 
 /// Messages to the outbox thread.
 pub(crate) enum Msg {
+    /// A spool record: a detection's JSON, or [`outbox::EVENT_TAG`] and an
+    /// event message's JSON.
     Detection(Vec<u8>),
     Snapshot(Vec<u8>),
     Stats(Box<Snapshot>),
@@ -90,6 +96,7 @@ pub struct MqttSink {
     outbox: Option<JoinHandle<()>>,
     link: Option<JoinHandle<()>>,
     link_stop: Arc<AtomicBool>,
+    messages: crate::sink::Messages,
     snapshots: bool,
     snapshot_max_size: u32,
     max_payload: usize,
@@ -113,11 +120,18 @@ impl MqttSink {
     pub fn check(cfg: &MqttConfig, ctx: &SinkContext, nth: usize) -> Result<String, SinkError> {
         let r = Resolved::new(cfg, ctx, nth)?;
         spool::check_dir(&r.spool_path)?;
+        let topics = match cfg.messages {
+            crate::sink::Messages::Events => r.topics.events.clone(),
+            crate::sink::Messages::Detections => r.topics.detection.clone(),
+            crate::sink::Messages::Both => {
+                format!("{} and {}", r.topics.events, r.topics.detection)
+            }
+        };
         Ok(format!(
             "mqtt {} as {:?}: {} (spool {}{})",
             r.broker,
             r.options.client_id(),
-            r.topics.detection,
+            topics,
             r.spool_path.display(),
             if cfg.home_assistant.discovery {
                 ", Home Assistant discovery"
@@ -159,6 +173,7 @@ impl MqttSink {
                     model_name: ctx.model_name.clone(),
                     labels: ctx.publishable_labels.clone(),
                     snapshots: cfg.snapshots,
+                    events: cfg.messages.events(),
                 },
             )
         } else {
@@ -205,6 +220,7 @@ impl MqttSink {
             outbox: Some(outbox),
             link: Some(link),
             link_stop,
+            messages: cfg.messages,
             snapshots: cfg.snapshots,
             snapshot_max_size: cfg.snapshot_max_size,
             // Room for the fixed header and the topic.
@@ -213,6 +229,47 @@ impl MqttSink {
             buf: Vec::with_capacity(2048),
             snapshots_dropped,
         })
+    }
+
+    /// Hands the spool record in `buf` to the outbox and waits for the spool
+    /// write (fsync), never for the network: once this returns, the message
+    /// survives a crash or power cut.
+    fn spool_buf(&mut self) -> Result<(), SinkError> {
+        self.tx
+            .send(Msg::Detection(self.buf.clone()))
+            .map_err(|_| SinkError::Closed("the MQTT outbox thread stopped".into()))?;
+        match self.spooled.recv_timeout(Duration::from_secs(30)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(SinkError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the spool took over 30 s to store a message (is the disk failing?)",
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
+            }
+        }
+    }
+
+    /// Queues a best-effort snapshot JPEG (dropped and counted when the queue is full).
+    fn send_snapshot(&mut self, image: &RgbImage) -> Result<(), SinkError> {
+        match self.snapshot(image) {
+            Some(jpeg) => match self.tx.try_send(Msg::Snapshot(jpeg)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
+                }
+            },
+            None => {
+                self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "mqtt: snapshot dropped: larger than max_packet_size even at reduced size"
+                );
+            }
+        }
+        Ok(())
     }
 
     fn snapshot(&mut self, image: &RgbImage) -> Option<Vec<u8>> {
@@ -305,43 +362,32 @@ impl Sink for MqttSink {
     }
 
     fn publish(&mut self, d: &Detection, frame: &Frame) -> Result<(), SinkError> {
+        if !self.messages.detections() {
+            return Ok(());
+        }
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, d)?;
-        // Waits for the spool write (fsync), never for the network: once this
-        // returns, the detection survives a crash or power cut.
-        self.tx
-            .send(Msg::Detection(self.buf.clone()))
-            .map_err(|_| SinkError::Closed("the MQTT outbox thread stopped".into()))?;
-        match self.spooled.recv_timeout(Duration::from_secs(30)) {
-            Ok(()) => {}
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(SinkError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the spool took over 30 s to store a detection (is the disk failing?)",
-                )))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
-            }
-        }
+        self.spool_buf()?;
         if self.snapshots {
-            match self.snapshot(&frame.image) {
-                Some(jpeg) => match self.tx.try_send(Msg::Snapshot(jpeg)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(TrySendError::Disconnected(_)) => {
-                        return Err(SinkError::Closed("the MQTT outbox thread stopped".into()))
-                    }
-                },
-                None => {
-                    self.snapshots_dropped.fetch_add(1, Ordering::Relaxed);
-                    log::warn!(
-                        "mqtt: snapshot dropped: larger than max_packet_size even at reduced size"
-                    );
-                }
-            }
+            self.send_snapshot(&frame.image)?;
+        }
+        Ok(())
+    }
+
+    fn publish_event(
+        &mut self,
+        e: &EventMessage,
+        best: Option<&RgbImage>,
+    ) -> Result<(), SinkError> {
+        if !self.messages.events() {
+            return Ok(());
+        }
+        self.buf.clear();
+        self.buf.push(outbox::EVENT_TAG);
+        serde_json::to_writer(&mut self.buf, e)?;
+        self.spool_buf()?;
+        if let (true, Some(img)) = (self.snapshots, best) {
+            self.send_snapshot(img)?;
         }
         Ok(())
     }

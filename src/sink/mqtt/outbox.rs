@@ -26,6 +26,11 @@ use super::spool::Spool;
 use super::{Msg, Topics};
 use crate::stats::Snapshot;
 
+/// First byte of a spool record holding an event message (published on the
+/// events topic); records without it are detections (their JSON starts with
+/// `{`), as in spools written before events existed.
+pub(crate) const EVENT_TAG: u8 = b'E';
+
 /// rumqttc's in-flight limit (packet ids 1..=100).
 pub(crate) const MAX_INFLIGHT: u16 = 100;
 /// Detections published but not yet acknowledged, at most.
@@ -467,12 +472,11 @@ impl Outbox {
                     return;
                 }
             };
-            match c.try_publish(
-                self.topics.detection.clone(),
-                QoS::AtLeastOnce,
-                false,
-                payload,
-            ) {
+            let (topic, payload) = match payload.split_first() {
+                Some((&EVENT_TAG, rest)) => (self.topics.events.clone(), rest.to_vec()),
+                _ => (self.topics.detection.clone(), payload),
+            };
+            match c.try_publish(topic, QoS::AtLeastOnce, false, payload) {
                 Ok(()) => {
                     match tag {
                         Tag::Spooled(k) => self.cursor = k + 1,

@@ -1,4 +1,4 @@
-//! The detection event: what sinks publish for a frame that passed the
+//! The per-frame detection: what sinks publish for each frame that passed the
 //! decision. Serialised as one JSON object (see README.md, "Detections").
 
 use serde::Serialize;

@@ -1,0 +1,192 @@
+//! Allocations per frame on the decode → motion gate → preprocess →
+//! inference → decision → events path, counted with a counting global
+//! allocator (a count, not a time). After warm-up our own stages must not
+//! allocate at all; what the JPEG decoder and tract allocate is counted
+//! exactly and must not grow from frame to frame (see README.md,
+//! "Allocations per frame").
+//!
+//! One `#[test]` only: the allocator counts every thread of the process.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use camtrapd::decision::events::Hit;
+use camtrapd::decision::{Decision, EventTracker, EventsConfig, Overrides, Policy};
+use camtrapd::decode::{decode_bytes, DecodeLimits};
+use camtrapd::frame::Frame;
+use camtrapd::model::Model;
+use camtrapd::motion::{MotionConfig, MotionGate};
+use camtrapd::pipeline::Pipeline;
+use camtrapd::preprocess::Preprocessor;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(l.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(l.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new as u64, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// (allocations, bytes) made by `f`.
+fn count<R>(f: impl FnOnce() -> R) -> (R, (u64, u64)) {
+    let (a, b) = (ALLOCS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
+    let r = f();
+    (
+        r,
+        (
+            ALLOCS.load(Ordering::SeqCst) - a,
+            BYTES.load(Ordering::SeqCst) - b,
+        ),
+    )
+}
+
+#[test]
+fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
+    let path = common::shared_data().join("zoo12/known/elephant/c101_image_0001.jpg");
+    let bytes = std::fs::read(&path).unwrap();
+    let limits = DecodeLimits::default();
+    let model = Model::load(&common::default_model()).unwrap();
+    let mut pipeline =
+        Pipeline::new(model, &Overrides::default(), Vec::new(), "alloc".into()).unwrap();
+    // The same stages one by one, to attribute what allocates.
+    let mut model = Model::load(&common::default_model()).unwrap();
+    let mut pre = Preprocessor::new(model.manifest());
+    let policy = Policy::new(model.manifest(), &Overrides::default()).unwrap();
+    let mut decision = Decision {
+        scores: Vec::with_capacity(model.labels().len()),
+        top_k: Vec::with_capacity(8),
+        ..Decision::default()
+    };
+    let labels = pipeline.policy().labels().to_vec();
+    let mut gate = MotionGate::new(&MotionConfig {
+        enabled: true,
+        ..MotionConfig::default()
+    });
+    let mut events = EventTracker::new(
+        &EventsConfig::default(),
+        "alloc".into(),
+        labels,
+        pipeline.policy().score_fn(),
+        camtrapd::decision::ModelRef {
+            name: "m".into(),
+            sha256: "0".into(),
+        },
+    );
+    let mut out = Vec::with_capacity(8);
+    let t0 = chrono::Utc::now();
+    let mut frame = Frame {
+        seq: 0,
+        source_id: path.display().to_string(),
+        captured_at: t0,
+        image: decode_bytes(&bytes, &limits).unwrap(),
+        decode_ms: 0.0,
+    };
+    // Per stage and frame: (decode, gate, classify = preprocess + inference + decision, events).
+    let mut per_frame = Vec::new();
+    let mut stages = Vec::new();
+    for i in 0..8u64 {
+        let (img, decode) = count(|| decode_bytes(&bytes, &limits).unwrap());
+        // Moving the decoded image into the frame does not allocate.
+        frame.image = img;
+        frame.seq = i;
+        frame.captured_at = t0 + chrono::Duration::milliseconds(100 * i as i64);
+        let (_, gate_n) = count(|| gate.check(&frame.image, frame.captured_at));
+        let (verdict, classify) = count(|| {
+            let c = pipeline.classify(&frame).unwrap();
+            c.decision.verdict
+        });
+        // A rejected frame, as most frames of a camera trap are.
+        let _ = verdict;
+        let (_, ev) = count(|| {
+            events.observe(
+                None::<Hit>,
+                frame.captured_at,
+                &frame.source_id,
+                frame.seq,
+                &frame.image,
+                &mut out,
+            )
+        });
+        per_frame.push((decode, gate_n, classify, ev));
+        let (_, p) = count(|| pre.run(&frame.image, model.input_mut()).unwrap());
+        let (_, m) = count(|| model.run().unwrap());
+        let (_, d) = count(|| policy.decide(model.scores_output().unwrap(), None, &mut decision));
+        stages.push((p, m, d));
+    }
+    eprintln!("preprocess, inference, decision:");
+    for (i, f) in stages.iter().enumerate() {
+        eprintln!("  frame {i}: {f:?}");
+    }
+    eprintln!("allocations (count, bytes) per frame: decode, motion gate, classify, events:");
+    for (i, f) in per_frame.iter().enumerate() {
+        eprintln!("  frame {i}: {f:?}");
+    }
+    // After two warm-up frames (the gate sizes its buffers on the first,
+    // tract its scratch space):
+    for (i, (decode, gate_n, classify, ev)) in per_frame.iter().enumerate().skip(2) {
+        assert_eq!(gate_n.0, 0, "frame {i}: the motion gate allocated");
+        assert_eq!(ev.0, 0, "frame {i}: the event tracker allocated");
+        assert_eq!(
+            *classify, per_frame[2].2,
+            "frame {i}: preprocess + inference + decision allocations changed"
+        );
+        assert_eq!(
+            *decode, per_frame[2].0,
+            "frame {i}: decode allocations changed"
+        );
+    }
+    // Exact counts of what remains, all in third-party code (README.md,
+    // "Allocations per frame", explains each). They depend on the image size
+    // and on tract's kernel choice for this CPU (x86-64 here).
+    let (p, m, d) = stages[7];
+    assert_eq!(d.0, 0, "the decision allocated");
+    assert_eq!(
+        (per_frame[7].0 .0, p.0, m.0),
+        (
+            EXPECTED_DECODE_ALLOCS,
+            EXPECTED_PREPROCESS_ALLOCS,
+            EXPECTED_INFERENCE_ALLOCS
+        ),
+        "allocations per frame (decode, preprocess, inference) changed: {:?}",
+        (per_frame[7].0, p, m)
+    );
+    assert_eq!(
+        per_frame[7].2 .0,
+        p.0 + m.0 + d.0,
+        "Pipeline::classify adds none"
+    );
+}
+
+/// The `image` crate's JPEG path for this 300×225 photo: reader, zune-jpeg's
+/// decoder state, and the RGB8 output (≈ 295 KB in all).
+const EXPECTED_DECODE_ALLOCS: u64 = 25;
+/// fast_image_resize computes the filter coefficients of every resize call
+/// anew (small vectors, ≈ 30 KB in all); it has no API to keep them.
+const EXPECTED_PREPROCESS_ALLOCS: u64 = 454;
+/// tract 0.23's `SimpleState::run`: each node of the plan allocates its
+/// output tensor (freed when the last consumer ran): ≈ 52 MB a frame for
+/// EfficientNet-Lite0 int8. tract has no arena or output reuse for this.
+const EXPECTED_INFERENCE_ALLOCS: u64 = 686;
