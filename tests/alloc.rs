@@ -164,14 +164,17 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     let (p, m, d) = stages[7];
     assert_eq!(d.0, 0, "the decision allocated");
     assert_eq!(
-        (per_frame[7].0 .0, p.0, m.0),
-        (
-            EXPECTED_DECODE_ALLOCS,
-            EXPECTED_PREPROCESS_ALLOCS,
-            EXPECTED_INFERENCE_ALLOCS
-        ),
-        "allocations per frame (decode, preprocess, inference) changed: {:?}",
-        (per_frame[7].0, p, m)
+        (per_frame[7].0 .0, p.0),
+        (EXPECTED_DECODE_ALLOCS, EXPECTED_PREPROCESS_ALLOCS),
+        "allocations per frame (decode, preprocess) changed: {:?}",
+        (per_frame[7].0, p)
+    );
+    // tract picks its kernels for the CPU at run time, so the exact count may
+    // differ on another CPU; it is the same every frame (asserted above) and
+    // bounded: one output tensor per node plus a little scratch.
+    assert!(
+        (1..=MAX_INFERENCE_ALLOCS).contains(&m.0),
+        "inference allocations per frame: {m:?} (measured {MEASURED_INFERENCE_ALLOCS} on x86-64 AVX2)"
     );
     assert_eq!(
         per_frame[7].2 .0,
@@ -189,4 +192,6 @@ const EXPECTED_PREPROCESS_ALLOCS: u64 = 454;
 /// tract 0.23's `SimpleState::run`: each node of the plan allocates its
 /// output tensor (freed when the last consumer ran): ≈ 52 MB a frame for
 /// EfficientNet-Lite0 int8. tract has no arena or output reuse for this.
-const EXPECTED_INFERENCE_ALLOCS: u64 = 686;
+const MEASURED_INFERENCE_ALLOCS: u64 = 686;
+/// Upper bound for other CPUs' kernel choices.
+const MAX_INFERENCE_ALLOCS: u64 = 1000;

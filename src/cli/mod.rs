@@ -11,8 +11,8 @@ mod devices;
 mod eval;
 mod labels;
 mod run;
-mod train;
 mod snapshot;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
