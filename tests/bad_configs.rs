@@ -60,7 +60,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "kind = \"files\"",
         "kind = \"webcam\"",
-        "invalid config file {cfg}, line 4, column 8: `source.kind`: unknown variant `webcam`, expected `files`",
+        "invalid config file {cfg}, line 4, column 8: `source.kind`: unknown variant `webcam`, expected `files` or `v4l2`",
     ),
     (
         "fps = 1.0",
