@@ -5,30 +5,33 @@
 #             size limits, every image format we accept)
 #   config    camtrapd.toml, camtrapd::config::Config::from_str
 #   manifest  model.toml, camtrapd::model::manifest::Manifest::from_str
+#   mjpeg     camera frames: MJPEG Huffman-table repair, truncation check and
+#             decode (camtrapd::source::v4l2::mjpeg::decode_mjpeg)
 # Seed corpora come from the repository's own test inputs (tests/fixtures,
 # including the bad-input corpus, the example configs and the bundled
 # manifests); what the fuzzer finds goes to fuzz/corpus/ (not committed) and
 # crashes to fuzz/artifacts/<target>/ (turn each into a regression test).
 #
 #   cargo install cargo-fuzz && rustup toolchain install nightly
-#   scripts/fuzz.sh                      # 600 s per target, all three
+#   scripts/fuzz.sh                      # 600 s per target, all four
 #   scripts/fuzz.sh 60 decode            # one target, one minute
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
-targets=${*:-decode config manifest}
+targets=${*:-decode config manifest mjpeg}
 for t in $targets; do
   corpus=fuzz/corpus/$t
   mkdir -p "$corpus"
   case "$t" in
     decode) cp tests/fixtures/*.* tests/fixtures/bad/* "$corpus/" ;;
+    mjpeg) cp tests/fixtures/*.jpg tests/fixtures/bad/*.jpg "$corpus/" ;;
     config) cp examples/*.toml packaging/deb/camtrapd.toml "$corpus/" ;;
     manifest)
       for f in models/*/model.toml tests/fixtures/models/*/model.toml; do
         cp "$f" "$corpus/$(echo "$f" | tr / _)"
       done ;;
-    *) echo "unknown target $t (decode, config, manifest)" >&2; exit 2 ;;
+    *) echo "unknown target $t (decode, config, manifest, mjpeg)" >&2; exit 2 ;;
   esac
   echo "== $t: $secs s"
   cargo +nightly fuzz run -O "$t" "$corpus" -- \
