@@ -10,7 +10,8 @@
 //! | 66 | NOINPUT | an input path or source folder does not exist or holds no image; manifest paths that do not exist |
 //! | 73 | CANTCREAT | the MQTT spool (state directory) cannot be created or opened |
 //! | 74 | IOERR | writing output failed (e.g. stdout closed) |
-//! | 78 | CONFIG | the configuration file or the model bundle is invalid, or the configured camera cannot be used at start-up (missing, permission denied, no fitting format): fix it, restarting will not help (`RestartPreventExitStatus=78`) |
+//! | 75 | TEMPFAIL | the configured camera is not there at start-up (no such device node, or no camera answers): systemd restarts the service every `RestartSec` until it appears (a USB camera that enumerates late at boot, or is unplugged) |
+//! | 78 | CONFIG | the configuration file or the model bundle is invalid, or the configured camera cannot be used at start-up (permission denied, no fitting format): fix it, restarting will not help (`RestartPreventExitStatus=78`) |
 
 /// Success.
 pub const OK: u8 = 0;
@@ -26,6 +27,8 @@ pub const NOINPUT: u8 = 66;
 pub const CANTCREAT: u8 = 73;
 /// An I/O error on output (`EX_IOERR`).
 pub const IOERR: u8 = 74;
+/// The camera is not there (yet): worth retrying (`EX_TEMPFAIL`).
+pub const TEMPFAIL: u8 = 75;
 /// Configuration or model bundle error (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;
 

@@ -122,7 +122,8 @@ fn debian_package_assets_exist() {
 
 /// The Debian package's default config parses and names the bundled model;
 /// on a machine without a camera, check-config stops at the camera (not at
-/// a config or model error).
+/// a config or model error) with exit code 75 (retried by the unit), and at
+/// a node that is no camera with 78 (not retried).
 #[test]
 fn debian_default_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,6 +142,26 @@ fn debian_default_config_is_valid() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/video9"), "{err}");
+    assert!(err.contains("/nonexistent/video9: no such device"), "{err}");
     assert!(!err.contains("invalid config file"), "{err}");
+    // An absent camera is worth retrying (a USB camera that enumerates late
+    // at boot): 75, which the unit restarts on; not 78, which it does not.
+    assert_eq!(out.status.code(), Some(75), "{err}");
+
+    // A node that is there but is no camera (/dev/null) is a config error.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("/nonexistent/video9", "/dev/null"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_camtrapd"))
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/null: not a V4L2 device"), "{err}");
+    assert_eq!(out.status.code(), Some(78), "{err}");
 }

@@ -177,6 +177,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(s) = cause.downcast_ref::<SourceError>() {
             return match s {
                 SourceError::Invalid(_) | SourceError::BadPattern(..) => exit::CONFIG,
+                SourceError::Unavailable(_) => exit::TEMPFAIL,
                 _ => exit::NOINPUT,
             };
         }
@@ -264,6 +265,12 @@ pub fn main() -> ExitCode {
                     let _ = writeln!(
                         err,
                         "(exit code 78: fix the file named above; restarting will not help)"
+                    );
+                }
+                if code == exit::TEMPFAIL && daemon {
+                    let _ = writeln!(
+                        err,
+                        "(exit code 75: the camera is not there; under systemd camtrapd is restarted until it appears)"
                     );
                 }
             }

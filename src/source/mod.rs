@@ -80,9 +80,16 @@ pub enum SourceError {
     /// A malformed glob pattern.
     #[error("bad file pattern {0:?}: {1}")]
     BadPattern(String, String),
-    /// A setting is out of range.
+    /// A setting is out of range, or the configured camera cannot be used
+    /// (permission denied, no fitting format): fixing the config or the
+    /// system is needed, a restart will not help (exit code 78).
     #[error("{0}")]
     Invalid(String),
+    /// The configured camera is not there (no such device node, or no camera
+    /// answers): it may appear later, e.g. a USB camera that enumerates late
+    /// at boot, so the daemon exits with 75 and systemd retries.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Opens the source described by `cfg`; relative paths are resolved against `base`.

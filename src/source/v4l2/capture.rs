@@ -114,6 +114,14 @@ pub enum OpenError {
 }
 
 impl OpenError {
+    /// Whether the camera is simply not there (ENOENT: no device node;
+    /// ENODEV/ENXIO: a node without a camera behind it), as opposed to one
+    /// that is there but unusable. An absent camera may still appear.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, OpenError::Open(e)
+            if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)))
+    }
+
     /// A one-line description.
     pub fn describe(&self, device: &str) -> String {
         match self {

@@ -87,9 +87,12 @@ impl V4l2Source {
     /// outages are ridden out.
     ///
     /// # Errors
-    /// [`SourceError::Invalid`] (exit code 78) naming the device, the
-    /// problem and the fix (for permissions: the user, its groups and
-    /// `SupplementaryGroups=video`; for formats: what the camera offers).
+    /// [`SourceError::Unavailable`] (exit code 75, retried by systemd) when
+    /// the device node does not exist or no camera answers;
+    /// [`SourceError::Invalid`] (exit code 78) for the rest, naming the
+    /// device, the problem and the fix (for permissions: the user, its
+    /// groups and `SupplementaryGroups=video`; for formats: what the camera
+    /// offers).
     pub fn open(
         cfg: &V4l2Config,
         limits: DecodeLimits,
@@ -97,8 +100,13 @@ impl V4l2Source {
     ) -> Result<V4l2Source, SourceError> {
         cfg.check()
             .map_err(|(field, m)| SourceError::Invalid(format!("source.{field}: {m}")))?;
-        let first =
-            capture::open(cfg).map_err(|e| SourceError::Invalid(e.describe(&cfg.device)))?;
+        let first = capture::open(cfg).map_err(|e| {
+            if e.is_absent() {
+                SourceError::Unavailable(e.describe(&cfg.device))
+            } else {
+                SourceError::Invalid(e.describe(&cfg.device))
+            }
+        })?;
         let description = format!(
             "v4l2: {} ({}{}, warm-up {} frames)",
             cfg.device,
