@@ -139,6 +139,72 @@ pub struct Report {
     pub first_decision_ms: f64,
     /// Model load alone, ms.
     pub model_load_ms: f64,
+    /// Where inference time goes (with `--profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// Inference time per operator and per node of tract's optimised plan,
+/// averaged over the profiled frames (`camtrapd bench --profile`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    /// Frames profiled.
+    pub frames: usize,
+    /// Sum over all nodes, ms per frame (a little above the unprofiled
+    /// inference time: each node is timed).
+    pub total_ms: f64,
+    /// Per operator, largest first.
+    pub by_op: Vec<OpShare>,
+    /// The nodes that take longest, largest first (at most 15), ms per frame.
+    pub top_nodes: Vec<crate::model::NodeTime>,
+}
+
+/// One operator's share of inference time.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpShare {
+    /// tract's operator name, e.g. `DepthWiseConv`.
+    pub op: String,
+    /// Nodes of this operator in the plan.
+    pub nodes: usize,
+    /// ms per frame.
+    pub ms: f64,
+    /// Share of the total, 0..1.
+    pub share: f64,
+}
+
+impl Profile {
+    /// Aggregates per-node times summed over `frames` runs.
+    pub fn from_nodes(mut nodes: Vec<crate::model::NodeTime>, frames: usize) -> Profile {
+        let n = frames.max(1) as f64;
+        for t in &mut nodes {
+            t.ms /= n;
+        }
+        let total_ms: f64 = nodes.iter().map(|t| t.ms).sum();
+        let mut by: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();
+        for t in &nodes {
+            let e = by.entry(t.op.as_str()).or_default();
+            e.0 += 1;
+            e.1 += t.ms;
+        }
+        let mut by_op: Vec<OpShare> = by
+            .into_iter()
+            .map(|(op, (count, ms))| OpShare {
+                op: op.to_string(),
+                nodes: count,
+                ms,
+                share: if total_ms > 0.0 { ms / total_ms } else { 0.0 },
+            })
+            .collect();
+        by_op.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        nodes.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        nodes.truncate(15);
+        Profile {
+            frames,
+            total_ms,
+            by_op,
+            top_nodes: nodes,
+        }
+    }
 }
 
 /// What [`run`] measures.
@@ -159,6 +225,8 @@ pub struct Options {
     /// Write the first preprocessed input tensor here (`.npy`, f32, shape
     /// `[1, N]` with N = the tensor's element count, in the model's layout).
     pub dump_input: Option<PathBuf>,
+    /// Also time every node of the inference plan ([`Report::profile`]).
+    pub profile: bool,
 }
 
 fn ms_since(t: Instant) -> f64 {
@@ -418,6 +486,21 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         stats,
     });
 
+    let profile = if o.profile {
+        let mut nodes = Vec::new();
+        for i in 0..warmup + frames {
+            pre.run(&images[i % images.len()], model.input_mut())?;
+            if i < warmup {
+                model.run()?;
+            } else {
+                model.run_profiled(&mut nodes)?;
+            }
+        }
+        Some(Profile::from_nodes(nodes, frames))
+    } else {
+        None
+    };
+
     if let Some(dir) = &o.reference_model {
         let mut rm = Model::load(dir)?;
         let mut rpre = Preprocessor::new(rm.manifest());
@@ -497,6 +580,7 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         peak_rss_mib,
         first_decision_ms,
         model_load_ms,
+        profile,
     })
 }
 
@@ -540,6 +624,36 @@ impl std::fmt::Display for Report {
             "start to first decision: {:.0} ms (model load and self-test {:.0} ms)",
             self.first_decision_ms, self.model_load_ms
         )?;
+        if let Some(p) = &self.profile {
+            writeln!(
+                f,
+                "inference profile ({} frames, {:.2} ms per frame with per-node timing):",
+                p.frames, p.total_ms
+            )?;
+            writeln!(
+                f,
+                "  {:<28} {:>5} {:>8} {:>6}",
+                "operator", "nodes", "ms", "share"
+            )?;
+            for o in &p.by_op {
+                writeln!(
+                    f,
+                    "  {:<28} {:>5} {:>8.3} {:>5.1}%",
+                    o.op,
+                    o.nodes,
+                    o.ms,
+                    o.share * 100.0
+                )?;
+            }
+            writeln!(f, "  slowest nodes:")?;
+            for t in &p.top_nodes {
+                writeln!(
+                    f,
+                    "  {:>8.3} ms  {:<20} {} -> [{}] {}",
+                    t.ms, t.op, t.node, t.output_shape, t.info
+                )?;
+            }
+        }
         for c in &self.comparisons {
             writeln!(
                 f,

@@ -174,7 +174,7 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     // bounded: one output tensor per node plus a little scratch.
     assert!(
         (1..=MAX_INFERENCE_ALLOCS).contains(&m.0),
-        "inference allocations per frame: {m:?} (measured {MEASURED_INFERENCE_ALLOCS} on x86-64 AVX2)"
+        "inference allocations per frame: {m:?} (measured {MEASURED_INFERENCE_ALLOCS} on x86-64 AVX-512)"
     );
     assert_eq!(
         per_frame[7].2 .0,
@@ -192,6 +192,10 @@ const EXPECTED_PREPROCESS_ALLOCS: u64 = 454;
 /// tract 0.23's `SimpleState::run`: each node of the plan allocates its
 /// output tensor (freed when the last consumer ran): ≈ 52 MB a frame for
 /// EfficientNet-Lite0 int8. tract has no arena or output reuse for this.
-const MEASURED_INFERENCE_ALLOCS: u64 = 686;
+/// With the depthwise convolutions channel-last (our x86 kernel,
+/// src/model/depthwise_x86.rs, or tract's own on ARM), tract's
+/// `eval_c_inner` also collects each padding zone's taps into two small
+/// vectors per call (heap-allocated above 4 taps): 686 → 1109.
+const MEASURED_INFERENCE_ALLOCS: u64 = 1109;
 /// Upper bound for other CPUs' kernel choices.
-const MAX_INFERENCE_ALLOCS: u64 = 1000;
+const MAX_INFERENCE_ALLOCS: u64 = 1500;

@@ -32,6 +32,10 @@ pub struct Args {
     /// feeding onnxruntime the same input (scripts/bench_onnxruntime.py).
     #[arg(long, value_name = "FILE")]
     pub dump_input: Option<PathBuf>,
+    /// Also time each node of the inference plan and print the time per
+    /// operator (e.g. DepthWiseConv, OptMatMul) and the slowest nodes.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
@@ -49,6 +53,7 @@ pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
         warmup: usize::from(args.warmup),
         threads,
         dump_input: args.dump_input.clone(),
+        profile: args.profile,
     })?;
     if args.json {
         writeln!(

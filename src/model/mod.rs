@@ -7,6 +7,7 @@
 //! lets tract optimise the graph, and runs one self-test inference so that a
 //! broken model fails at start-up rather than on the first frame.
 
+pub mod depthwise_x86;
 pub mod manifest;
 
 use std::path::{Path, PathBuf};
@@ -240,6 +241,12 @@ impl Model {
         } else {
             None
         };
+        // Our x86 channel-inner depthwise kernel (if the CPU has one) must be
+        // registered before tract lays the graph out.
+        log::debug!(
+            "channel-inner depthwise kernel: {}",
+            depthwise_x86::selected().unwrap_or("none (depthwise convolutions stay NCHW)")
+        );
         let plan = typed
             .into_optimized()
             .and_then(|m| m.into_runnable())
@@ -580,6 +587,46 @@ impl Model {
         Ok(())
     }
 
+    /// Like [`Model::run`], but times every node of tract's plan and adds
+    /// the wall-clock time (ms) to `profile`, keyed by the node's position in
+    /// the plan. For `camtrapd bench --profile`: where inference time goes,
+    /// per operator (e.g. `DepthWiseConv`, `OptMatMul`) and per node. Timing
+    /// each node adds a little overhead, so use [`Model::run`] for latency.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] with tract's message.
+    pub fn run_profiled(&mut self, profile: &mut Vec<NodeTime>) -> Result<(), ModelError> {
+        let input = self.input.take().unwrap_or_default().into_tvalue();
+        self.outputs.clear();
+        let mut step = 0usize;
+        let result =
+            self.state
+                .run_plan_with_eval(tvec![input.clone()], |ctx, st, node, inputs| {
+                    let t = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    if profile.len() <= step {
+                        profile.push(NodeTime {
+                            node: node.name.clone(),
+                            op: node.op().name().to_string(),
+                            info: node.op().info().unwrap_or_default().join("; "),
+                            output_shape: node
+                                .outputs
+                                .first()
+                                .map(|o| format!("{:?}", o.fact.shape))
+                                .unwrap_or_default(),
+                            ms: 0.0,
+                        });
+                    }
+                    profile[step].ms += ms;
+                    step += 1;
+                    r
+                });
+        self.input = Some(input.into_tensor());
+        self.outputs = result.map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        Ok(())
+    }
+
     /// The scores output of the last [`Model::run`] (logits or probabilities
     /// per the manifest), one f32 per label, in label order.
     ///
@@ -609,6 +656,23 @@ impl Model {
             .and_then(|p| p.as_slice::<f32>())
             .map_err(|e| ModelError::Inference(format!("output {ix} is not f32: {e}")))
     }
+}
+
+/// Time spent in one node of tract's optimised plan, summed over the runs
+/// of [`Model::run_profiled`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeTime {
+    /// The node's name (from the ONNX graph, with tract's suffixes).
+    pub node: String,
+    /// tract's operator name after optimisation, e.g. `DepthWiseConv`,
+    /// `OptMatMul`, `Pad`.
+    pub op: String,
+    /// tract's description of the operator (kernel geometry, strides, ...).
+    pub info: String,
+    /// The shape of the node's first output, e.g. `1,112,112,32`.
+    pub output_shape: String,
+    /// Wall-clock time summed over the profiled runs, ms.
+    pub ms: f64,
 }
 
 /// Extra advice for errors mentioning operators tract does not implement.
