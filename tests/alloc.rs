@@ -144,17 +144,17 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     for (i, f) in per_frame.iter().enumerate() {
         eprintln!("  frame {i}: {f:?}");
     }
-    // After two warm-up frames (the gate sizes its buffers on the first,
+    // After three warm-up frames (the gate sizes its buffers on the first,
     // tract its scratch space):
-    for (i, (decode, gate_n, classify, ev)) in per_frame.iter().enumerate().skip(2) {
+    for (i, (decode, gate_n, classify, ev)) in per_frame.iter().enumerate().skip(3) {
         assert_eq!(gate_n.0, 0, "frame {i}: the motion gate allocated");
         assert_eq!(ev.0, 0, "frame {i}: the event tracker allocated");
         assert_eq!(
-            *classify, per_frame[2].2,
+            *classify, per_frame[3].2,
             "frame {i}: preprocess + inference + decision allocations changed"
         );
         assert_eq!(
-            *decode, per_frame[2].0,
+            *decode, per_frame[3].0,
             "frame {i}: decode allocations changed"
         );
     }
@@ -187,8 +187,13 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
 /// decoder state, and the RGB8 output (≈ 295 KB in all).
 const EXPECTED_DECODE_ALLOCS: u64 = 25;
 /// fast_image_resize computes the filter coefficients of every resize call
-/// anew (small vectors, ≈ 30 KB in all); it has no API to keep them.
-const EXPECTED_PREPROCESS_ALLOCS: u64 = 454;
+/// anew (small vectors, ≈ 30 KB in all); it has no API to keep them. Its
+/// aarch64 (NEON) path makes one more than the x86 one.
+const EXPECTED_PREPROCESS_ALLOCS: u64 = if cfg!(target_arch = "aarch64") {
+    455
+} else {
+    454
+};
 /// tract 0.23's `SimpleState::run`: each node of the plan allocates its
 /// output tensor (freed when the last consumer ran): ≈ 52 MB a frame for
 /// EfficientNet-Lite0 int8. tract has no arena or output reuse for this.

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use camtrapd::decode::{decode_file, DecodeLimits};
 
 /// What decoding a corpus file must give.
@@ -110,7 +108,7 @@ fn daemon_counts_every_bad_input_and_carries_on() {
         ),
     )
     .unwrap();
-    let out = Command::new(common::bin())
+    let out = common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .output()

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, default_model, shared_data};
+use common::{default_model, shared_data};
 
 fn camtrapd(args: &[&str]) -> Output {
-    Command::new(bin())
+    common::camtrapd_cmd()
         .args(args)
         .env("RUST_LOG", "info")
         .output()
@@ -98,7 +98,7 @@ fn mixed_folder(dir: &Path) {
 
 /// Starts `camtrapd run --config cfg` with stdout and stderr piped.
 fn spawn_daemon(cfg: &Path) -> std::process::Child {
-    Command::new(bin())
+    common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -279,7 +279,7 @@ fn sigterm_stops_the_daemon_cleanly() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
-        t0.elapsed() < Duration::from_secs(3),
+        t0.elapsed() < Duration::from_secs(3) * common::slowdown(),
         "took {:?} to stop",
         t0.elapsed()
     );
@@ -317,7 +317,7 @@ fn closed_pipe_on_listing_commands_is_quiet() {
     // `camtrapd labels --index | head -0`: the reader is gone before the first write.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .args(["labels", "--index"])
         .stdout(writer)
         .stderr(Stdio::piped())
@@ -364,7 +364,7 @@ fn full_disk_on_stdout_or_stderr_gives_exit_codes_not_panics() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .stdout(full)
         .stderr(Stdio::piped())
@@ -378,7 +378,7 @@ fn full_disk_on_stdout_or_stderr_gives_exit_codes_not_panics() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .args(["check-config", "/nonexistent.toml"])
         .stderr(full)
         .output()
@@ -404,7 +404,7 @@ fn model_replaced_while_running_is_reloaded_or_kept() {
     std::fs::write(&cfg, text).unwrap();
     let err_path = tmp.path().join("daemon.err");
     let out_path = tmp.path().join("daemon.out");
-    let mut child = Command::new(bin())
+    let mut child = common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stdout(std::fs::File::create(&out_path).unwrap())

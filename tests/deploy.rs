@@ -136,7 +136,7 @@ fn debian_default_config_is_valid() {
         .replace("/dev/video0", "/nonexistent/video9");
     let cfg = dir.path().join("camtrapd.toml");
     std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_camtrapd"))
+    let out = common::camtrapd_cmd()
         .args(["check-config"])
         .arg(&cfg)
         .output()
@@ -156,7 +156,7 @@ fn debian_default_config_is_valid() {
             .replace("/nonexistent/video9", "/dev/null"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_camtrapd"))
+    let out = common::camtrapd_cmd()
         .args(["check-config"])
         .arg(&cfg)
         .output()

@@ -368,7 +368,7 @@ fn qoperator_int8_graph_is_refused_naming_the_node_and_op() {
     for part in ["\"residual_add_7\"", "QLinearAdd", "QDQ form"] {
         assert!(e.contains(part), "{part} missing in: {e}");
     }
-    let out = std::process::Command::new(common::bin())
+    let out = common::camtrapd_cmd()
         .args(["classify", "--model"])
         .arg(fixture_model("qlinear_add"))
         .arg(common::fixture("one_pixel.png"))

@@ -95,7 +95,7 @@ impl Daemon {
 
     /// [`Daemon::start`] with `RUST_LOG=log`.
     fn start_logging(cfg: &Path, tag: &str, log: &str) -> Daemon {
-        let mut cmd = Command::new(bin());
+        let mut cmd = common::camtrapd_cmd();
         cmd.args(["run", "--config"]).arg(cfg);
         Daemon::spawn(cmd, cfg, tag, log)
     }
@@ -604,9 +604,11 @@ fn full_disk_under_the_spool_keeps_detections_in_memory_and_delivers_them() {
     );
     let mut cmd = Command::new("unshare");
     cmd.args(["-rm", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=64k tmpfs \"$0\" && exec \"$1\" run --config \"$2\"")
+        .arg("mount -t tmpfs -o size=64k tmpfs \"$0\" && exec \"$@\"")
         .arg(tmp.path().join("state"))
+        .args(common::runner())
         .arg(bin())
+        .args(["run", "--config"])
         .arg(&cfg);
     let mut d = Daemon::spawn(cmd, &cfg, "run", "info");
     d.wait_log("No space left on device", Duration::from_secs(60));
@@ -916,7 +918,7 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         "",
         "username = \"cam\"\npassword_file = \"missing-password\"",
     );
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .args(["check-config"])
         .arg(&cfg)
         .output()
@@ -930,7 +932,7 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         "{err}"
     );
     std::fs::write(tmp.path().join("missing-password"), "pw\n").unwrap();
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .args(["check-config"])
         .arg(&cfg)
         .output()
@@ -955,7 +957,7 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         .unwrap()
         .replace("keep_alive_secs = 2", "keep_alive_secs = 0");
     std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .args(["check-config"])
         .arg(&cfg)
         .output()
@@ -1031,7 +1033,7 @@ fn systemd_notify_and_sighup_reload_keep_the_mqtt_session() {
     let (sock, notes) = notify_socket(tmp.path());
     let sub = Subscriber::connect(broker.port, "t-hup", &[AVAIL, DET]);
     let dir = tmp.path();
-    let child = Command::new(bin())
+    let child = common::camtrapd_cmd()
         .args(["run", "--config"])
         .arg(&cfg)
         .env("RUST_LOG", "info")

@@ -5,12 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{bin, default_model, shared_data};
+use common::{default_model, shared_data};
 
 fn camtrapd(args: &[&str]) -> Output {
-    Command::new(bin())
+    common::camtrapd_cmd()
         .args(args)
         .env("RUST_LOG", "camtrapd=info")
         .output()

@@ -6,14 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use camtrapd::decode::{decode_bytes, DecodeLimits};
 use camtrapd::model::{Manifest, Model};
 use camtrapd::preprocess::Preprocessor;
 use camtrapd::train::export::export;
 use camtrapd::train::{Head, Loss};
-use common::{bin, default_model, shared_data};
+use common::{default_model, shared_data};
 use tract_onnx::prelude::*;
 
 /// Preprocessed input `[1, 3, 224, 224]` of a real photo, as the daemon makes it.
@@ -159,7 +158,7 @@ fn small_dataset(root: &Path) -> PathBuf {
 }
 
 fn train(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(bin())
+    common::camtrapd_cmd()
         .args(["train", "--data"])
         .arg(data)
         .arg("--out")
@@ -254,7 +253,7 @@ fn train_end_to_end_writes_a_bundle_the_daemon_runs_and_is_deterministic() {
     assert_eq!(report["counts"]["known"], 6, "{}", report["counts"]);
     assert_eq!(report["counts"]["empty"], 3, "{}", report["counts"]);
     // A photo of the labels is classified by the new bundle as one of them.
-    let classify = Command::new(bin())
+    let classify = common::camtrapd_cmd()
         .args(["classify", "--json", "--model"])
         .arg(&a)
         .arg(shared_data().join("zoo12/known/flamingo"))
@@ -347,7 +346,7 @@ fn shipped_zoo12_bundle_is_the_example_default_and_loads() {
         (training.loss.as_str(), training.split.as_str()),
         ("sigmoid", "train")
     );
-    let out = Command::new(bin())
+    let out = common::camtrapd_cmd()
         .arg("check-config")
         .arg(common::repo().join("examples/zoo12.toml"))
         .output()

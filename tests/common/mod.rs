@@ -39,4 +39,44 @@ pub fn fp32_model() -> PathBuf {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_camtrapd"))
 }
+
+/// The emulator to run [`bin`] through, from `CAMTRAPD_TEST_RUNNER`
+/// (scripts/test-aarch64.sh sets `qemu-aarch64 -L /usr/aarch64-linux-gnu`),
+/// split on whitespace; empty when the binary runs natively.
+#[allow(dead_code)]
+pub fn runner() -> Vec<String> {
+    std::env::var("CAMTRAPD_TEST_RUNNER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// How much slower than native the binary under test runs: 1 natively, 5
+/// under an emulator ([`runner`]), for the few tests that bound a time.
+#[allow(dead_code)]
+pub fn slowdown() -> u32 {
+    if runner().is_empty() {
+        1
+    } else {
+        5
+    }
+}
+
+/// A `Command` that runs the camtrapd binary under test, through
+/// [`runner`] when one is set, so that the tests that start the daemon
+/// also run on a cross-built binary. qemu-user runs the program inside its
+/// own process, so the child's pid gets the signals the tests send.
+#[allow(dead_code)]
+pub fn camtrapd_cmd() -> std::process::Command {
+    let r = runner();
+    match r.split_first() {
+        Some((prog, args)) => {
+            let mut c = std::process::Command::new(prog);
+            c.args(args).arg(bin());
+            c
+        }
+        None => std::process::Command::new(bin()),
+    }
+}
 pub mod broker;
