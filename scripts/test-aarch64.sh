@@ -6,6 +6,8 @@
 # daemon (CLI, MQTT against a real mosquitto, signals, open-set), which run
 # the aarch64 camtrapd binary through qemu-aarch64 (CAMTRAPD_TEST_RUNNER,
 # read by tests/common/mod.rs); no binfmt_misc registration is needed.
+# Tests that bound a time wait 10× longer under the emulator
+# (CAMTRAPD_TEST_SLOWDOWN to change it).
 #
 #   sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev mosquitto
 #   rustup target add aarch64-unknown-linux-gnu
@@ -18,7 +20,9 @@
 # qemu is an emulator: timings under it say nothing about a real Pi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+# -cpu cortex-a72: the Raspberry Pi 4's core (NEON, no SVE or dot product),
+# so tract picks the kernels a Pi 4 runs; qemu's default CPU has SVE2.
+runner="qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$runner"
 export CAMTRAPD_TEST_RUNNER="$runner"
 if [ "$#" -eq 0 ]; then

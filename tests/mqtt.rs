@@ -136,6 +136,7 @@ impl Daemon {
             .unwrap();
     }
     fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let timeout = timeout * common::slowdown();
         let end = Instant::now() + timeout;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -152,6 +153,7 @@ impl Daemon {
         }
     }
     fn wait_log(&self, needle: &str, timeout: Duration) {
+        let timeout = timeout * common::slowdown();
         let end = Instant::now() + timeout;
         while !self.err().contains(needle) {
             assert!(

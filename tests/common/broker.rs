@@ -265,6 +265,7 @@ impl Subscriber {
         what: &str,
         pred: impl Fn(&[Msg]) -> bool,
     ) -> Vec<Msg> {
+        let timeout = timeout * super::slowdown();
         let end = Instant::now() + timeout;
         loop {
             let m = self.on(topic);
