@@ -132,36 +132,28 @@ fn debian_default_config_is_valid() {
         .replace(
             "/usr/share/camtrapd/models/efficientnet-lite0-imagenet",
             common::default_model().to_str().unwrap(),
-        )
-        .replace("/dev/video0", "/nonexistent/video9");
+        );
     let cfg = dir.path().join("camtrapd.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    // check-config with the camera at `device`: (exit code, stderr).
+    let check = |device: &str| {
+        std::fs::write(&cfg, text.replace("/dev/video0", device)).unwrap();
+        let out = common::camtrapd_cmd()
+            .args(["check-config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), err)
+    };
+    let (code, err) = check("/nonexistent/video9");
     assert!(err.contains("/nonexistent/video9: no such device"), "{err}");
     assert!(!err.contains("invalid config file"), "{err}");
     // An absent camera is worth retrying (a USB camera that enumerates late
     // at boot): 75, which the unit restarts on; not 78, which it does not.
-    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert_eq!(code, Some(75), "{err}");
 
     // A node that is there but is no camera (/dev/null) is a config error.
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("/nonexistent/video9", "/dev/null"),
-    )
-    .unwrap();
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = check("/dev/null");
     assert!(err.contains("/dev/null: not a V4L2 device"), "{err}");
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert_eq!(code, Some(78), "{err}");
 }
