@@ -263,7 +263,12 @@ fn sigterm_stops_the_daemon_cleanly() {
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
     assert!(first.contains("a_elephant.jpg"), "{first}");
-    std::thread::sleep(Duration::from_millis(1600));
+    // Two more detections (the other two elephants), as they come.
+    let mut more = String::new();
+    for _ in 0..2 {
+        std::io::BufRead::read_line(&mut stdout, &mut more).unwrap();
+    }
+    assert!(more.contains("elephant.jpg"), "{more}");
     assert!(
         child.try_wait().unwrap().is_none(),
         "a looping source must keep the daemon running"
@@ -289,8 +294,8 @@ fn sigterm_stops_the_daemon_cleanly() {
         err.contains("shut down on signal") && err.contains("final stats"),
         "{err}"
     );
-    // 7 frames at 5 fps: 1.6 s after the first detection the other two elephants are out.
-    assert!(rest.lines().count() >= 2, "{rest}");
+    // Whatever was classified before the signal is printed in full.
+    assert!(rest.lines().all(|l| l.ends_with('}')), "{rest}");
 }
 
 #[test]
