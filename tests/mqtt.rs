@@ -554,7 +554,7 @@ fn broker_outage_loses_no_detection_and_keeps_order() {
     });
     broker.stop();
     let during_start = d.ids().len();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3) * common::slowdown());
     let during_end = d.ids().len();
     broker.restart();
     let st = d.wait(Duration::from_secs(60));
@@ -615,10 +615,10 @@ fn full_disk_under_the_spool_keeps_detections_in_memory_and_delivers_them() {
     let mut d = Daemon::spawn(cmd, &cfg, "run", "info");
     d.wait_log("No space left on device", Duration::from_secs(60));
     // A few more detections go to memory, then the broker comes back.
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(2) * common::slowdown());
     broker.restart();
     d.wait_log("reconnected to", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(2) * common::slowdown());
     d.signal("-TERM");
     let st = d.wait(Duration::from_secs(60));
     let err = d.err();
@@ -1066,9 +1066,14 @@ fn systemd_notify_and_sighup_reload_keep_the_mqtt_session() {
     });
     // WATCHDOG=1 from progress, at most every 0.1 s (a quarter of 0.4 s).
     let p0 = joined().matches("WATCHDOG=1").count();
-    std::thread::sleep(Duration::from_secs(2));
+    let slow = common::slowdown() as usize;
+    std::thread::sleep(Duration::from_secs(2) * common::slowdown());
     let pings = joined().matches("WATCHDOG=1").count() - p0;
-    assert!((2..=22).contains(&pings), "{pings} pings in 2 s");
+    assert!(
+        (2..=22 * slow).contains(&pings),
+        "{pings} pings in {} s",
+        2 * slow
+    );
     // SIGHUP with a threshold nothing reaches: no more detections, same session.
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
@@ -1080,7 +1085,7 @@ fn systemd_notify_and_sighup_reload_keep_the_mqtt_session() {
     d.wait_log("reloaded ", Duration::from_secs(20));
     assert!(joined().contains("RELOADING=1"), "{}", joined());
     let before = d.ids().len();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1500) * common::slowdown());
     assert_eq!(d.ids().len(), before, "the new threshold is in effect");
     // An invalid config keeps the running one.
     std::fs::write(
