@@ -364,7 +364,7 @@ elephant = ["African elephant", "tusker", "Indian elephant"]
 [events]
 confirm_frames = 2
 window_frames = 3
-end_after_secs = 0.5
+end_after_secs = {}
 [[sinks]]
 kind = "mqtt"
 host = "127.0.0.1"
@@ -377,6 +377,13 @@ kind = "stdout"
 messages = "both"
 "#,
             default_model().display(),
+            // Frames come 0.2 s apart natively; under an emulator as far
+            // apart as a classification takes (≈ 7 s).
+            if common::slowdown() > 1 {
+                1.5 * f64::from(common::slowdown())
+            } else {
+                0.5
+            },
             broker.port
         ),
     )
