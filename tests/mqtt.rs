@@ -645,10 +645,16 @@ fn full_disk_under_the_spool_keeps_detections_in_memory_and_delivers_them() {
         err.contains("works again; detections held in memory are back on disk"),
         "{err}"
     );
-    assert_eq!(
-        err.matches("keeping new detections in memory").count(),
-        1,
-        "reported once:\n{err}"
+    // Reported once per episode of a full disk, not per detection: natively
+    // one episode; a slower run (an emulator) can fill the disk again after
+    // it worked again.
+    let reports = err.matches("keeping new detections in memory").count();
+    let recoveries = err
+        .matches("works again; detections held in memory")
+        .count();
+    assert!(
+        reports >= 1 && reports <= recoveries + 1,
+        "reported once per episode ({reports} reports, {recoveries} recoveries):\n{err}"
     );
     assert!(!err.contains("could not be written are lost"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -1113,7 +1119,7 @@ fn systemd_notify_and_sighup_reload_keep_the_mqtt_session() {
     // Back to 0.5: detections again.
     std::fs::write(&cfg, &text).unwrap();
     d.signal("-HUP");
-    let end = Instant::now() + Duration::from_secs(20);
+    let end = Instant::now() + Duration::from_secs(20) * common::slowdown();
     while d.ids().len() == before {
         assert!(
             Instant::now() < end,
