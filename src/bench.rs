@@ -671,3 +671,44 @@ impl std::fmt::Display for Report {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Profile;
+    use crate::model::NodeTime;
+
+    fn node(name: &str, op: &str, ms: f64) -> NodeTime {
+        NodeTime {
+            node: name.into(),
+            op: op.into(),
+            info: String::new(),
+            output_shape: String::new(),
+            ms,
+        }
+    }
+
+    #[test]
+    fn profile_averages_per_frame_and_groups_by_operator() {
+        // Times summed over 4 frames.
+        let p = Profile::from_nodes(
+            vec![
+                node("a", "OptMatMul", 8.0),
+                node("b", "DepthWiseConv", 24.0),
+                node("c", "OptMatMul", 8.0),
+            ],
+            4,
+        );
+        assert_eq!(p.total_ms, 10.0);
+        let ops: Vec<(&str, usize, f64, f64)> = p
+            .by_op
+            .iter()
+            .map(|o| (o.op.as_str(), o.nodes, o.ms, o.share))
+            .collect();
+        assert_eq!(
+            ops,
+            [("DepthWiseConv", 1, 6.0, 0.6), ("OptMatMul", 2, 4.0, 0.4)]
+        );
+        let top: Vec<&str> = p.top_nodes.iter().map(|t| t.node.as_str()).collect();
+        assert_eq!(top, ["b", "a", "c"]);
+    }
+}

@@ -445,3 +445,39 @@ fn softmax_axis_follows_the_graphs_opset() {
         }
     }
 }
+
+#[test]
+fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_kernel() {
+    let mut m = Model::load(&fp32_model()).unwrap();
+    m.run().unwrap();
+    let plain = m.scores_output().unwrap().to_vec();
+    let mut profile = Vec::new();
+    m.run_profiled(&mut profile).unwrap();
+    assert_eq!(m.scores_output().unwrap(), plain.as_slice());
+    m.run_profiled(&mut profile).unwrap();
+    assert!(profile.iter().all(|t| t.ms >= 0.0 && !t.op.is_empty()));
+    // EfficientNet-Lite0 has 16 depthwise convolutions.
+    let dw: Vec<Vec<usize>> = profile
+        .iter()
+        .filter(|t| t.op == "DepthWiseConv")
+        .map(|t| {
+            t.output_shape
+                .split(',')
+                .map(|d| d.trim().parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(dw.len(), 16, "{profile:?}");
+    // Channel-last output [H, W, C] has equal first dims; NCHW [C, H, W] or
+    // [1, C, H, W] has equal last dims.
+    let channel_last = dw
+        .iter()
+        .filter(|d| d.len() == 3 && d[0] == d[1] && d[2] != d[1])
+        .count();
+    if camtrapd::model::depthwise_x86::selected().is_some() {
+        // All but the first block's, which follows the stem's NCHW output.
+        assert!(channel_last >= 15, "{dw:?}");
+    } else {
+        assert_eq!(channel_last, 0, "{dw:?}");
+    }
+}
