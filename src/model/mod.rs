@@ -8,7 +8,9 @@
 //! broken model fails at start-up rather than on the first frame.
 
 pub mod depthwise_x86;
+pub mod fold_dequantize;
 pub mod manifest;
+pub mod matmul_x86;
 
 use std::path::{Path, PathBuf};
 
@@ -183,6 +185,12 @@ impl Model {
         // batch pinned to 1 below; they are optional hints, so drop them.
         if let Some(g) = proto.graph.as_mut() {
             g.value_info.clear();
+            // Weight-only int8: dequantise constant weights once, here, rather
+            // than on every frame (see fold_dequantize).
+            let n = fold_dequantize::fold_constant_dequantize(g);
+            if n > 0 {
+                log::debug!("folded {n} DequantizeLinear nodes over constant weights into f32");
+            }
         }
 
         let mut model = onnx
@@ -246,6 +254,15 @@ impl Model {
         log::debug!(
             "channel-inner depthwise kernel: {}",
             depthwise_x86::selected().unwrap_or("none (depthwise convolutions stay NCHW)")
+        );
+        log::debug!(
+            "short-K matmul kernel {}: {}",
+            matmul_x86::KERNEL_NAME,
+            if matmul_x86::available() {
+                "available"
+            } else {
+                "not on this CPU"
+            }
         );
         let plan = typed
             .into_optimized()
