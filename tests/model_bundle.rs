@@ -481,3 +481,55 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
         assert_eq!(channel_last, 0, "{dw:?}");
     }
 }
+
+/// The short-K 1×1 convolutions (K = 16, 24, 32, 40 input channels) run on camtrapd's AVX-512 16×16 kernel where the CPU has
+/// AVX-512F, every other product on tract's own kernels. (That the scores
+/// stay right is the golden tests' business.)
+#[test]
+fn short_k_products_run_on_the_avx512_kernel_where_the_cpu_has_it() {
+    use camtrapd::model::matmul_x86;
+    let mut m = Model::load(&fp32_model()).unwrap();
+    let mut profile = Vec::new();
+    m.run_profiled(&mut profile).unwrap();
+    let ours: Vec<&str> = profile
+        .iter()
+        .filter(|t| t.op == "OptMatMul" && t.info.contains(matmul_x86::KERNEL_NAME))
+        .map(|t| t.node.as_str())
+        .collect();
+    let matmuls = profile.iter().filter(|t| t.op == "OptMatMul").count();
+    if matmul_x86::available() {
+        // Block 0 project (K 32), blocks 1–5 expand (K 16, 24, 24, 40, 40);
+        // not the stem (K 27, but M 32 < N 12544).
+        assert_eq!(ours.len(), 6, "{ours:?}");
+        assert!(!ours.iter().any(|n| n.contains("_conv_stem")), "{ours:?}");
+        assert!(ours.iter().any(|n| n.contains("_blocks.1/")), "{ours:?}");
+        assert!(matmuls > 30, "the other products stay on tract's kernels");
+    } else {
+        assert!(ours.is_empty(), "{ours:?}");
+    }
+}
+
+/// The default (weight-only int8) bundle is dequantised once at load: its
+/// plan has no per-frame `Cast` or dequantisation of weights and has the
+/// same operators as the fp32 plan (before the fold it cast and re-packed
+/// the classifier's int8 weights on every frame).
+#[test]
+fn weight_only_int8_bundle_runs_the_fp32_plan() {
+    let mut q = Model::load(&default_model()).unwrap();
+    let mut f = Model::load(&fp32_model()).unwrap();
+    let (mut pq, mut pf) = (Vec::new(), Vec::new());
+    q.run_profiled(&mut pq).unwrap();
+    f.run_profiled(&mut pf).unwrap();
+    let ops = |p: &[camtrapd::model::NodeTime]| {
+        let mut v: Vec<String> = p.iter().map(|t| t.op.clone()).collect();
+        v.sort();
+        v
+    };
+    assert!(
+        !pq.iter()
+            .any(|t| t.op.contains("Cast") || t.op.contains("Dequantize")),
+        "{:?}",
+        ops(&pq)
+    );
+    assert_eq!(ops(&pq), ops(&pf));
+}
