@@ -9,7 +9,10 @@
    the same preprocessed tensor T.npy, with the same model files (and any
    --extra ONNX files, e.g. onnxruntime's QDQ export), on one thread;
 3. prints p50/p95 per engine and the ratios (this machine is shared and
-   noisy: ratios from one run are what to compare, not absolute times).
+   noisy: ratios from one run are what to compare, not absolute times);
+4. then --rounds alternating rounds of tract fp32 (a fresh `camtrapd bench`)
+   and onnxruntime fp32 (one warm session), and the median of the per-round
+   ratios: the headline figure, robust to the load drifting during the run.
 
 Only onnxruntime and numpy are needed (no torch):
 
@@ -44,6 +47,33 @@ def stats(ms):
     return {"n": len(v), "mean_ms": sum(v) / len(v), "p50_ms": at(0.5), "p95_ms": at(0.95)}
 
 
+def ort_session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_p50(s, x, frames, warmup):
+    name = s.get_inputs()[0].name
+    ms = []
+    for i in range(warmup + frames):
+        t = time.perf_counter()
+        s.run(None, {name: x})
+        if i >= warmup:
+            ms.append((time.perf_counter() - t) * 1e3)
+    return stats(ms)["p50_ms"]
+
+
+def tract_fp32_p50(a):
+    cmd = [a.camtrapd, "bench", "--json", "-n", str(a.frames), "--warmup", str(a.warmup),
+           "--model", FP32, a.images]
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return {s["stage"]: s for s in out["stages"]}["inference"]["p50_ms"]
+
+
 def ort_bench(path, x, input_name, frames, warmup):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -70,6 +100,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--images", default=os.path.join(ROOT, "..", "shared", "data", "zoo12", "known", "elephant"))
     ap.add_argument("--extra", action="append", default=[], help="another ONNX file for onnxruntime (e.g. a QDQ export)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="alternating rounds of tract fp32 and onnxruntime fp32 for the headline ratio "
+                         "(median of the per-round ratios; a shared machine's load drifts between runs)")
     ap.add_argument("--json-out")
     a = ap.parse_args()
 
@@ -125,9 +158,20 @@ def main():
         print(f"end to end: {t['fps']:.1f} frames/s with {t['threads']} pipeline(s)")
     print(f"peak RSS {tract['peak_rss_mib']:.1f} MiB, start to first decision {tract['first_decision_ms']:.0f} ms")
     print(f"onnxruntime int8 and fp32 agree on the top-1 of the tensor: {agree}")
+    rounds = []
+    if a.rounds > 0:
+        sess = ort_session(os.path.join(FP32, "model.onnx"))
+        for r in range(a.rounds):
+            t = tract_fp32_p50(a)
+            o = ort_p50(sess, x, a.frames, a.warmup)
+            rounds.append({"tract_fp32_p50_ms": t, "onnxruntime_fp32_p50_ms": o, "ratio": t / o})
+            print(f"round {r + 1}: tract fp32 {t:.2f} ms, onnxruntime fp32 {o:.2f} ms, ratio {t / o:.2f}x")
+        med = sorted(x["ratio"] for x in rounds)[len(rounds) // 2]
+        ratios["tract fp32 / onnxruntime fp32, median of alternating rounds"] = med
+        print(f"tract fp32 / onnxruntime fp32, median of {len(rounds)} alternating rounds: {med:.2f}x")
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump({"tract": tract, "engines": engines, "ratios": ratios,
+            json.dump({"tract": tract, "engines": engines, "ratios": ratios, "rounds": rounds,
                        "onnxruntime_version": ort.__version__}, f, indent=1)
 
 

@@ -456,10 +456,11 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
     assert_eq!(m.scores_output().unwrap(), plain.as_slice());
     m.run_profiled(&mut profile).unwrap();
     assert!(profile.iter().all(|t| t.ms >= 0.0 && !t.op.is_empty()));
-    // EfficientNet-Lite0 has 16 depthwise convolutions.
+    // EfficientNet-Lite0 has 16 depthwise convolutions: tract's `DepthWise`
+    // or, channel-last on AVX-512 CPUs, our depthwise + ReLU6 operator.
     let dw: Vec<Vec<usize>> = profile
         .iter()
-        .filter(|t| t.op == "DepthWiseConv")
+        .filter(|t| t.op == "DepthWiseConv" || t.op == camtrapd::model::depthwise_fused::OP_NAME)
         .map(|t| {
             t.output_shape
                 .split(',')
@@ -477,6 +478,20 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
     if camtrapd::model::depthwise_x86::selected().is_some() {
         // All but the first block's, which follows the stem's NCHW output.
         assert!(channel_last >= 15, "{dw:?}");
+        if camtrapd::model::matmul_x86::available() {
+            // AVX-512: those 15 run fused with their ReLU6, whose separate
+            // Max+Min nodes are gone (the stem's and block 0's remain).
+            let fused = profile
+                .iter()
+                .filter(|t| t.op == camtrapd::model::depthwise_fused::OP_NAME)
+                .count();
+            assert_eq!(fused, 15, "{profile:?}");
+            let clamps = profile
+                .iter()
+                .filter(|t| t.op.starts_with("OptBinChain"))
+                .count();
+            assert_eq!(clamps, 2, "{profile:?}");
+        }
     } else {
         assert_eq!(channel_last, 0, "{dw:?}");
     }
@@ -532,4 +547,51 @@ fn weight_only_int8_bundle_runs_the_fp32_plan() {
         ops(&pq)
     );
     assert_eq!(ops(&pq), ops(&pf));
+}
+
+/// camtrapd's own x86 operators (the AVX-512 short-K matmul kernel and the
+/// fused depthwise + ReLU6) give the scores tract's own kernels give: the
+/// same top-3 labels and scores within 1e-5 on 12 zoo12 photos, with both
+/// on and with both turned off through their environment variables.
+#[test]
+fn own_kernels_give_the_scores_of_tracts_kernels() {
+    let photos = common::shared_data().join("zoo12/known/elephant");
+    let run = |off: bool| -> Vec<serde_json::Value> {
+        let mut cmd = common::camtrapd_cmd();
+        cmd.args(["classify", "--json", "-k", "3", "-m"])
+            .arg(fp32_model())
+            .arg(&photos);
+        if off {
+            cmd.env(camtrapd::model::depthwise_fused::DISABLE_ENV, "1")
+                .env(camtrapd::model::matmul_x86::DISABLE_ENV, "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .take(12)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (ours, tracts) = (run(false), run(true));
+    assert_eq!(ours.len(), 12);
+    assert_eq!(ours.len(), tracts.len());
+    for (a, b) in ours.iter().zip(&tracts) {
+        assert_eq!(a["source"], b["source"]);
+        let (ta, tb) = (
+            a["top_k"].as_array().unwrap(),
+            b["top_k"].as_array().unwrap(),
+        );
+        assert_eq!(ta.len(), 3);
+        for (x, y) in ta.iter().zip(tb) {
+            assert_eq!(x["label"], y["label"], "{a} vs {b}");
+            let (sx, sy) = (x["score"].as_f64().unwrap(), y["score"].as_f64().unwrap());
+            assert!((sx - sy).abs() <= 1e-5, "{a} vs {b}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! lets tract optimise the graph, and runs one self-test inference so that a
 //! broken model fails at start-up rather than on the first frame.
 
+pub mod depthwise_fused;
 pub mod depthwise_x86;
 pub mod fold_dequantize;
 pub mod manifest;
@@ -266,7 +267,12 @@ impl Model {
         );
         let plan = typed
             .into_optimized()
-            .and_then(|m| m.into_runnable())
+            .and_then(|mut m| {
+                // Depthwise convolution + ReLU6 in one pass (x86 AVX-512).
+                let n = depthwise_fused::fuse(&mut m, &proto)?;
+                log::debug!("fused {n} depthwise convolutions with their clamp");
+                m.into_runnable()
+            })
             .map_err(|e| onnx_err(&onnx_path, &e, &op_hint(&e)))?;
         let state = TypedSimpleState::new(&plan).map_err(|e| onnx_err(&onnx_path, e, ""))?;
         let input = match manifest.input.datum_type {
