@@ -38,6 +38,9 @@ use tract_onnx::tract_core::internal::*;
 /// operator out when chasing a bug).
 pub const DISABLE_ENV: &str = "CAMTRAPD_NO_FUSED_DEPTHWISE";
 
+/// Largest kernel (taps) of the channel-first form: 7×7.
+const MAX_TAPS: usize = 49;
+
 /// Name of the fused operator in tract's profile.
 pub const OP_NAME: &str = "FusedDepthwiseClip";
 
@@ -81,10 +84,16 @@ pub struct Geometry {
 #[derive(Debug, Clone)]
 pub struct FusedDepthwise {
     g: Geometry,
+    /// Channel-last (`[H, W, C]`) or channel-first (`[C, H, W]`) data.
+    channel_first: bool,
+    /// Tap-major `[kh·kw][C]` (channel-last) or `[C][kh·kw]` (channel-first).
     weights: Arc<[f32]>,
     bias: Arc<[f32]>,
     lo: f32,
     hi: f32,
+    /// Clamp applied to the input first (the previous layer's ReLU6, fused
+    /// too), channel-first only.
+    input_clamp: Option<(f32, f32)>,
     out_shape: TVec<usize>,
 }
 
@@ -92,6 +101,9 @@ impl PartialEq for FusedDepthwise {
     fn eq(&self, o: &Self) -> bool {
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         self.g == o.g
+            && self.channel_first == o.channel_first
+            && self.input_clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
+                == o.input_clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
             && self.out_shape == o.out_shape
             && self.lo.to_bits() == o.lo.to_bits()
             && self.hi.to_bits() == o.hi.to_bits()
@@ -126,10 +138,43 @@ impl FusedDepthwise {
         let bias: Vec<f32> = bias.map_or_else(|| vec![0.0; g.c], <[f32]>::to_vec);
         Some(FusedDepthwise {
             g,
+            channel_first: false,
             weights: w.into(),
             bias: bias.into(),
             lo,
             hi,
+            input_clamp: None,
+            out_shape,
+        })
+    }
+
+    /// The channel-first (`[C, H, W]`) form, stride 1 and dilation 1 only:
+    /// as [`Self::new`], plus an optional clamp of the input (the ReLU6 of
+    /// the layer before, fused as well). `None` for other strides or
+    /// dilations, or when the sizes disagree.
+    pub fn new_channel_first(
+        g: Geometry,
+        weights_oihw: &[f32],
+        bias: Option<&[f32]>,
+        (lo, hi): (f32, f32),
+        input_clamp: Option<(f32, f32)>,
+        out_shape: TVec<usize>,
+    ) -> Option<FusedDepthwise> {
+        if (g.sh, g.sw, g.dh, g.dw) != (1, 1, 1, 1)
+            || g.kh * g.kw > MAX_TAPS
+            || weights_oihw.len() != g.c * g.kh * g.kw
+            || bias.is_some_and(|b| b.len() != g.c)
+        {
+            return None;
+        }
+        Some(FusedDepthwise {
+            g,
+            channel_first: true,
+            weights: weights_oihw.into(),
+            bias: bias.map_or_else(|| vec![0.0; g.c], <[f32]>::to_vec).into(),
+            lo,
+            hi,
+            input_clamp,
             out_shape,
         })
     }
@@ -145,7 +190,13 @@ impl FusedDepthwise {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: AVX-512F checked; sizes checked above.
-            unsafe { self.avx512(x, y) };
+            unsafe {
+                if self.channel_first {
+                    self.avx512_channel_first(x, y)
+                } else {
+                    self.avx512(x, y)
+                }
+            };
             return Ok(());
         }
         bail!("{OP_NAME} needs AVX-512F");
@@ -184,6 +235,68 @@ impl FusedDepthwise {
                         self.channels::<1>(x, y, oy, ox, ky, kx);
                         ox += 1;
                     }
+                }
+            }
+        }
+    }
+
+    /// Channel-first, stride 1: per channel, the input plane is clamped
+    /// (when an input clamp is fused) and zero-padded once into a scratch
+    /// plane whose rows are padded to whole vectors; then every output row
+    /// is 16 pixels per vector, the `kh·kw` weights broadcast in registers,
+    /// no border checks.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_channel_first(&self, x: &[f32], y: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let g = &self.g;
+        let pw = (g.ow + g.kw - 1).div_ceil(16) * 16 + 16;
+        let ph = g.oh + g.kh - 1;
+        let mut plane = vec![0f32; pw * ph];
+        let (ilo, ihi) = self
+            .input_clamp
+            .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
+        let taps = g.kh * g.kw;
+        for c in 0..g.c {
+            let src = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
+            // Rows pt.. of the padded plane hold the input rows (clamped),
+            // shifted right by pl; the rest stays zero (set once: every
+            // channel writes the same cells).
+            for iy in 0..g.ih {
+                let row = &mut plane[(iy + g.pt) * pw + g.pl..][..g.iw];
+                for (d, &v) in row.iter_mut().zip(&src[iy * g.iw..(iy + 1) * g.iw]) {
+                    *d = v.max(ilo).min(ihi);
+                }
+            }
+            let w = &self.weights[c * taps..(c + 1) * taps];
+            let mut wv = [_mm512_setzero_ps(); MAX_TAPS];
+            for (d, &v) in wv.iter_mut().zip(w) {
+                *d = _mm512_set1_ps(v);
+            }
+            let bias = _mm512_set1_ps(self.bias[c]);
+            let out = &mut y[c * g.oh * g.ow..(c + 1) * g.oh * g.ow];
+            for oy in 0..g.oh {
+                let mut ox = 0;
+                while ox < g.ow {
+                    let rest = g.ow - ox;
+                    let m: __mmask16 = if rest >= 16 {
+                        0xffff
+                    } else {
+                        (1u16 << rest) - 1
+                    };
+                    let mut acc = bias;
+                    for ky in 0..g.kh {
+                        let base = plane.as_ptr().add((oy + ky) * pw + ox);
+                        for kx in 0..g.kw {
+                            // SAFETY: `pw` leaves a whole vector after the last tap.
+                            let v = _mm512_loadu_ps(base.add(kx));
+                            acc = _mm512_fmadd_ps(v, wv[ky * g.kw + kx], acc);
+                        }
+                    }
+                    let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(oy * g.ow + ox), m, v);
+                    ox += 16;
                 }
             }
         }
@@ -303,10 +416,18 @@ impl Op for FusedDepthwise {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let g = &self.g;
+        let layout = if self.channel_first { "CHW" } else { "HWC" };
+        let input_clamp = self
+            .input_clamp
+            .map_or(String::new(), |(a, b)| format!(" input clamp [{a}, {b}]"));
+        let (i, o) = if self.channel_first {
+            ([g.c, g.ih, g.iw], [g.c, g.oh, g.ow])
+        } else {
+            ([g.ih, g.iw, g.c], [g.oh, g.ow, g.c])
+        };
         Ok(vec![format!(
-            "[{},{},{}] -> [{},{},{}] kernel {}x{} stride {}x{} dilation {}x{} pad {},{} clamp [{}, {}]",
-            g.ih, g.iw, g.c, g.oh, g.ow, g.c, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl,
-            self.lo, self.hi
+            "{layout}{input_clamp} {i:?} -> {o:?} kernel {}x{} stride {}x{} dilation {}x{} pad {},{} clamp [{}, {}]",
+            g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, self.lo, self.hi
         )])
     }
 
@@ -373,6 +494,14 @@ fn ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
         .map(|a| a.ints.clone())
 }
 
+/// The spatial `[.., C, H, W]` of a channel-first fact with `c` channels
+/// (leading axes of size 1).
+fn chw(shape: &[usize], c: usize) -> Option<(usize, usize)> {
+    let n = shape.len();
+    (n >= 3 && shape[n - 3] == c && shape[..n - 3].iter().all(|&d| d == 1))
+        .then(|| (shape[n - 2], shape[n - 1]))
+}
+
 /// The spatial `[.., H, W, C]` of a channel-last fact with `c` channels, or
 /// `None` for any other layout (e.g. NCHW `[1, C, H, W]`).
 fn hwc(shape: &[usize], c: usize) -> Option<(usize, usize)> {
@@ -422,18 +551,23 @@ pub fn fuse(model: &mut TypedModel, proto: &pb::ModelProto) -> TractResult<usize
         .filter(|n| n.op_type == "Clip" && !n.input.is_empty())
         .map(|n| (n.input[0].as_str(), n))
         .collect();
+    let producers: HashMap<&str, &pb::NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
     let mut fused = 0;
     for conv in graph.node.iter().filter(|n| n.op_type == "Conv") {
         let Some(clip) = conv.output.first().and_then(|o| clips.get(o.as_str())) else {
             continue;
         };
-        let Some(op) = build(conv, clip, model, &inits, &consts) else {
+        let Some((op, input, clip_id)) = build(conv, clip, model, &inits, &consts, &producers)
+        else {
             continue;
         };
-        let (dw_id, clip_id) = op.1;
         let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, model.node(dw_id).inputs[0])?;
-        let y = patch.wire_node(&conv.name, op.0, &[x])?[0];
+        let x = patch.tap_model(model, input)?;
+        let y = patch.wire_node(&conv.name, op, &[x])?[0];
         patch.shunt_outside(model, clip_id.into(), y)?;
         patch.apply(model)?;
         fused += 1;
@@ -444,15 +578,19 @@ pub fn fuse(model: &mut TypedModel, proto: &pb::ModelProto) -> TractResult<usize
     Ok(fused)
 }
 
-/// The fused operator for one ONNX `Conv` → `Clip` pair, and the ids of the
-/// tract `DepthWise` node and clamp node it replaces, if the pair qualifies.
+/// The fused operator for one ONNX `Conv` → `Clip` pair, the tract outlet
+/// it reads and the id of the clamp node whose output it replaces, if the
+/// pair qualifies. Channel-first (NCHW) convolutions also take in the clamp
+/// before them (the previous layer's `Clip`, possibly through a `Pad`) when
+/// nothing else reads it.
 fn build(
     conv: &pb::NodeProto,
     clip: &pb::NodeProto,
     model: &TypedModel,
     inits: &HashMap<&str, &pb::TensorProto>,
     consts: &HashMap<&str, &pb::TensorProto>,
-) -> Option<(FusedDepthwise, (usize, usize))> {
+    producers: &HashMap<&str, &pb::NodeProto>,
+) -> Option<(FusedDepthwise, OutletId, usize)> {
     // tract keeps the ONNX node name for the DepthWise node and names the
     // clamp chain after the Clip node.
     let dw = model.nodes().iter().find(|n| n.name == conv.name)?;
@@ -516,8 +654,12 @@ fn build(
     {
         return None;
     }
-    let (ih, iw) = hwc(&in_shape, c)?;
-    let (oh, ow) = hwc(&out_shape, c)?;
+    let channel_first = hwc(&in_shape, c).is_none();
+    let ((ih, iw), (oh, ow)) = if channel_first {
+        (chw(&in_shape, c)?, chw(&out_shape, c)?)
+    } else {
+        (hwc(&in_shape, c)?, hwc(&out_shape, c)?)
+    };
     if sh == 0 || sw == 0 || dh == 0 || dwx == 0 || in_shape.len() != out_shape.len() {
         return None;
     }
@@ -545,8 +687,57 @@ fn build(
         oh,
         ow,
     };
-    let op = FusedDepthwise::new(g, &w, bias.as_deref(), lo, hi, out_shape)?;
-    Some((op, (dw.id, succ.id)))
+    if !channel_first {
+        let op = FusedDepthwise::new(g, &w, bias.as_deref(), lo, hi, out_shape)?;
+        return Some((op, dw.inputs[0], succ.id));
+    }
+    // The clamp before: ONNX Clip (→ Pad) → Conv, which tract made a Max+Min
+    // chain node named after the Clip, read only by this convolution.
+    let mut before = producers.get(conv.input.first()?.as_str())?;
+    if before.op_type == "Pad" {
+        before = producers.get(before.input.first()?.as_str())?;
+    }
+    let pred = model.node(dw.inputs[0].node);
+    let fused_input = (before.op_type == "Clip"
+        && pred.name == format!("{}.max", before.name)
+        && pred.op.name().starts_with("OptBinChain")
+        && !pred.inputs.is_empty()
+        // Its other inputs are the bounds, constants.
+        && pred.inputs[1..]
+            .iter()
+            .all(|o| model.outlet_fact(*o).is_ok_and(|f| f.konst.is_some()))
+        && pred.outputs.len() == 1
+        && pred.outputs[0].successors.len() == 1)
+        .then(|| clip_bounds(before, inits, consts))
+        .flatten();
+    log::debug!(
+        "{}: channel-first; before it {:?} ({}), tract node {:?} ({}, {} inputs, {} successors); input clamp fused: {}",
+        conv.name,
+        before.name,
+        before.op_type,
+        pred.name,
+        pred.op.name(),
+        pred.inputs.len(),
+        pred.outputs[0].successors.len(),
+        fused_input.is_some()
+    );
+    let input = if fused_input.is_some() {
+        pred.inputs[0]
+    } else {
+        dw.inputs[0]
+    };
+    if model.outlet_fact(input).ok()?.shape.as_concrete()? != in_shape.as_slice() {
+        return None;
+    }
+    let op = FusedDepthwise::new_channel_first(
+        g,
+        &w,
+        bias.as_deref(),
+        (lo, hi),
+        fused_input,
+        out_shape,
+    )?;
+    Some((op, input, succ.id))
 }
 
 /// tract's `DepthWise` geometry, from its description
@@ -698,6 +889,111 @@ mod tests {
                 assert!((a - e).abs() <= 1e-4, "{g:?} at {i}: {a} vs {e}");
             }
         }
+    }
+
+    /// Channel-first, stride 1, with the previous layer's clamp fused on
+    /// the input: the definition on NCHW data, input clamped before the
+    /// zero padding (as ONNX Clip → Pad → Conv).
+    #[test]
+    fn channel_first_with_input_clamp_matches_the_definition() {
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        return;
+        for (c, ih, iw, k, p0, p1) in [(3, 9, 21, 3, 1, 1), (2, 5, 17, 5, 2, 2), (4, 6, 6, 3, 0, 1)]
+        {
+            let (oh, ow) = (ih + p0 + p1 - k + 1, iw + p0 + p1 - k + 1);
+            let g = Geometry {
+                c,
+                ih,
+                iw,
+                kh: k,
+                kw: k,
+                sh: 1,
+                sw: 1,
+                dh: 1,
+                dw: 1,
+                pt: p0,
+                pl: p0,
+                oh,
+                ow,
+            };
+            let x: Vec<f32> = (0..c * ih * iw)
+                .map(|i| ((i * 37 % 101) as f32 - 40.0) / 5.0)
+                .collect();
+            let w: Vec<f32> = (0..c * k * k)
+                .map(|i| ((i * 11 % 23) as f32 - 11.0) / 10.0)
+                .collect();
+            let b: Vec<f32> = (0..c).map(|i| i as f32 - 1.0).collect();
+            let op = FusedDepthwise::new_channel_first(
+                g,
+                &w,
+                Some(&b),
+                (0.0, 6.0),
+                Some((0.0, 6.0)),
+                tvec![1, c, oh, ow],
+            )
+            .unwrap();
+            let mut y = vec![f32::NAN; c * oh * ow];
+            op.compute(&x, &mut y).unwrap();
+            // The definition, through the channel-last reference on
+            // transposed, clamped data.
+            let nhwc = |v: &[f32], h: usize, wd: usize, f: &dyn Fn(f32) -> f32| {
+                let mut o = vec![0f32; v.len()];
+                for ch in 0..c {
+                    for i in 0..h * wd {
+                        o[i * c + ch] = f(v[ch * h * wd + i]);
+                    }
+                }
+                o
+            };
+            let xc = nhwc(&x, ih, iw, &|v| v.clamp(0.0, 6.0));
+            let want = reference(&g, &xc, &w, &b, 0.0, 6.0);
+            let got = nhwc(&y, oh, ow, &|v| v);
+            for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                assert!((a - e).abs() <= 1e-4, "{g:?} at {i}: {a} vs {e}");
+            }
+        }
+        // Other strides are left to tract.
+        let mut g2 = Geometry {
+            c: 1,
+            ih: 4,
+            iw: 4,
+            kh: 3,
+            kw: 3,
+            sh: 2,
+            sw: 2,
+            dh: 1,
+            dw: 1,
+            pt: 1,
+            pl: 1,
+            oh: 2,
+            ow: 2,
+        };
+        assert!(FusedDepthwise::new_channel_first(
+            g2,
+            &[0.0; 9],
+            None,
+            (0.0, 6.0),
+            None,
+            tvec![1, 1, 2, 2]
+        )
+        .is_none());
+        g2.sh = 1;
+        g2.sw = 1;
+        g2.oh = 4;
+        g2.ow = 4;
+        assert!(FusedDepthwise::new_channel_first(
+            g2,
+            &[0.0; 9],
+            None,
+            (0.0, 6.0),
+            None,
+            tvec![1, 1, 4, 4]
+        )
+        .is_some());
     }
 
     #[test]
