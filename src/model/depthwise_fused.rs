@@ -494,6 +494,19 @@ fn ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
         .map(|a| a.ints.clone())
 }
 
+/// tract's node for an ONNX `Clip` with constant bounds: exactly a
+/// `Max`+`Min` chain (nothing fused before or after it) named after the
+/// Clip, reading one tensor plus its two constant bounds.
+fn is_clamp_of(model: &TypedModel, node: &TypedNode, clip: &pb::NodeProto) -> bool {
+    node.op.name() == "OptBinChain(Max+Min)"
+        && node.name == format!("{}.max", clip.name)
+        && node.inputs.len() == 3
+        && node.inputs[1..]
+            .iter()
+            .all(|o| model.outlet_fact(*o).is_ok_and(|f| f.konst.is_some()))
+        && node.outputs.len() == 1
+}
+
 /// The spatial `[.., C, H, W]` of a channel-first fact with `c` channels
 /// (leading axes of size 1).
 fn chw(shape: &[usize], c: usize) -> Option<(usize, usize)> {
@@ -506,7 +519,7 @@ fn chw(shape: &[usize], c: usize) -> Option<(usize, usize)> {
 /// `None` for any other layout (e.g. NCHW `[1, C, H, W]`).
 fn hwc(shape: &[usize], c: usize) -> Option<(usize, usize)> {
     let n = shape.len();
-    (n >= 3 && shape[n - 1] == c && shape[..n - 3].iter().all(|&d| d == 1) && shape[n - 3] != c)
+    (n >= 3 && shape[n - 1] == c && shape[..n - 3].iter().all(|&d| d == 1))
         .then(|| (shape[n - 3], shape[n - 2]))
 }
 
@@ -556,12 +569,18 @@ pub fn fuse(model: &mut TypedModel, proto: &pb::ModelProto) -> TractResult<usize
         .iter()
         .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
         .collect();
+    // Nodes are matched to tract's by name: only names used once qualify.
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for n in &graph.node {
+        *names.entry(n.name.as_str()).or_default() += 1;
+    }
     let mut fused = 0;
     for conv in graph.node.iter().filter(|n| n.op_type == "Conv") {
         let Some(clip) = conv.output.first().and_then(|o| clips.get(o.as_str())) else {
             continue;
         };
-        let Some((op, input, clip_id)) = build(conv, clip, model, &inits, &consts, &producers)
+        let Some((op, input, clip_id)) =
+            build(conv, clip, model, &inits, &consts, &producers, &names)
         else {
             continue;
         };
@@ -590,15 +609,20 @@ fn build(
     inits: &HashMap<&str, &pb::TensorProto>,
     consts: &HashMap<&str, &pb::TensorProto>,
     producers: &HashMap<&str, &pb::NodeProto>,
+    names: &HashMap<&str, usize>,
 ) -> Option<(FusedDepthwise, OutletId, usize)> {
     // tract keeps the ONNX node name for the DepthWise node and names the
     // clamp chain after the Clip node.
+    let unique = |name: &str| !name.is_empty() && names.get(name) == Some(&1);
+    if !unique(&conv.name) || !unique(&clip.name) {
+        return None;
+    }
     let dw = model.nodes().iter().find(|n| n.name == conv.name)?;
     if dw.op.name() != "DepthWiseConv" || dw.inputs.len() != 3 {
         return None;
     }
     let succ = model.single_succ(dw.id).ok()??;
-    if !succ.op.name().starts_with("OptBinChain") || succ.name != format!("{}.max", clip.name) {
+    if !is_clamp_of(model, succ, clip) || succ.inputs[0] != OutletId::new(dw.id, 0) {
         return None;
     }
     let w = f32_tensor(conv.input.get(1)?, inits, consts)?;
@@ -654,13 +678,31 @@ fn build(
     {
         return None;
     }
-    let channel_first = hwc(&in_shape, c).is_none();
+    // tract's kernel input says the layout: [C, 1, kh·kw] for channel-first
+    // data, [1, kh·kw, C] (tap-major) for channel-last.
+    let kshape: Vec<usize> = model
+        .outlet_fact(dw.inputs[1])
+        .ok()?
+        .shape
+        .as_concrete()?
+        .to_vec();
+    let channel_first = match kshape[..] {
+        [g, 1, t] if g == c && t == kh * kw => true,
+        [1, t, g] if g == c && t == kh * kw => false,
+        _ => return None,
+    };
     let ((ih, iw), (oh, ow)) = if channel_first {
         (chw(&in_shape, c)?, chw(&out_shape, c)?)
     } else {
         (hwc(&in_shape, c)?, hwc(&out_shape, c)?)
     };
-    if sh == 0 || sw == 0 || dh == 0 || dwx == 0 || in_shape.len() != out_shape.len() {
+    if sh == 0
+        || sw == 0
+        || dh == 0
+        || dwx == 0
+        || in_shape.len() != out_shape.len()
+        || spec.input != [ih, iw]
+    {
         return None;
     }
     let span = |i: usize, k: usize, d: usize, s: usize, p0: usize, p1: usize| {
@@ -699,14 +741,8 @@ fn build(
     }
     let pred = model.node(dw.inputs[0].node);
     let fused_input = (before.op_type == "Clip"
-        && pred.name == format!("{}.max", before.name)
-        && pred.op.name().starts_with("OptBinChain")
-        && !pred.inputs.is_empty()
-        // Its other inputs are the bounds, constants.
-        && pred.inputs[1..]
-            .iter()
-            .all(|o| model.outlet_fact(*o).is_ok_and(|f| f.konst.is_some()))
-        && pred.outputs.len() == 1
+        && unique(&before.name)
+        && is_clamp_of(model, pred, before)
         && pred.outputs[0].successors.len() == 1)
         .then(|| clip_bounds(before, inits, consts))
         .flatten();
@@ -744,6 +780,7 @@ fn build(
 /// (`input: 112,112 kernel: 3,3 strides: 2,2 dil: 1,1 pad: Explicit([0, 0], [1, 1])`).
 #[derive(Debug, PartialEq)]
 struct PatchSpec {
+    input: [usize; 2],
     kernel: [usize; 2],
     strides: [usize; 2],
     dil: [usize; 2],
@@ -777,6 +814,7 @@ fn parse_patch(info: &str) -> Option<PatchSpec> {
         return None;
     };
     Some(PatchSpec {
+        input: pair(field("input: ")?)?,
         kernel: pair(field("kernel: ")?)?,
         strides: pair(field("strides: ")?)?,
         dil: pair(field("dil: ")?)?,
@@ -1026,6 +1064,7 @@ mod tests {
         assert_eq!(
             p,
             Some(PatchSpec {
+                input: [112, 112],
                 kernel: [3, 3],
                 strides: [2, 2],
                 dil: [1, 1],
@@ -1047,5 +1086,8 @@ mod tests {
         assert_eq!(hwc(&[56, 56, 96], 96), Some((56, 56)));
         assert_eq!(hwc(&[1, 14, 14, 672], 672), Some((14, 14)));
         assert_eq!(hwc(&[1, 32, 112, 112], 32), None);
+        assert_eq!(chw(&[1, 32, 112, 112], 32), Some((112, 112)));
+        // H == C: the shape alone cannot tell; `build` asks tract's kernel layout.
+        assert_eq!(hwc(&[1, 96, 96, 96], 96), Some((96, 96)));
     }
 }

@@ -106,7 +106,12 @@ fn dequantize(
     let zp = |c: usize| zero.map_or(0, |z| z[c]);
     if scale.len() == 1 {
         let (s, z) = (scale[0], zp(0));
-        return Some(x.values.iter().map(|&v| (v - z) as f32 * s).collect());
+        return Some(
+            x.values
+                .iter()
+                .map(|&v| (i64::from(v) - i64::from(z)) as f32 * s)
+                .collect(),
+        );
     }
     let rank = x.dims.len() as i64;
     let axis = if axis < 0 { axis + rank } else { axis };
@@ -122,10 +127,22 @@ fn dequantize(
             .enumerate()
             .map(|(i, &v)| {
                 let c = (i / inner.max(1)) % channels;
-                (v - zp(c)) as f32 * scale[c]
+                (i64::from(v) - i64::from(zp(c))) as f32 * scale[c]
             })
             .collect(),
     )
+}
+
+/// Every tensor name a node of `graph` or of its subgraphs reads.
+fn names_read(graph: &pb::GraphProto, out: &mut std::collections::HashSet<String>) {
+    for n in &graph.node {
+        out.extend(n.input.iter().cloned());
+        for a in &n.attribute {
+            for g in a.g.iter().chain(&a.graphs) {
+                names_read(g, out);
+            }
+        }
+    }
 }
 
 fn int_attr(node: &pb::NodeProto, name: &str, default: i64) -> i64 {
@@ -151,12 +168,20 @@ pub fn fold_constant_dequantize(graph: &mut pb::GraphProto) -> usize {
         .map(|(i, t)| (t.name.clone(), i))
         .collect();
     let mut folded_nodes = HashSet::new();
+    let mut operands: HashSet<String> = HashSet::new();
     let mut new_inits = Vec::new();
     for (ni, node) in graph.node.iter().enumerate() {
         if node.op_type != "DequantizeLinear"
             || !(node.domain.is_empty() || node.domain == "ai.onnx")
             || node.output.len() != 1
             || !(2..=3).contains(&node.input.len())
+            // Only attributes whose meaning is folded here: `axis`,
+            // `block_size` (0 only, below) and `output_dtype` FLOAT.
+            || node.attribute.iter().any(|a| match a.name.as_str() {
+                "axis" | "block_size" => false,
+                "output_dtype" => a.i != DataType::Float as i32 as i64,
+                _ => true,
+            })
         {
             continue;
         }
@@ -195,6 +220,7 @@ pub fn fold_constant_dequantize(graph: &mut pb::GraphProto) -> usize {
         for v in &y {
             raw.extend_from_slice(&v.to_le_bytes());
         }
+        operands.extend(node.input.iter().filter(|n| !n.is_empty()).cloned());
         new_inits.push(pb::TensorProto {
             name: node.output[0].clone(),
             dims: x.dims.iter().map(|&d| d as i64).collect(),
@@ -213,20 +239,13 @@ pub fn fold_constant_dequantize(graph: &mut pb::GraphProto) -> usize {
         !folded_nodes.contains(&(i - 1))
     });
     graph.initializer.extend(new_inits);
-    // Drop initializers (and their legacy graph-input entries) that no node
-    // and no graph output reads any more.
-    let used: HashSet<&str> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.input.iter().map(String::as_str))
-        .chain(graph.output.iter().map(|o| o.name.as_str()))
-        .collect();
-    let dead: HashSet<String> = graph
-        .initializer
-        .iter()
-        .filter(|t| !used.contains(t.name.as_str()))
-        .map(|t| t.name.clone())
-        .collect();
+    // Drop the folded nodes' quantised operands (and their legacy
+    // graph-input entries) that nothing reads any more: no node, including
+    // those of subgraphs (If/Loop/Scan bodies), and no graph output.
+    let mut used = HashSet::new();
+    names_read(graph, &mut used);
+    used.extend(graph.output.iter().map(|o| o.name.clone()));
+    let dead: HashSet<String> = operands.into_iter().filter(|n| !used.contains(n)).collect();
     graph.initializer.retain(|t| !dead.contains(&t.name));
     graph.input.retain(|v| !dead.contains(&v.name));
     folded_nodes.len()
@@ -290,6 +309,7 @@ mod tests {
                 init_f32("w_s", &[2], &[0.5, 0.25]),
                 init_i8("w_z", &[2], &[1, -2]),
                 init_f32("x", &[1], &[0.0]),
+                init_f32("spare", &[1], &[0.0]),
             ],
             node: vec![
                 dq("w_q", "w_s", Some("w_z"), "w", Some(0)),
@@ -308,10 +328,10 @@ mod tests {
         let names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["x", "w"],
-            "quantised initializers nothing reads are dropped"
+            ["x", "spare", "w"],
+            "the folded node's quantised operands are dropped, nothing else"
         );
-        let w = &g.initializer[1];
+        let w = &g.initializer[2];
         assert_eq!(w.dims, [2, 1, 1, 2]);
         assert_eq!(floats(w), [1.0, -1.0, 2.0, -31.5]);
     }

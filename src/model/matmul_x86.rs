@@ -191,9 +191,11 @@ mod imp {
                         }
                         transpose(&mut ab);
                     }
-                    // As tract's generic kernel: `Sub` is operand − acc, `SubF` acc − operand.
-                    FusedKerSpec::ScalarMin(m) => ab = each(ab, |x| _mm512_min_ps(x, splat(m))),
-                    FusedKerSpec::ScalarMax(m) => ab = each(ab, |x| _mm512_max_ps(x, splat(m))),
+                    // As tract's generic kernel: `Sub` is operand − acc, `SubF` acc − operand;
+                    // min/max take the operand first, as tract's kernels (a NaN
+                    // accumulator stays NaN).
+                    FusedKerSpec::ScalarMin(m) => ab = each(ab, |x| _mm512_min_ps(splat(m), x)),
+                    FusedKerSpec::ScalarMax(m) => ab = each(ab, |x| _mm512_max_ps(splat(m), x)),
                     FusedKerSpec::ScalarAdd(m) => ab = each(ab, |x| _mm512_add_ps(x, splat(m))),
                     FusedKerSpec::ScalarMul(m) => ab = each(ab, |x| _mm512_mul_ps(x, splat(m))),
                     FusedKerSpec::ScalarSub(m) => ab = each(ab, |x| _mm512_sub_ps(splat(m), x)),
@@ -204,14 +206,14 @@ mod imp {
                             _mm512_mask_blend_ps(pos, _mm512_mul_ps(x, splat(alpha)), x)
                         })
                     }
-                    FusedKerSpec::PerRowMin(p) => ab = rows(ab, p, |x, v| _mm512_min_ps(x, v)),
-                    FusedKerSpec::PerRowMax(p) => ab = rows(ab, p, |x, v| _mm512_max_ps(x, v)),
+                    FusedKerSpec::PerRowMin(p) => ab = rows(ab, p, |x, v| _mm512_min_ps(v, x)),
+                    FusedKerSpec::PerRowMax(p) => ab = rows(ab, p, |x, v| _mm512_max_ps(v, x)),
                     FusedKerSpec::PerRowAdd(p) => ab = rows(ab, p, |x, v| _mm512_add_ps(x, v)),
                     FusedKerSpec::PerRowMul(p) => ab = rows(ab, p, |x, v| _mm512_mul_ps(x, v)),
                     FusedKerSpec::PerRowSub(p) => ab = rows(ab, p, |x, v| _mm512_sub_ps(v, x)),
                     FusedKerSpec::PerRowSubF(p) => ab = rows(ab, p, |x, v| _mm512_sub_ps(x, v)),
-                    FusedKerSpec::PerColMin(p) => ab = cols(ab, p, |x, v| _mm512_min_ps(x, v)),
-                    FusedKerSpec::PerColMax(p) => ab = cols(ab, p, |x, v| _mm512_max_ps(x, v)),
+                    FusedKerSpec::PerColMin(p) => ab = cols(ab, p, |x, v| _mm512_min_ps(v, x)),
+                    FusedKerSpec::PerColMax(p) => ab = cols(ab, p, |x, v| _mm512_max_ps(v, x)),
                     FusedKerSpec::PerColAdd(p) => ab = cols(ab, p, |x, v| _mm512_add_ps(x, v)),
                     FusedKerSpec::PerColMul(p) => ab = cols(ab, p, |x, v| _mm512_mul_ps(x, v)),
                     FusedKerSpec::PerColSub(p) => ab = cols(ab, p, |x, v| _mm512_sub_ps(v, x)),
@@ -354,7 +356,10 @@ mod imp {
             PackedFormat::new(DatumType::F32, MR, 64),
             PackedFormat::new(DatumType::F32, NR, 64),
         )
-        .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]));
+        .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx512f]))
+        // Loses every tie with tract's own AVX-512 kernels, so that only our
+        // dispatch tier ever names it (not tract's fallback for symbolic shapes).
+        .with_boost(|| -1);
         k.arch = Some(Arch::X86_64);
         k
     }
