@@ -472,19 +472,7 @@ fn f32_tensor(
     consts: &HashMap<&str, &pb::TensorProto>,
 ) -> Option<Vec<f32>> {
     let t = inits.get(name).or_else(|| consts.get(name))?;
-    if t.data_type != pb::tensor_proto::DataType::Float as i32 {
-        return None;
-    }
-    if t.raw_data.is_empty() {
-        Some(t.float_data.clone())
-    } else {
-        Some(
-            t.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
-    }
+    super::fold_dequantize::f32_const(t).map(|(v, _)| v)
 }
 
 fn ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {

@@ -60,8 +60,10 @@ fn int_const(t: &pb::TensorProto) -> Option<IntConst> {
     (values.len() == n).then_some(IntConst { values, dims })
 }
 
-/// Reads an f32 initializer stored inline; `None` otherwise.
-fn f32_const(t: &pb::TensorProto) -> Option<(Vec<f32>, usize)> {
+/// Reads an f32 tensor stored inline (`raw_data` little-endian or
+/// `float_data`) and its element count; `None` for another type, external
+/// data, or a size that does not match the dims.
+pub(crate) fn f32_const(t: &pb::TensorProto) -> Option<(Vec<f32>, usize)> {
     if t.data_type != DataType::Float as i32
         || t.data_location == Some(pb::tensor_proto::DataLocation::External as i32)
     {
