@@ -842,6 +842,17 @@ fn clip_bounds(
 mod tests {
     use super::*;
 
+    fn have_avx512() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// Depthwise convolution + bias + clamp by the definition, NHWC.
     fn reference(g: &Geometry, x: &[f32], w_oihw: &[f32], b: &[f32], lo: f32, hi: f32) -> Vec<f32> {
         let mut y = vec![0f32; g.oh * g.ow * g.c];
@@ -868,12 +879,9 @@ mod tests {
 
     #[test]
     fn matches_the_definition_for_strides_pads_kernels_and_channel_tails() {
-        #[cfg(target_arch = "x86_64")]
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !have_avx512() {
             return;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        return;
         // (c, ih, iw, k, stride, dilation, pad before, pad after)
         for (c, ih, iw, k, s, d, p0, p1) in [
             (32, 9, 11, 3, 1, 1, 1, 1),
@@ -922,12 +930,9 @@ mod tests {
     /// zero padding (as ONNX Clip → Pad → Conv).
     #[test]
     fn channel_first_with_input_clamp_matches_the_definition() {
-        #[cfg(target_arch = "x86_64")]
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !have_avx512() {
             return;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        return;
         for (c, ih, iw, k, p0, p1) in [(3, 9, 21, 3, 1, 1), (2, 5, 17, 5, 2, 2), (4, 6, 6, 3, 0, 1)]
         {
             let (oh, ow) = (ih + p0 + p1 - k + 1, iw + p0 + p1 - k + 1);
