@@ -5,7 +5,7 @@
 #   scripts/build-deb.sh arm64 armhf    # Raspberry Pi 4/5 / Jetson, 32-bit Raspberry Pi OS
 #
 # Needs: cargo install cargo-deb; for arm64/armhf Debian's cross compilers
-#   sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+#   sudo apt-get install cmake gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 #   rustup target add aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
 # (the linkers are set in .cargo/config.toml). Each architecture is a release
 # build: about 8-10 min on 2 cores the first time.

@@ -9,7 +9,7 @@
 # Tests that bound a time wait 10× longer under the emulator
 # (CAMTRAPD_TEST_SLOWDOWN to change it).
 #
-#   sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev mosquitto
+#   sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libclang-dev cmake mosquitto
 #   rustup target add aarch64-unknown-linux-gnu
 #   scripts/test-aarch64.sh                  # everything; first build ≈ 18 min on 2 cores
 #   scripts/test-aarch64.sh --test golden    # or any `cargo test` selection

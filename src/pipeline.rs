@@ -10,7 +10,7 @@ use crate::decision::{
     Decision, Detection, EventMessage, EventTracker, EventsConfig, Latency, ModelRef, Overrides,
     Policy, PolicyError, Verdict,
 };
-use crate::decode::DecodeError;
+use crate::decode::{DecodeError, DecodeTarget};
 use crate::frame::Frame;
 use crate::model::{Model, ModelError};
 use crate::motion::{MotionConfig, MotionGate};
@@ -259,6 +259,17 @@ impl Pipeline {
         Ok(())
     }
 
+    /// How small frames may be decoded for this pipeline: what the model's
+    /// preprocessing samples, and the largest image any sink needs (the MQTT
+    /// snapshot size when snapshots are on). Sources get it through
+    /// [`FrameSource::set_decode_target`].
+    pub fn decode_target(&self) -> DecodeTarget {
+        DecodeTarget {
+            input: Some(self.pre.geometry()),
+            min_longest_side: self.sinks.iter().map(|s| s.image_side()).max().unwrap_or(0),
+        }
+    }
+
     /// The model.
     pub fn model(&self) -> &Model {
         &self.model
@@ -491,10 +502,12 @@ pub fn run(
 ) -> Result<(), PipelineError> {
     let mut last_stats = Instant::now();
     log::info!("source: {}", source.describe());
+    source.set_decode_target(pipeline.decode_target());
     while !shutdown.is_triggered() {
         if shutdown.take_reload() {
             shutdown.notifier().reloading();
             reload(pipeline);
+            source.set_decode_target(pipeline.decode_target());
             shutdown.notifier().ready("running");
         }
         match source.next_event() {

@@ -27,6 +27,71 @@ pub enum PreprocessError {
     Tensor(String),
 }
 
+/// Where a model's input tensor samples a frame from: the input size and
+/// how a frame of another size is fitted to it (from the manifest's
+/// `[input]`). Used by [`Preprocessor`] and by the JPEG decoder to decode no
+/// more pixels than the model resamples from ([`crate::decode::DecodeTarget`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputGeometry {
+    /// Input width in pixels.
+    pub width: u32,
+    /// Input height in pixels.
+    pub height: u32,
+    /// How a frame is fitted to the input.
+    pub mode: ResizeMode,
+    /// For [`ResizeMode::CenterCrop`]: the part of the shorter side kept (0..1].
+    pub crop_fraction: f64,
+}
+
+impl InputGeometry {
+    /// The input geometry described in `manifest`.
+    pub fn new(manifest: &Manifest) -> InputGeometry {
+        let i = &manifest.input;
+        InputGeometry {
+            width: i.width,
+            height: i.height,
+            mode: i.resize,
+            crop_fraction: f64::from(i.crop_fraction.unwrap_or(1.0)),
+        }
+    }
+
+    /// For a `w × h` frame: the size of the region the input is resampled
+    /// from (pixels, fractional for a centre crop), and the size it is
+    /// resampled to (pixels: the whole input, or the fitted image of a
+    /// letterbox).
+    pub fn sampling(&self, w: u32, h: u32) -> ((f64, f64), (u32, u32)) {
+        let (fw, fh) = (f64::from(w), f64::from(h));
+        let (tw, th) = (self.width, self.height);
+        match self.mode {
+            ResizeMode::Squash => ((fw, fh), (tw, th)),
+            ResizeMode::CenterCrop => {
+                let target_aspect = f64::from(tw) / f64::from(th);
+                let (cw, ch) = if fw / fh > target_aspect {
+                    (fh * target_aspect, fh)
+                } else {
+                    (fw, fw / target_aspect)
+                };
+                ((cw * self.crop_fraction, ch * self.crop_fraction), (tw, th))
+            }
+            ResizeMode::Letterbox => {
+                let s = (f64::from(tw) / fw).min(f64::from(th) / fh);
+                let nw = ((fw * s).round() as u32).clamp(1, tw);
+                let nh = ((fh * s).round() as u32).clamp(1, th);
+                ((fw, fh), (nw, nh))
+            }
+        }
+    }
+
+    /// Whether resampling a `w × h` frame to the input shrinks it by at
+    /// least `margin` along both axes (`margin` = 1: the frame has at least
+    /// as many pixels as the model samples from it).
+    pub fn is_covered_by(&self, w: u32, h: u32, margin: f64) -> bool {
+        let ((rw, rh), (ow, oh)) = self.sampling(w, h);
+        // A centre crop's region is fractional: allow rounding.
+        rw + 1e-6 >= margin * f64::from(ow) && rh + 1e-6 >= margin * f64::from(oh)
+    }
+}
+
 /// Turns frames into input tensors for one model. Create once, reuse per frame.
 pub struct Preprocessor {
     width: u32,
@@ -83,6 +148,16 @@ impl Preprocessor {
         }
     }
 
+    /// Where this preprocessor samples a frame from.
+    pub fn geometry(&self) -> InputGeometry {
+        InputGeometry {
+            width: self.width,
+            height: self.height,
+            mode: self.mode,
+            crop_fraction: self.crop_fraction,
+        }
+    }
+
     /// The resized RGB8 frame of the last [`Preprocessor::run`], `width × height × 3` bytes.
     pub fn resized(&self) -> &[u8] {
         &self.resized
@@ -115,14 +190,7 @@ impl Preprocessor {
             }
             ResizeMode::CenterCrop => {
                 let (fw, fh) = (f64::from(w), f64::from(h));
-                let target_aspect = f64::from(tw) / f64::from(th);
-                let (mut cw, mut ch) = if fw / fh > target_aspect {
-                    (fh * target_aspect, fh)
-                } else {
-                    (fw, fw / target_aspect)
-                };
-                cw *= self.crop_fraction;
-                ch *= self.crop_fraction;
+                let ((cw, ch), _) = self.geometry().sampling(w, h);
                 let opts = ResizeOptions::new().resize_alg(alg).crop(
                     (fw - cw) / 2.0,
                     (fh - ch) / 2.0,
@@ -136,9 +204,7 @@ impl Preprocessor {
                     .map_err(|e| PreprocessError::Resize(e.to_string()))?;
             }
             ResizeMode::Letterbox => {
-                let s = (f64::from(tw) / f64::from(w)).min(f64::from(th) / f64::from(h));
-                let nw = ((f64::from(w) * s).round() as u32).clamp(1, tw);
-                let nh = ((f64::from(h) * s).round() as u32).clamp(1, th);
+                let (_, (nw, nh)) = self.geometry().sampling(w, h);
                 let n = nw as usize * nh as usize * 3;
                 {
                     let mut dst =

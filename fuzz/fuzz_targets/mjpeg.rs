@@ -4,7 +4,7 @@
 //! bytes: Ok or a DecodeError, never a panic.
 #![no_main]
 
-use camtrapd::decode::DecodeLimits;
+use camtrapd::decode::{DecodeLimits, DecodeTarget};
 use camtrapd::source::v4l2::mjpeg::decode_mjpeg;
 use libfuzzer_sys::fuzz_target;
 
@@ -14,7 +14,12 @@ fuzz_target!(|data: &[u8]| {
         max_dimension: 4096,
         max_alloc_bytes: 256 << 20,
     };
-    if let Ok(img) = decode_mjpeg(data, &limits) {
+    // Shrinking while decoding (DCT scaling) down to a 64-pixel longest side.
+    let target = DecodeTarget {
+        input: None,
+        min_longest_side: 64,
+    };
+    if let Ok(img) = decode_mjpeg(data, &limits, &target) {
         assert!(img.width() > 0 && img.height() > 0);
     }
 });

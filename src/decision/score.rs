@@ -35,15 +35,25 @@ use crate::model::manifest::{Activation, OutputKind};
 /// Writes softmax(`logits`) into `out` (cleared first; no reallocation once
 /// `out` has the capacity). Non-finite logits give an all-zero result.
 pub fn softmax(logits: &[f32], out: &mut Vec<f32>) {
+    softmax_at(logits, 1.0, out);
+}
+
+/// Writes softmax(`logits / temperature`) into `out` (temperature scaling,
+/// Guo et al. 2017; cleared first, no reallocation once `out` has the
+/// capacity). `temperature` = 1 is [`softmax`].
+pub fn softmax_at(logits: &[f32], temperature: f32, out: &mut Vec<f32>) {
     out.clear();
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = logits
+        .iter()
+        .map(|z| z / temperature)
+        .fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         out.resize(logits.len(), 0.0);
         return;
     }
     let mut sum = 0.0f32;
     for &z in logits {
-        let e = (z - max).exp();
+        let e = (z / temperature - max).exp();
         sum += e;
         out.push(e);
     }
@@ -323,13 +333,7 @@ impl Scorer {
         };
         match (self.score_fn, self.kind) {
             (ScoreFn::Msp, OutputKind::Logits) => softmax(raw, target),
-            (ScoreFn::MspTemp, OutputKind::Logits) => {
-                let t = self.temperature;
-                target.clear();
-                target.extend(raw.iter().map(|z| z / t));
-                let scaled = std::mem::take(target);
-                softmax(&scaled, target);
-            }
+            (ScoreFn::MspTemp, OutputKind::Logits) => softmax_at(raw, self.temperature, target),
             (ScoreFn::Sigmoid, OutputKind::Logits) => {
                 to_scores(raw, OutputKind::Logits, Activation::Sigmoid, target)
             }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::decode::{decode_bytes, DecodeLimits};
+use crate::decode::{decode_bytes_for, DecodeLimits, DecodeTarget};
 use crate::model::{Model, ModelError};
 use crate::preprocess::Preprocessor;
 
@@ -30,7 +30,9 @@ use super::dataset::Item;
 const HEADER: &[u8] = b"camtrapd model outputs v1\n";
 const RECORD: &[u8] = b"REC1";
 /// Bumped whenever decoding or preprocessing changes what the model sees.
-const PREPROCESS_VERSION: &str = "preprocess-v1";
+/// v2: JPEGs decoded with libjpeg-turbo, shrunk in the DCT domain as far as
+/// the model's input allows (as the daemon decodes them).
+const PREPROCESS_VERSION: &str = "preprocess-v2";
 
 /// The raw outputs of the model for one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,6 +216,9 @@ pub fn run(
 ) -> Result<Run, ModelError> {
     let limits = DecodeLimits::default();
     let mut pre = Preprocessor::new(model.manifest());
+    // The daemon's decode for this model (without snapshots, which may keep
+    // more pixels).
+    let target = DecodeTarget::model(pre.geometry());
     let fingerprint = format!(
         "{PREPROCESS_VERSION}|{}|{:?}",
         model.sha256(),
@@ -251,7 +256,7 @@ pub fn run(
             outputs.push(Ok(o.clone()));
             continue;
         }
-        let img = match decode_bytes(&bytes, &limits) {
+        let img = match decode_bytes_for(&bytes, &limits, &target) {
             Ok(i) => i,
             Err(e) => {
                 outputs.push(Err(e.to_string()));

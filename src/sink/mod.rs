@@ -113,6 +113,12 @@ pub trait Sink: Send {
     }
     /// Receives the pipeline's counters every `[stats] interval_secs`.
     fn stats(&mut self, _snapshot: &Snapshot) {}
+    /// The longest side, in pixels, this sink needs of a frame's image
+    /// (e.g. the snapshot size); 0 when it does not use the pixels. Bounds
+    /// how small frames are decoded ([`crate::decode::DecodeTarget`]).
+    fn image_side(&self) -> u32 {
+        0
+    }
     /// The camera went offline (`online = false`, with the reason in
     /// `detail`) or came back. Default: nothing (the pipeline logs it).
     fn source_status(&mut self, _online: bool, _detail: &str) {}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::{FrameSource, SourceError, SourceEvent};
-use crate::decode::{decode_file, DecodeLimits};
+use crate::decode::{decode_file_for, DecodeLimits, DecodeTarget};
 use crate::frame::Frame;
 use crate::shutdown::Shutdown;
 
@@ -160,6 +160,7 @@ pub struct FilesSource {
     due: Option<Instant>,
     repeat: bool,
     limits: DecodeLimits,
+    target: DecodeTarget,
     shutdown: Shutdown,
     description: String,
 }
@@ -195,6 +196,7 @@ impl FilesSource {
             due: None,
             repeat: cfg.repeat,
             limits,
+            target: DecodeTarget::full(),
             shutdown,
             description,
         })
@@ -222,6 +224,7 @@ impl FilesSource {
             due: None,
             repeat: false,
             limits,
+            target: DecodeTarget::full(),
             shutdown,
             description,
         })
@@ -239,6 +242,10 @@ impl FilesSource {
 }
 
 impl FrameSource for FilesSource {
+    fn set_decode_target(&mut self, target: DecodeTarget) {
+        self.target = target;
+    }
+
     fn next_event(&mut self) -> SourceEvent {
         if self.files.is_empty() {
             return SourceEvent::Lost(format!("no readable image left in {}", self.description));
@@ -265,7 +272,7 @@ impl FrameSource for FilesSource {
         let captured_at = chrono::Utc::now();
         let t0 = Instant::now();
         let source_id = path.display().to_string();
-        match decode_file(path, &self.limits) {
+        match decode_file_for(path, &self.limits, &self.target) {
             Ok(image) => SourceEvent::Frame(Frame {
                 seq,
                 source_id,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::decode::{DecodeError, DecodeLimits};
+use crate::decode::{DecodeError, DecodeLimits, DecodeTarget};
 use crate::frame::Frame;
 use crate::shutdown::Shutdown;
 
@@ -63,6 +63,10 @@ pub trait FrameSource: Send {
     fn camera_stats(&self) -> Option<crate::stats::CameraStats> {
         None
     }
+    /// Sets how small JPEG frames may be decoded (see [`DecodeTarget`]);
+    /// sources start with [`DecodeTarget::full`]. The pipeline sets it from
+    /// its model and sinks before the first frame and after a reload.
+    fn set_decode_target(&mut self, _target: DecodeTarget) {}
 }
 
 /// Errors opening a source.

@@ -392,6 +392,14 @@ impl Sink for MqttSink {
         Ok(())
     }
 
+    fn image_side(&self) -> u32 {
+        if self.snapshots {
+            self.snapshot_max_size
+        } else {
+            0
+        }
+    }
+
     fn stats(&mut self, snapshot: &Snapshot) {
         let _ = self.tx.try_send(Msg::Stats(Box::new(snapshot.clone())));
     }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use image::RgbImage;
 
-use crate::decode::{decode_bytes, DecodeError, DecodeLimits};
+use crate::decode::{decode_bytes_for, DecodeError, DecodeLimits, DecodeTarget};
 
 /// Table K.3: luminance DC, code lengths 1..=16 (number of codes of each length).
 const LUMA_DC_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
@@ -142,12 +142,16 @@ pub fn with_huffman_tables(b: &[u8]) -> Cow<'_, [u8]> {
 /// Decodes one MJPEG frame into RGB8: inserts the standard Huffman tables if
 /// the frame has none, refuses frames that end before their end-of-image
 /// marker ([`DecodeError::TruncatedJpeg`], counted as `truncated`), then
-/// decodes within `limits`.
+/// decodes within `limits`, shrunk while decoding as far as `target` allows.
 ///
 /// # Errors
 /// Any [`DecodeError`]; never panics.
-pub fn decode_mjpeg(b: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
-    decode_bytes(&with_huffman_tables(b), limits)
+pub fn decode_mjpeg(
+    b: &[u8],
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+) -> Result<RgbImage, DecodeError> {
+    decode_bytes_for(&with_huffman_tables(b), limits, target)
 }
 
 #[cfg(test)]
@@ -262,8 +266,8 @@ mod tests {
         let segs: Vec<u8> = segments(&fixed).into_iter().map(|(m, _)| m).collect();
         assert_eq!(segs.last(), Some(&0xC4), "{segs:x?}");
         let limits = DecodeLimits::default();
-        let want = decode_bytes(&j, &limits).unwrap();
-        let got = decode_mjpeg(&stripped, &limits).unwrap();
+        let want = crate::decode::decode_bytes(&j, &limits).unwrap();
+        let got = decode_mjpeg(&stripped, &limits, &DecodeTarget::full()).unwrap();
         assert_eq!(got.dimensions(), (61, 37));
         assert_eq!(got.as_raw(), want.as_raw(), "identical pixels");
     }
@@ -275,18 +279,20 @@ mod tests {
         let stripped = strip_dht(&j);
         for b in [&j, &stripped] {
             for cut in [b.len() - 2, b.len() * 2 / 3, b.len() / 2] {
-                let e = decode_mjpeg(&b[..cut], &limits).unwrap_err();
+                let e = decode_mjpeg(&b[..cut], &limits, &DecodeTarget::full()).unwrap_err();
                 assert_eq!(e.reason(), "truncated", "cut at {cut} of {}: {e}", b.len());
             }
         }
         // A buffer of zeros (a frame the driver never filled) and garbage.
-        assert!(decode_mjpeg(&[0u8; 4096], &limits).is_err());
-        assert!(decode_mjpeg(&[0xFF, 0xD8, 0xFF], &limits).is_err());
+        assert!(decode_mjpeg(&[0u8; 4096], &limits, &DecodeTarget::full()).is_err());
+        assert!(decode_mjpeg(&[0xFF, 0xD8, 0xFF], &limits, &DecodeTarget::full()).is_err());
         // Padding after EOI (bytesused rounded up by some drivers) is fine.
         let mut padded = stripped.clone();
         padded.extend([0u8; 100]);
         assert_eq!(
-            decode_mjpeg(&padded, &limits).unwrap().dimensions(),
+            decode_mjpeg(&padded, &limits, &DecodeTarget::full())
+                .unwrap()
+                .dimensions(),
             (64, 48)
         );
     }

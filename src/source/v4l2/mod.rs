@@ -27,21 +27,26 @@ use std::time::{Duration, Instant};
 pub use config::{FormatChoice, V4l2Config};
 
 use super::{FrameSource, SourceError, SourceEvent};
-use crate::decode::{DecodeError, DecodeLimits};
+use crate::decode::{DecodeError, DecodeLimits, DecodeTarget};
 use crate::frame::Frame;
 use crate::shutdown::Shutdown;
 use crate::stats::CameraStats;
 use capture::{Captured, Shared};
 use negotiate::Pixel;
 
-/// Decodes one captured buffer into RGB8 by its negotiated format.
+/// Decodes one captured buffer into RGB8 by its negotiated format (an MJPEG
+/// frame shrunk while decoding as far as `target` allows).
 ///
 /// # Errors
 /// [`DecodeError`] (`truncated`, `corrupt`, `too_large`, ...); never panics.
-pub fn decode_frame(c: &Captured, limits: &DecodeLimits) -> Result<image::RgbImage, DecodeError> {
+pub fn decode_frame(
+    c: &Captured,
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+) -> Result<image::RgbImage, DecodeError> {
     let f = &c.format;
     match f.pixel {
-        Pixel::Mjpeg => mjpeg::decode_mjpeg(&c.bytes, limits),
+        Pixel::Mjpeg => mjpeg::decode_mjpeg(&c.bytes, limits, target),
         Pixel::Yuyv => {
             if f.width > limits.max_dimension || f.height > limits.max_dimension {
                 return Err(DecodeError::TooLarge {
@@ -65,6 +70,7 @@ pub struct V4l2Source {
     /// no longer fed (a hung driver gets the daemon restarted).
     stale_after: Duration,
     limits: DecodeLimits,
+    target: DecodeTarget,
     shutdown: Shutdown,
     device: String,
     description: String,
@@ -136,6 +142,7 @@ impl V4l2Source {
             interval: cfg.classify_interval(),
             stale_after: cfg.timeout() * 2 + cfg.reconnect_max() + Duration::from_secs(5),
             limits,
+            target: DecodeTarget::full(),
             shutdown,
             device: cfg.device.clone(),
             description,
@@ -146,6 +153,10 @@ impl V4l2Source {
 }
 
 impl FrameSource for V4l2Source {
+    fn set_decode_target(&mut self, target: DecodeTarget) {
+        self.target = target;
+    }
+
     fn next_event(&mut self) -> SourceEvent {
         let mut st = self.shared.lock();
         let frame = loop {
@@ -189,7 +200,7 @@ impl FrameSource for V4l2Source {
         let source_id = format!("{}#{}", self.device, frame.sequence);
         let seq = self.seq;
         self.seq += 1;
-        let result = decode_frame(&frame, &self.limits);
+        let result = decode_frame(&frame, &self.limits, &self.target);
         let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let captured_at = frame.captured_at;
         // Hand the buffer back for reuse.
@@ -264,10 +275,10 @@ mod tests {
     fn short_yuyv_buffers_and_truncated_mjpeg_are_unreadable_not_fatal() {
         let limits = DecodeLimits::default();
         let ok = captured([126, 128, 126, 128].repeat(4 * 2), Pixel::Yuyv, 8, 2);
-        let img = decode_frame(&ok, &limits).unwrap();
+        let img = decode_frame(&ok, &limits, &DecodeTarget::full()).unwrap();
         assert_eq!(img.get_pixel(7, 1).0, [128, 128, 128]);
         let short = captured(vec![16; 10], Pixel::Yuyv, 8, 2);
-        let e = decode_frame(&short, &limits).unwrap_err();
+        let e = decode_frame(&short, &limits, &DecodeTarget::full()).unwrap_err();
         assert_eq!(e.reason(), "corrupt");
         assert!(
             e.to_string()
@@ -276,12 +287,16 @@ mod tests {
         );
         let huge = captured(vec![], Pixel::Yuyv, 20000, 2);
         assert_eq!(
-            decode_frame(&huge, &limits).unwrap_err().reason(),
+            decode_frame(&huge, &limits, &DecodeTarget::full())
+                .unwrap_err()
+                .reason(),
             "too_large"
         );
         let mjpeg = captured(vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00], Pixel::Mjpeg, 8, 2);
         assert_eq!(
-            decode_frame(&mjpeg, &limits).unwrap_err().reason(),
+            decode_frame(&mjpeg, &limits, &DecodeTarget::full())
+                .unwrap_err()
+                .reason(),
             "truncated"
         );
     }
