@@ -35,11 +35,13 @@ pub mod jpeg;
 /// resize then still shrinks by 4× or more, and the model sees what a full
 /// decode gives. The low-pass of a DCT shrink is sharper than the bilinear
 /// (triangle) filter models are trained with, so a smaller margin changes
-/// the scores. Measured against onnxruntime on PIL full-size decodes (fp32
-/// EfficientNet-Lite0, the 30 camera-trap photos of `../shared/data`, mean /
-/// max |top-1 score difference|): no shrink 0.0042 / 0.022 (47 photos ≥ 1000
-/// px), margin 4: 0.0044 / 0.022, margin 3: 0.011 / 0.044, margin 2: 0.014 /
-/// 0.21, margin 1: 0.033 / 0.21 with top-1 agreement 83.0 % instead of 95.7 %.
+/// the scores. Measured with `scripts/decode_fidelity.py` (onnxruntime on
+/// PIL full-size decodes, fp32 EfficientNet-Lite0; mean / max |top-1 score
+/// difference|, top-1 agreement): on the 47 photos of `../shared/data` of
+/// 1000 px or more, no shrink 0.0042 / 0.022, 95.7 %; margin 2 0.014 / 0.21;
+/// margin 1 0.033 / 0.21, 83.0 %. On the 30 camera-trap photos alone:
+/// margin 4 0.0044 / 0.022 (as without shrinking), margin 3 0.011 / 0.044,
+/// margin 2 0.011 / 0.044.
 /// So only large stills shrink (a 4000×3000 trail-camera photo decodes at
 /// 2000×1500 for a 224×224 centre crop); camera frames up to 1920×1080 are
 /// decoded whole.
