@@ -10,6 +10,8 @@ CAMTRAPD_JPEG_SHRINK_MARGIN given (how far camtrapd may shrink a JPEG while
 decoding it, src/decode.rs). Prints, for small (< 1000 px) and large photos,
 the top-1 agreement and the mean / max |camtrapd's top-1 score - onnxruntime's
 probability of that label|. No torch needed (unlike compare_onnxruntime.py).
+The PIL side is fixed to the 224x224 centre crop of the bundled
+EfficientNet-Lite0 models.
 
   target/venv-ort/bin/python scripts/decode_fidelity.py --camtrapd target/release/camtrapd \\
       --margins 4,2,100 models/efficientnet-lite0-imagenet-fp32 ../shared/data/camera_trap
@@ -24,7 +26,7 @@ import tomllib
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
+from PIL import Image, ImageOps
 
 MEAN, STD, SIZE, CROP_FRACTION = 127.0, 128.0, 224, 0.875
 
@@ -63,8 +65,8 @@ def main():
             for f in sorted(files):
                 if f.lower().endswith((".jpg", ".jpeg")):
                     p = os.path.realpath(os.path.join(root, f))
-                    img = Image.open(p)
-                    img.load()
+                    # EXIF orientation applied, as camtrapd does.
+                    img = ImageOps.exif_transpose(Image.open(p))
                     (logits,) = sess.run(["logits"], {"input": preprocess_same_crop(img)})
                     ref[p] = (softmax(logits[0].astype(np.float64)), img.size)
     for margin in a.margins.split(","):

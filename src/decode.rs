@@ -10,9 +10,9 @@
 //!   refused before any pixel memory is allocated.
 //! * JPEGs are decoded with libjpeg-turbo ([`jpeg`]); for a frame bound for
 //!   the model only, shrunk in the DCT domain (1/2, 1/4 or 1/8) as far as
-//!   [`DecodeTarget`] allows. CMYK, lossless, arithmetic-coded or damaged
-//!   JPEGs that libjpeg-turbo refuses or warns about go to the `image` crate's
-//!   decoder (zune-jpeg) at full size instead.
+//!   [`DecodeTarget`] allows. CMYK, lossless or damaged JPEGs that
+//!   libjpeg-turbo refuses or warns about go to the `image` crate's decoder
+//!   (zune-jpeg) instead, then are resized to the same size.
 //! * Truncated JPEGs are detected by walking the marker segments up to the
 //!   end-of-image marker (EOI, ITU-T T.81 B.1.1.2), because decoders may return
 //!   a grey-filled image for a truncated file.
@@ -42,10 +42,30 @@ pub mod jpeg;
 /// margin 1 0.033 / 0.21, 83.0 %. On the 30 camera-trap photos alone:
 /// margin 4 0.0044 / 0.022 (as without shrinking), margin 3 0.011 / 0.044,
 /// margin 2 0.011 / 0.044.
-/// So only large stills shrink (a 4000×3000 trail-camera photo decodes at
-/// 2000×1500 for a 224×224 centre crop); camera frames up to 1920×1080 are
-/// decoded whole.
+/// Few of those photos shrink at margin 4 (4 of the 47, 2 of the 30), so the
+/// evidence for it is thin but consistent. For a 224×224 centre crop, only
+/// large stills shrink (a 4000×3000 trail-camera photo decodes at
+/// 2000×1500) and camera frames up to 1920×1080 are decoded whole; a
+/// letterbox model, which samples the whole frame, lets 1920×1080 decode at
+/// 960×540.
 pub const MODEL_MARGIN: f64 = 4.0;
+
+/// The margin in use: [`MODEL_MARGIN`], or for comparisons
+/// `CAMTRAPD_JPEG_SHRINK_MARGIN` (≥ 1), or infinity (never shrink) with
+/// `CAMTRAPD_NO_JPEG_SHRINK=1`. Read once per process.
+pub fn shrink_margin() -> f64 {
+    static MARGIN: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *MARGIN.get_or_init(|| {
+        if std::env::var_os("CAMTRAPD_NO_JPEG_SHRINK").is_some_and(|v| v == "1") {
+            return f64::INFINITY;
+        }
+        std::env::var("CAMTRAPD_JPEG_SHRINK_MARGIN")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|m| *m >= 1.0)
+            .unwrap_or(MODEL_MARGIN)
+    })
+}
 
 /// What a decoded frame is needed for, which bounds how far a JPEG may be
 /// shrunk while it is decoded (DCT scaling, libjpeg's
@@ -96,17 +116,10 @@ impl DecodeTarget {
     /// makes it always 1, and `CAMTRAPD_JPEG_SHRINK_MARGIN` (≥ 1) replaces
     /// [`MODEL_MARGIN`].
     pub fn denominator(&self, width: u32, height: u32) -> u32 {
-        static MARGIN: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-        let margin = *MARGIN.get_or_init(|| {
-            if std::env::var_os("CAMTRAPD_NO_JPEG_SHRINK").is_some_and(|v| v == "1") {
-                return f64::INFINITY;
-            }
-            std::env::var("CAMTRAPD_JPEG_SHRINK_MARGIN")
-                .ok()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|m| *m >= 1.0)
-                .unwrap_or(MODEL_MARGIN)
-        });
+        let margin = shrink_margin();
+        if margin.is_infinite() {
+            return 1;
+        }
         let longest = width.max(height);
         for d in [8u32, 4, 2] {
             let (w, h) = (width.div_ceil(d), height.div_ceil(d));
@@ -270,12 +283,28 @@ pub fn decode_bytes_for(
     // Decoders are third-party code fed with hostile bytes: a panic in one
     // must cost one frame, not the daemon.
     match std::panic::catch_unwind(|| {
-        if format == ImageFormat::Jpeg {
-            if let Some(img) = jpeg::decode(bytes, limits, target)? {
-                return Ok(img);
-            }
+        if format != ImageFormat::Jpeg {
+            return decode_inner(bytes, format, limits);
         }
-        decode_inner(bytes, format, limits)
+        if let Some(img) = jpeg::decode(bytes, limits, target)? {
+            return Ok(img);
+        }
+        // libjpeg-turbo refused or warned: decode with the image crate, then
+        // shrink to the size the fast path would have given, so that a camera's
+        // frames keep one size (the motion gate restarts on a size change).
+        let img = decode_inner(bytes, format, limits)?;
+        let (w, h) = img.dimensions();
+        let d = target.denominator(w, h);
+        Ok(if d > 1 {
+            image::imageops::resize(
+                &img,
+                w.div_ceil(d),
+                h.div_ceil(d),
+                image::imageops::FilterType::Triangle,
+            )
+        } else {
+            img
+        })
     }) {
         Ok(r) => r,
         Err(_) => Err(DecodeError::Corrupt(

@@ -128,7 +128,8 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
         })?;
     let mut source =
         FilesSource::from_paths(&args.paths, DecodeLimits::default(), Shutdown::new())?;
-    // Decode as the daemon does, so the scores are the daemon's.
+    // Decode as the daemon does for this model (a daemon with large MQTT
+    // snapshots may keep more pixels; see eval/outputs.rs).
     source.set_decode_target(pipeline.decode_target());
     let bar = indicatif::ProgressBar::new(source.len() as u64);
     bar.set_style(

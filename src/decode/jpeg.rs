@@ -8,15 +8,16 @@
 //! * DCT scaling: when [`DecodeTarget`] allows it, the image is decoded at
 //!   1/2, 1/4 or 1/8 of its size by inverse DCTs of 4×4, 2×2 or 1×1
 //!   coefficients, instead of decoding every pixel and resizing afterwards.
-//!   Only where the model's input still gets [`super::MODEL_MARGIN`] times
-//!   fewer pixels: a 4000×3000 trail-camera photo for a 224×224 centre crop
-//!   is decoded at 2000×1500.
+//!   Only where the model's input is still [`super::MODEL_MARGIN`] times
+//!   smaller per axis than the region it samples: a 4000×3000 trail-camera
+//!   photo for a 224×224 centre crop is decoded at 2000×1500.
 //! * EXIF orientation is applied (read with the `image` crate, only when
 //!   the file carries an EXIF segment).
 //! * Anything libjpeg-turbo does not decode cleanly (CMYK/YCCK, lossless,
 //!   a warning about corrupt data, ...) is handed back to the caller
-//!   (`Ok(None)`), which decodes it with the `image` crate, so damaged frames
-//!   behave as before.
+//!   (`Ok(None)`), which decodes it with the `image` crate (and shrinks it to
+//!   the size this path would have given), so damaged frames behave as before.
+//!   Arithmetic-coded JPEGs, which the `image` crate refuses, decode here.
 
 use std::cell::RefCell;
 use std::io::Cursor;
@@ -104,7 +105,8 @@ fn decode_with(
             "image has zero size {width}×{height}"
         )));
     }
-    let orientation = if has_exif(bytes) {
+    let headers = walk_headers(bytes);
+    let orientation = if headers.exif {
         exif_orientation(bytes)
     } else {
         Orientation::NoTransforms
@@ -125,16 +127,22 @@ fn decode_with(
     let scaled = header.scaled(factor);
     let (sw, sh) = (scaled.width, scaled.height);
     // Memory: the RGB8 output (twice with a rotation), plus libjpeg's whole-image
-    // coefficient buffer for a progressive JPEG (2 bytes per coefficient, at
-    // most 3 components at full resolution).
+    // coefficient buffer (2 bytes per coefficient, each component counted at
+    // full resolution), which it allocates for a progressive JPEG and for a
+    // sequential one whose first scan does not hold every component.
     let rgb = (sw as u64).saturating_mul(sh as u64).saturating_mul(3);
     let copies = if orientation == Orientation::NoTransforms {
         1
     } else {
         2
     };
-    let coefficients = if header.is_progressive {
-        u64::from(width) * u64::from(height) * 3 * 2
+    let components = if header.colorspace == Colorspace::Gray {
+        1
+    } else {
+        3
+    };
+    let coefficients = if header.is_progressive || !headers.first_scan_interleaved {
+        u64::from(width) * u64::from(height) * components * 2
     } else {
         0
     };
@@ -149,7 +157,10 @@ fn decode_with(
     if tj.set_scaling_factor(factor).is_err() {
         return Ok(None);
     }
-    let mut pixels = vec![0u8; sw * sh * 3];
+    let Some(len) = sw.checked_mul(sh).and_then(|n| n.checked_mul(3)) else {
+        return Ok(None);
+    };
+    let mut pixels = vec![0u8; len];
     let out = Image {
         pixels: pixels.as_mut_slice(),
         width: sw,
@@ -175,39 +186,66 @@ fn decode_with(
     Ok(Some(img.into_rgb8()))
 }
 
-/// Whether the JPEG has an APP1 segment holding EXIF data before its first
-/// scan (segments walked by their lengths, T.81 B.1.1).
-pub fn has_exif(b: &[u8]) -> bool {
-    let mut i = 2;
+/// What the segments before a JPEG's first scan say (segments walked by
+/// their lengths, T.81 B.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headers {
+    /// An APP1 segment holds EXIF data.
+    pub exif: bool,
+    /// The first scan holds every component of the frame (an interleaved
+    /// sequential JPEG, decoded without a whole-image coefficient buffer).
+    /// `false` when it holds fewer, or the walk could not tell.
+    pub first_scan_interleaved: bool,
+}
+
+/// Walks the segments from SOI to the first start-of-scan.
+pub fn walk_headers(b: &[u8]) -> Headers {
+    let mut h = Headers {
+        exif: false,
+        first_scan_interleaved: false,
+    };
     if b.get(..2) != Some(&[0xFF, 0xD8]) {
-        return false;
+        return h;
     }
+    let mut frame_components = None;
+    let mut i = 2;
     loop {
         while b.get(i) == Some(&0xFF) {
             i += 1;
         }
         let Some(&marker) = b.get(i) else {
-            return false;
+            return h;
         };
         i += 1;
         match marker {
-            0xDA | 0xD9 => return false,
+            0xD9 => return h,
             0xD0..=0xD8 | 0x01 => continue,
             _ => {}
         }
         let (Some(&hi), Some(&lo)) = (b.get(i), b.get(i + 1)) else {
-            return false;
+            return h;
         };
         let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len < 2 {
-            return false;
+            return h;
         }
-        if marker == 0xE1 && b.get(i + 2..i + 8) == Some(b"Exif\0\0".as_slice()) {
-            return true;
+        match marker {
+            0xE1 if b.get(i + 2..i + 8) == Some(b"Exif\0\0".as_slice()) => h.exif = true,
+            // SOFn (not DHT C4, JPG C8, DAC CC): Nf after P, Y, X.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                frame_components = b.get(i + 7).copied();
+            }
+            0xDA => {
+                // SOS: Ns is its first byte.
+                h.first_scan_interleaved =
+                    frame_components.is_some() && b.get(i + 2).copied() == frame_components;
+                return h;
+            }
+            _ => {}
         }
         i += len;
         if b.get(i) != Some(&0xFF) {
-            return false;
+            return h;
         }
     }
 }
@@ -333,19 +371,36 @@ mod tests {
     }
 
     #[test]
-    fn exif_segment_is_found_only_before_the_scan() {
+    fn header_walk_finds_exif_and_the_first_scan() {
         let j = jpeg(16, 16);
-        assert!(!has_exif(&j));
+        let h = walk_headers(&j);
+        assert!(!h.exif);
+        assert!(
+            h.first_scan_interleaved,
+            "the image crate writes one interleaved scan"
+        );
         let mut with = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x0A];
         with.extend(b"Exif\0\0MM");
         with.extend(&j[2..]);
-        assert!(has_exif(&with));
-        assert!(!has_exif(&[0xFF, 0xD8, 0xFF, 0xE1, 0x00]));
-        assert!(!has_exif(b"not a jpeg"));
+        assert_eq!(
+            walk_headers(&with),
+            Headers {
+                exif: true,
+                first_scan_interleaved: true
+            }
+        );
+        // SOF0 with 3 components, then a scan of 1 component.
+        let mut split = vec![0xFF, 0xD8];
+        split.extend([0xFF, 0xC0, 0x00, 0x11, 8, 0, 16, 0, 16, 3]);
+        split.extend([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        split.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 63, 0]);
+        assert!(!walk_headers(&split).first_scan_interleaved);
+        assert!(!walk_headers(&[0xFF, 0xD8, 0xFF, 0xE1, 0x00]).exif);
+        assert!(!walk_headers(b"not a jpeg").first_scan_interleaved);
     }
 
     #[test]
-    fn garbage_and_cmyk_are_left_to_the_image_crate() {
+    fn garbage_and_truncated_data_are_left_to_the_image_crate() {
         let limits = DecodeLimits::default();
         let t = DecodeTarget::full();
         assert!(decode(b"\xFF\xD8\xFF\xE0garbage", &limits, &t)

@@ -216,13 +216,16 @@ pub fn run(
 ) -> Result<Run, ModelError> {
     let limits = DecodeLimits::default();
     let mut pre = Preprocessor::new(model.manifest());
-    // The daemon's decode for this model (without snapshots, which may keep
-    // more pixels).
+    // The daemon's decode for this model. With MQTT snapshots larger than
+    // what the model's margin keeps, the daemon decodes more pixels; the
+    // final resize still shrinks 4× or more either way, which leaves the
+    // scores as they are (src/decode.rs, MODEL_MARGIN).
     let target = DecodeTarget::model(pre.geometry());
     let fingerprint = format!(
-        "{PREPROCESS_VERSION}|{}|{:?}",
+        "{PREPROCESS_VERSION}|{}|{:?}|shrink margin {}",
         model.sha256(),
-        model.manifest().input
+        model.manifest().input,
+        crate::decode::shrink_margin()
     );
     let bar = if quiet {
         indicatif::ProgressBar::hidden()
