@@ -338,13 +338,7 @@ fn decode_inner(
             .into_dimensions()
             .map_err(|e| map_image_error(e, limits))?
     };
-    if width > limits.max_dimension || height > limits.max_dimension {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            limit: limits.max_dimension,
-        });
-    }
+    check_dimensions(width, height, limits)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_dimension);
@@ -355,13 +349,7 @@ fn decode_inner(
         .into_decoder()
         .map_err(|e| map_image_error(e, limits))?;
     let (width, height) = decoder.dimensions();
-    if width > limits.max_dimension || height > limits.max_dimension {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            limit: limits.max_dimension,
-        });
-    }
+    check_dimensions(width, height, limits)?;
     if width == 0 || height == 0 {
         return Err(DecodeError::Corrupt(format!(
             "image has zero size {width}×{height}"
@@ -382,6 +370,39 @@ fn decode_inner(
     let need = decoder
         .total_bytes()
         .saturating_add(rgb.saturating_mul(copies));
+    check_memory(width, height, need, limits)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?;
+    img.apply_orientation(orientation);
+    Ok(match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    })
+}
+
+/// [`DecodeError::TooLarge`] when a side is over [`DecodeLimits::max_dimension`].
+pub(crate) fn check_dimensions(
+    width: u32,
+    height: u32,
+    limits: &DecodeLimits,
+) -> Result<(), DecodeError> {
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            limit: limits.max_dimension,
+        });
+    }
+    Ok(())
+}
+
+/// [`DecodeError::OverLimits`] when decoding the `width × height` image needs
+/// `need` bytes, over [`DecodeLimits::max_alloc_bytes`].
+pub(crate) fn check_memory(
+    width: u32,
+    height: u32,
+    need: u64,
+    limits: &DecodeLimits,
+) -> Result<(), DecodeError> {
     if need > limits.max_alloc_bytes {
         return Err(DecodeError::OverLimits(format!(
             "decoding this {width}×{height} image needs {} MiB, over limits.max_alloc_bytes ({} MiB)",
@@ -389,12 +410,7 @@ fn decode_inner(
             limits.max_alloc_bytes >> 20
         )));
     }
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, limits))?;
-    img.apply_orientation(orientation);
-    Ok(match img {
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    })
+    Ok(())
 }
 
 fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> DecodeError {

@@ -93,13 +93,7 @@ fn decode_with(
     else {
         return Ok(None);
     };
-    if width > limits.max_dimension || height > limits.max_dimension {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            limit: limits.max_dimension,
-        });
-    }
+    super::check_dimensions(width, height, limits)?;
     if width == 0 || height == 0 {
         return Err(DecodeError::Corrupt(format!(
             "image has zero size {width}×{height}"
@@ -147,13 +141,7 @@ fn decode_with(
         0
     };
     let need = rgb.saturating_mul(copies).saturating_add(coefficients);
-    if need > limits.max_alloc_bytes {
-        return Err(DecodeError::OverLimits(format!(
-            "decoding this {width}×{height} image needs {} MiB, over limits.max_alloc_bytes ({} MiB)",
-            need >> 20,
-            limits.max_alloc_bytes >> 20
-        )));
-    }
+    super::check_memory(width, height, need, limits)?;
     if tj.set_scaling_factor(factor).is_err() {
         return Ok(None);
     }
