@@ -1,6 +1,7 @@
 //! Benchmark of the frame path, never a timed test: per-stage latency
 //! (p50/p95 over many frames) of JPEG decode at 640×480 and 1280×720 (made
-//! by resizing a real frame and encoding it at quality 90), YUYV 4:2:2 → RGB
+//! by resizing a real frame and encoding it at quality 90, 4:2:2 as UVC
+//! cameras send MJPEG), YUYV 4:2:2 → RGB
 //! conversion at the same sizes (a USB camera's uncompressed format), the motion
 //! gate, resize + normalise, inference, decision and the sink's
 //! serialisation; end-to-end frames per second on one thread and with one
@@ -8,6 +9,8 @@
 //! pipeline overhead (everything but inference) as a share of inference;
 //! and ratios against references measured in the same run:
 //!
+//! * decode (cropped to what the model reads) vs. the whole frame with
+//!   libjpeg-turbo and vs. the `image` crate's zune-jpeg;
 //! * preprocess vs. the `image` crate's `imageops::resize` (Triangle filter,
 //!   the same bilinear kernel) followed by the same normalisation;
 //! * inference vs. a reference model bundle (e.g. the fp32 model against the
@@ -25,11 +28,11 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::decision::{Decision, Detection, Latency, ModelRef, Overrides, Policy};
-use crate::decode::{decode_bytes_for, decode_file, DecodeLimits, DecodeTarget};
+use crate::decode::{decode_bytes_for, decode_bytes_into, decode_file, DecodeLimits, DecodeTarget};
 use crate::model::{Model, ModelError};
 use crate::motion::{MotionConfig, MotionGate};
 use crate::preprocess::Preprocessor;
-use crate::source::v4l2::yuyv::yuyv_to_rgb;
+use crate::source::v4l2::yuyv::yuyv_to_rgb_region;
 
 /// Errors of a benchmark run.
 #[derive(Debug, thiserror::Error)]
@@ -128,10 +131,11 @@ pub struct Report {
     pub comparisons: Vec<Comparison>,
     /// Throughput on one thread, and with one pipeline per thread.
     pub throughput: Vec<Throughput>,
-    /// Everything but inference (decode 640×480, preprocess, decision,
-    /// sink), p50 sum, as a fraction of inference p50.
+    /// Everything but inference (decode 640×480 as the daemon decodes for
+    /// this model, preprocess, decision, sink), p50 sum, as a fraction of
+    /// inference p50.
     pub overhead_share: f64,
-    /// The same with the motion gate added.
+    /// The same with the motion gate added (frames then decoded whole).
     pub overhead_share_with_gate: f64,
     /// Peak resident set size (VmHWM) after the single-thread measurement,
     /// before any reference model or extra pipeline was loaded, in MiB.
@@ -247,19 +251,29 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// `img` resized to `w`×`h` (Triangle) and encoded as JPEG quality 90.
+/// `img` resized to `w`×`h` (Triangle) and encoded by libjpeg-turbo as JPEG
+/// quality 90, 4:2:2 (what a UVC camera sends as MJPEG).
 fn jpeg_at(img: &RgbImage, w: u32, h: u32) -> Result<Vec<u8>, BenchError> {
     let r = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&r)
-        .map_err(|e| BenchError::Io(format!("encoding a {w}×{h} test JPEG: {e}")))?;
-    Ok(out.into_inner())
+    // 4:2:2 chroma subsampling, as USB (UVC) cameras send MJPEG.
+    let out = turbojpeg::compress(
+        turbojpeg::Image {
+            pixels: r.as_raw().as_slice(),
+            width: w as usize,
+            pitch: w as usize * 3,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        },
+        90,
+        turbojpeg::Subsamp::Sub2x1,
+    )
+    .map_err(|e| BenchError::Io(format!("encoding a {w}×{h} test JPEG: {e}")))?;
+    Ok(out.to_vec())
 }
 
 /// The per-frame work of the sink: the detection built and serialised to JSON.
 /// Packs an RGB image (even width) as YUYV 4:2:2, BT.601 limited range
-/// (the forward transform of [`yuyv_to_rgb`]; chroma from the pair's first
+/// (the forward transform of [`crate::source::v4l2::yuyv::yuyv_to_rgb`]; chroma from the pair's first
 /// pixel), as a camera would send it.
 fn yuyv_from_rgb(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::with_capacity(img.width() as usize * img.height() as usize * 2);
@@ -318,11 +332,14 @@ fn frame_loop(
     };
     let mut buf = Vec::with_capacity(2048);
     let mut done = 0;
+    // The previous frame's pixel buffer, decoded into (as the camera source does).
+    let mut spare = Vec::new();
     for _ in 0..n {
-        let Ok(img) = decode_bytes_for(jpeg, &limits, &target) else {
+        let Ok(d) = decode_bytes_into(jpeg, &limits, &target, std::mem::take(&mut spare)) else {
             continue;
         };
-        pre.run(&img, model.input_mut())?;
+        pre.run_window(&d.image, d.window, model.input_mut())?;
+        spare = d.image.into_raw();
         model.run()?;
         policy.decide(model.scores_output()?, None, &mut decision);
         sink_json(&policy, &decision, &mref, &mut buf);
@@ -400,20 +417,46 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     let vga = jpeg_at(&images[0], 640, 480)?;
     let hd = jpeg_at(&images[0], 1280, 720)?;
     let mut stages = Vec::new();
-    // As the daemon decodes for this model (no snapshots): libjpeg-turbo,
-    // shrunk in the DCT domain where the model's input allows. The reference
-    // is the `image` crate's decoder (zune-jpeg) at full size, on the same run.
+    // As the daemon decodes for this model (no snapshots, no motion gate):
+    // libjpeg-turbo, shrunk in the DCT domain where the model's input allows
+    // and cropped to what a centre crop reads. References on the same run:
+    // the whole frame (what the motion gate and snapshots need), and the
+    // `image` crate's decoder (zune-jpeg) at full size.
     let target = DecodeTarget::model(pre.geometry());
+    let whole_target = DecodeTarget {
+        crop: false,
+        ..target
+    };
     let mut decode_refs = Vec::new();
+    let mut whole_vga_ms = f64::NAN;
     for (name, jpeg) in [("decode 640x480", &vga), ("decode 1280x720", &hd)] {
         let (mut v, mut r) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+        let mut whole = Vec::with_capacity(frames);
+        // Each into the previous frame's pixel buffer, as the camera source does.
+        let (mut spare, mut spare_whole) = (Vec::new(), Vec::new());
         for i in 0..warmup + frames {
             let t = Instant::now();
-            let img = decode_bytes_for(jpeg, &limits, &target);
+            let img = decode_bytes_into(jpeg, &limits, &target, std::mem::take(&mut spare));
             let ms = ms_since(t);
-            std::hint::black_box(&img);
-            if i >= warmup && img.is_ok() {
-                v.push(ms);
+            if let Ok(d) = img {
+                spare = std::hint::black_box(d).image.into_raw();
+                if i >= warmup {
+                    v.push(ms);
+                }
+            }
+            let t = Instant::now();
+            let img = decode_bytes_into(
+                jpeg,
+                &limits,
+                &whole_target,
+                std::mem::take(&mut spare_whole),
+            );
+            let ms = ms_since(t);
+            if let Ok(d) = img {
+                spare_whole = std::hint::black_box(d).image.into_raw();
+                if i >= warmup {
+                    whole.push(ms);
+                }
             }
             let t = Instant::now();
             let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
@@ -425,6 +468,15 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
             }
         }
         let ours = StageStats::from_samples(name, v);
+        let stats = StageStats::from_samples(name, whole);
+        if name == "decode 640x480" {
+            whole_vga_ms = stats.p50_ms;
+        }
+        decode_refs.push(Comparison {
+            reference: format!("{name}, whole frame (motion gate or snapshots on)"),
+            speedup: stats.p50_ms / ours.p50_ms,
+            stats,
+        });
         let stats = StageStats::from_samples(name, r);
         decode_refs.push(Comparison {
             reference: format!("{name}, image crate (zune-jpeg), full size"),
@@ -445,20 +497,58 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
             h,
             image::imageops::FilterType::Triangle,
         ));
-        let mut v = Vec::with_capacity(frames);
+        // As the camera source converts for this model: only the part the
+        // centre crop reads, into the previous frame's buffer; the whole
+        // frame (motion gate or snapshots on) as the reference.
+        let region = pre.geometry().read_region(w, h, 0);
+        let (mut v, mut whole) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+        let (mut spare, mut spare_whole) = (Vec::new(), Vec::new());
         for i in 0..warmup + frames {
             let t = Instant::now();
-            let img = yuyv_to_rgb(&yuyv, w, h, w as usize * 2);
+            let r = yuyv_to_rgb_region(
+                &yuyv,
+                w,
+                h,
+                w as usize * 2,
+                region,
+                std::mem::take(&mut spare),
+            );
             let ms = ms_since(t);
-            std::hint::black_box(&img);
-            if i >= warmup && img.is_ok() {
-                v.push(ms);
+            if let Ok((img, _)) = r {
+                spare = std::hint::black_box(img).into_raw();
+                if i >= warmup {
+                    v.push(ms);
+                }
+            }
+            let t = Instant::now();
+            let r = yuyv_to_rgb_region(
+                &yuyv,
+                w,
+                h,
+                w as usize * 2,
+                None,
+                std::mem::take(&mut spare_whole),
+            );
+            let ms = ms_since(t);
+            if let Ok((img, _)) = r {
+                spare_whole = std::hint::black_box(img).into_raw();
+                if i >= warmup {
+                    whole.push(ms);
+                }
             }
         }
-        stages.push(StageStats::from_samples(name, v));
+        let ours = StageStats::from_samples(name, v);
+        let stats = StageStats::from_samples(name, whole);
+        decode_refs.push(Comparison {
+            reference: format!("{name}, whole frame (motion gate or snapshots on)"),
+            speedup: stats.p50_ms / ours.p50_ms,
+            stats,
+        });
+        stages.push(ours);
     }
-    let vga_img =
-        decode_bytes_for(&vga, &limits, &target).map_err(|e| BenchError::Io(e.to_string()))?;
+    let vga_img = decode_bytes_for(&vga, &limits, &whole_target)
+        .map_err(|e| BenchError::Io(e.to_string()))?
+        .image;
     {
         // The gate on a static 640×480 scene (the common case it exists for).
         let mut gate = MotionGate::new(&MotionConfig {
@@ -514,7 +604,9 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     let overhead =
         p50("decode 640x480") + p50("resize+normalise") + p50("decision") + p50("sink (JSON)");
     let overhead_share = overhead / inference;
-    let overhead_share_with_gate = (overhead + p50("motion gate 640x480")) / inference;
+    // With the gate on, frames are decoded whole.
+    let overhead_share_with_gate =
+        (overhead - p50("decode 640x480") + whole_vga_ms + p50("motion gate 640x480")) / inference;
 
     // End to end on one thread.
     let mut throughput = Vec::new();

@@ -10,7 +10,9 @@
 //!   refused before any pixel memory is allocated.
 //! * JPEGs are decoded with libjpeg-turbo ([`jpeg`]); for a frame bound for
 //!   the model only, shrunk in the DCT domain (1/2, 1/4 or 1/8) as far as
-//!   [`DecodeTarget`] allows. CMYK, lossless or damaged JPEGs that
+//!   [`DecodeTarget`] allows, and cropped to the part a centre-crop model
+//!   samples when nothing else needs the rest ([`DecodeTarget::crop`],
+//!   [`Window`]). CMYK, lossless or damaged JPEGs that
 //!   libjpeg-turbo refuses or warns about go to the `image` crate's decoder
 //!   (zune-jpeg) instead, then are resized to the same size.
 //! * Truncated JPEGs are detected by walking the marker segments up to the
@@ -20,6 +22,7 @@
 // Parses bytes from outside: no indexing or slicing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -67,6 +70,63 @@ pub fn shrink_margin() -> f64 {
     })
 }
 
+/// Whether `DecodeTarget::crop` is honoured: `CAMTRAPD_NO_JPEG_CROP=1`
+/// turns cropping off for comparisons. Read once per process.
+pub fn crop_enabled() -> bool {
+    static CROP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CROP.get_or_init(|| std::env::var_os("CAMTRAPD_NO_JPEG_CROP").is_none_or(|v| v != "1"))
+}
+
+/// Where a decoded image lies in the whole frame it was decoded from (after
+/// DCT scaling and EXIF orientation): `image` is the `width × height` part
+/// of a `full_width × full_height` frame whose top-left pixel is at
+/// (`x`, `y`). A frame decoded whole has `x = y = 0` and the full size of
+/// the image itself ([`Window::whole`]). The preprocessing computes a centre
+/// crop from the full size, so a cropped decode gives the model the same
+/// pixels as a whole one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Left edge of the image in the full frame, pixels.
+    pub x: u32,
+    /// Top edge of the image in the full frame, pixels.
+    pub y: u32,
+    /// Width of the full frame, pixels.
+    pub full_width: u32,
+    /// Height of the full frame, pixels.
+    pub full_height: u32,
+}
+
+impl Window {
+    /// The window of an image that is the whole frame.
+    pub fn whole(image: &RgbImage) -> Window {
+        Window {
+            x: 0,
+            y: 0,
+            full_width: image.width(),
+            full_height: image.height(),
+        }
+    }
+}
+
+/// A decoded image and where it lies in the frame ([`Window`]).
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The pixels, RGB8.
+    pub image: RgbImage,
+    /// Where `image` lies in the whole frame.
+    pub window: Window,
+}
+
+impl Decoded {
+    /// A decoded image that is the whole frame.
+    pub fn whole(image: RgbImage) -> Decoded {
+        Decoded {
+            window: Window::whole(&image),
+            image,
+        }
+    }
+}
+
 /// What a decoded frame is needed for, which bounds how far a JPEG may be
 /// shrunk while it is decoded (DCT scaling, libjpeg's
 /// `scale_denom`: 1/2, 1/4 or 1/8, far cheaper than decoding every pixel and
@@ -76,13 +136,25 @@ pub fn shrink_margin() -> f64 {
 /// model's preprocessing samples, per axis ([`InputGeometry::is_covered_by`])
 /// and a longest side of at least
 /// `min_longest_side` pixels (or the original's, if smaller), e.g. the
-/// snapshot size. [`DecodeTarget::full`] (the default) decodes every pixel.
+/// snapshot size. With `crop`, only the part of the frame a centre-crop
+/// model samples is decoded (libjpeg-turbo's partial decompression,
+/// `jpeg_crop_scanline` and `jpeg_skip_scanlines`). [`DecodeTarget::full`]
+/// (the default) decodes every pixel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodeTarget {
     /// The model input the frame is for; `None`: no bound from a model.
     pub input: Option<InputGeometry>,
     /// Smallest longest side in pixels (0: none; `u32::MAX`: full size).
     pub min_longest_side: u32,
+    /// Only the model needs the frame (no snapshot, no motion gate): a JPEG
+    /// may be decoded only where `input`'s centre crop and the resize
+    /// filter read ([`InputGeometry::read_region`]), which the returned
+    /// [`Window`] says. Changes no pixel the model sees (libjpeg-turbo's
+    /// cropped output equals the full decode away from the crop's left and
+    /// right edges, which the region keeps clear of). Ignored without
+    /// `input`, for squash and letterbox models (they sample the whole
+    /// frame), for EXIF-rotated photos, and with `CAMTRAPD_NO_JPEG_CROP=1`.
+    pub crop: bool,
 }
 
 impl Default for DecodeTarget {
@@ -97,14 +169,16 @@ impl DecodeTarget {
         DecodeTarget {
             input: None,
             min_longest_side: u32::MAX,
+            crop: false,
         }
     }
 
-    /// Just what the model's input needs.
+    /// Just what the model's input needs (shrunk and cropped as far as it allows).
     pub const fn model(input: InputGeometry) -> DecodeTarget {
         DecodeTarget {
             input: Some(input),
             min_longest_side: 0,
+            crop: true,
         }
     }
 
@@ -219,11 +293,11 @@ impl DecodeError {
 /// # Errors
 /// Any [`DecodeError`]; never panics.
 pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
-    decode_file_for(path, limits, &DecodeTarget::full())
+    decode_file_for(path, limits, &DecodeTarget::full()).map(|d| d.image)
 }
 
-/// Reads and decodes the file at `path` into RGB8, a JPEG shrunk while
-/// decoding as far as `target` allows (see the module docs).
+/// Reads and decodes the file at `path` into RGB8, a JPEG shrunk and cropped
+/// while decoding as far as `target` allows (see the module docs).
 ///
 /// # Errors
 /// Any [`DecodeError`]; never panics.
@@ -231,7 +305,7 @@ pub fn decode_file_for(
     path: &Path,
     limits: &DecodeLimits,
     target: &DecodeTarget,
-) -> Result<RgbImage, DecodeError> {
+) -> Result<Decoded, DecodeError> {
     let size = std::fs::metadata(path)?.len();
     if size > limits.max_file_bytes {
         return Err(DecodeError::FileTooLarge {
@@ -254,11 +328,12 @@ pub fn decode_file_for(
 /// # Errors
 /// Any [`DecodeError`]; never panics.
 pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
-    decode_bytes_for(bytes, limits, &DecodeTarget::full())
+    decode_bytes_for(bytes, limits, &DecodeTarget::full()).map(|d| d.image)
 }
 
-/// Decodes an encoded image held in memory into RGB8, a JPEG shrunk while
-/// decoding as far as `target` allows (see the module docs).
+/// Decodes an encoded image held in memory into RGB8, a JPEG shrunk and
+/// cropped while decoding as far as `target` allows (see the module docs);
+/// the [`Window`] says where the image lies in the whole frame.
 ///
 /// # Errors
 /// Any [`DecodeError`]; never panics.
@@ -266,7 +341,40 @@ pub fn decode_bytes_for(
     bytes: &[u8],
     limits: &DecodeLimits,
     target: &DecodeTarget,
-) -> Result<RgbImage, DecodeError> {
+) -> Result<Decoded, DecodeError> {
+    decode_bytes_into(bytes, limits, target, Vec::new())
+}
+
+/// As [`decode_bytes_for`], decoding a JPEG into `buf` when libjpeg-turbo
+/// decodes it (a buffer of an earlier frame of the same size: no allocation
+/// and no zeroing per frame; sources get it back through
+/// [`crate::source::FrameSource::recycle`]).
+///
+/// # Errors
+/// Any [`DecodeError`]; never panics.
+pub fn decode_bytes_into(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+    buf: Vec<u8>,
+) -> Result<Decoded, DecodeError> {
+    decode_with_fallback(bytes, limits, target, buf, |b| Cow::Borrowed(b))
+}
+
+/// The decode behind [`decode_bytes_into`]: `fallback_bytes` turns `bytes`
+/// into what the `image` crate is given when libjpeg-turbo cannot decode a
+/// JPEG (the MJPEG path inserts the standard Huffman tables there, which
+/// libjpeg-turbo does not need).
+///
+/// # Errors
+/// Any [`DecodeError`]; never panics.
+pub fn decode_with_fallback(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+    buf: Vec<u8>,
+    fallback_bytes: fn(&[u8]) -> Cow<'_, [u8]>,
+) -> Result<Decoded, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -282,20 +390,20 @@ pub fn decode_bytes_for(
     }
     // Decoders are third-party code fed with hostile bytes: a panic in one
     // must cost one frame, not the daemon.
-    match std::panic::catch_unwind(|| {
+    match std::panic::catch_unwind(move || {
         if format != ImageFormat::Jpeg {
-            return decode_inner(bytes, format, limits);
+            return decode_inner(bytes, format, limits).map(Decoded::whole);
         }
-        if let Some(img) = jpeg::decode(bytes, limits, target)? {
-            return Ok(img);
+        if let Some(d) = jpeg::decode(bytes, limits, target, buf)? {
+            return Ok(d);
         }
         // libjpeg-turbo refused or warned: decode with the image crate, then
         // shrink to the size the fast path would have given, so that a camera's
         // frames keep one size (the motion gate restarts on a size change).
-        let img = decode_inner(bytes, format, limits)?;
+        let img = decode_inner(&fallback_bytes(bytes), format, limits)?;
         let (w, h) = img.dimensions();
         let d = target.denominator(w, h);
-        Ok(if d > 1 {
+        Ok(Decoded::whole(if d > 1 {
             image::imageops::resize(
                 &img,
                 w.div_ceil(d),
@@ -304,7 +412,7 @@ pub fn decode_bytes_for(
             )
         } else {
             img
-        })
+        }))
     }) {
         Ok(r) => r,
         Err(_) => Err(DecodeError::Corrupt(
@@ -436,16 +544,22 @@ fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> DecodeError {
 /// [`DecodeError::TruncatedJpeg`] when the data ends before EOI or a segment
 /// runs past the end of the data.
 pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
+    /// Index of the next 0xFF byte at or after `i` (`b.len()` if none),
+    /// with `memchr`'s SIMD search: the scan data is most of the file.
+    fn next_ff(b: &[u8], i: usize) -> usize {
+        b.get(i..)
+            .and_then(|rest| memchr::memchr(0xFF, rest))
+            .map_or(b.len().max(i), |k| i + k)
+    }
     let at = |i: usize| b.get(i).copied();
     if b.get(..2) != Some(&[0xFF, 0xD8]) {
         return Err(DecodeError::TruncatedJpeg("no start-of-image marker"));
     }
     let mut i = 2;
     loop {
-        // Find the next marker (skip fill bytes 0xFF).
-        while at(i).is_some_and(|x| x != 0xFF) {
-            i += 1; // tolerate garbage between segments, as decoders do
-        }
+        // Find the next marker (skip fill bytes 0xFF); tolerate garbage
+        // between segments, as decoders do.
+        i = next_ff(b, i);
         while at(i) == Some(0xFF) {
             i += 1;
         }
@@ -476,9 +590,7 @@ pub fn check_jpeg_complete(b: &[u8]) -> Result<(), DecodeError> {
         if marker == 0xDA {
             // Entropy-coded data until the next real marker.
             loop {
-                while at(i).is_some_and(|x| x != 0xFF) {
-                    i += 1;
-                }
+                i = next_ff(b, i);
                 match at(i + 1) {
                     None => {
                         return Err(DecodeError::TruncatedJpeg(

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use image::RgbImage;
 
+use crate::decode::Window;
+
 /// One decoded frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -13,8 +15,12 @@ pub struct Frame {
     pub source_id: String,
     /// When the frame was captured (for files: when it was read), UTC.
     pub captured_at: DateTime<Utc>,
-    /// The pixels, RGB8, any size.
+    /// The pixels, RGB8, any size: the whole frame, or only the part the
+    /// model reads ([`crate::decode::DecodeTarget::crop`]).
     pub image: RgbImage,
+    /// Where `image` lies in the whole frame ([`Window::whole`] unless the
+    /// decoder cropped it).
+    pub window: Window,
     /// Time spent reading and decoding the frame, in ms.
     pub decode_ms: f64,
 }

@@ -261,12 +261,16 @@ impl Pipeline {
 
     /// How small frames may be decoded for this pipeline: what the model's
     /// preprocessing samples, and the largest image any sink needs (the MQTT
-    /// snapshot size when snapshots are on). Sources get it through
-    /// [`FrameSource::set_decode_target`].
+    /// snapshot size when snapshots are on). When only the model needs the
+    /// pixels (no sink wants images, no motion gate, which watches the whole
+    /// frame), only the part a centre crop reads ([`DecodeTarget::crop`]).
+    /// Sources get it through [`FrameSource::set_decode_target`].
     pub fn decode_target(&self) -> DecodeTarget {
+        let min_longest_side = self.sinks.iter().map(|s| s.image_side()).max().unwrap_or(0);
         DecodeTarget {
             input: Some(self.pre.geometry()),
-            min_longest_side: self.sinks.iter().map(|s| s.image_side()).max().unwrap_or(0),
+            min_longest_side,
+            crop: min_longest_side == 0 && self.gate.is_none(),
         }
     }
 
@@ -298,7 +302,8 @@ impl Pipeline {
     pub fn classify(&mut self, frame: &Frame) -> Result<Classified<'_>, PipelineError> {
         self.stats.frames_in += 1;
         let t0 = Instant::now();
-        self.pre.run(&frame.image, self.model.input_mut())?;
+        self.pre
+            .run_window(&frame.image, frame.window, self.model.input_mut())?;
         let t1 = Instant::now();
         self.model.run()?;
         let t2 = Instant::now();
@@ -517,6 +522,7 @@ pub fn run(
                     log::info!("final stats: {}", pipeline.stats_mut().snapshot());
                     return Err(e);
                 }
+                source.recycle(frame);
             }
             SourceEvent::Unreadable { source_id, error } => pipeline.unreadable(&source_id, &error),
             SourceEvent::Status { online, detail } => pipeline.source_status(online, &detail),

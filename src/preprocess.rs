@@ -13,6 +13,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::RgbImage;
 use tract_onnx::prelude::Tensor;
 
+use crate::decode::Window;
 use crate::model::manifest::{ColourOrder, InputDatum, Layout, Manifest, ResizeMode};
 
 /// Errors from preprocessing (all indicate a programming or model error,
@@ -80,6 +81,29 @@ impl InputGeometry {
                 ((fw, fh), (nw, nh))
             }
         }
+    }
+
+    /// For a `w × h` frame under a centre crop: the pixel rectangle
+    /// `(x0, y0, x1, y1)` (`x1`, `y1` exclusive) that the resize reads (the
+    /// crop box, widened by the bilinear filter's reach, which grows with
+    /// the shrink factor), plus `pad` more pixels on every side, clamped to
+    /// the frame. `None` for squash and letterbox, which read the whole
+    /// frame. Used to decode only that part of a JPEG
+    /// ([`crate::decode::DecodeTarget::crop`]).
+    pub fn read_region(&self, w: u32, h: u32, pad: u32) -> Option<(u32, u32, u32, u32)> {
+        if self.mode != ResizeMode::CenterCrop || w == 0 || h == 0 {
+            return None;
+        }
+        let ((cw, ch), (tw, th)) = self.sampling(w, h);
+        let (left, top) = ((f64::from(w) - cw) / 2.0, (f64::from(h) - ch) / 2.0);
+        // The triangle filter's support is 1 output pixel: `scale` input pixels.
+        let reach = |c: f64, t: u32| (c / f64::from(t.max(1))).max(1.0).ceil() as u32 + 1 + pad;
+        let (rx, ry) = (reach(cw, tw), reach(ch, th));
+        let x0 = (left.max(0.0).floor() as u32).saturating_sub(rx);
+        let y0 = (top.max(0.0).floor() as u32).saturating_sub(ry);
+        let x1 = ((left + cw).ceil() as u32).saturating_add(rx).min(w);
+        let y1 = ((top + ch).ceil() as u32).saturating_add(ry).min(h);
+        (x0 < x1 && y0 < y1).then_some((x0, y0, x1, y1))
     }
 
     /// Whether resampling a `w × h` frame to the input shrinks it by at
@@ -170,11 +194,29 @@ impl Preprocessor {
     /// [`PreprocessError::Tensor`] if `tensor` has the wrong datum type or
     /// size; [`PreprocessError::Resize`] if the resizer fails.
     pub fn run(&mut self, img: &RgbImage, tensor: &mut Tensor) -> Result<(), PreprocessError> {
-        self.resize(img)?;
+        self.run_window(img, Window::whole(img), tensor)
+    }
+
+    /// As [`Preprocessor::run`], for an image that is the `window` part of a
+    /// larger frame (a JPEG decoded only where the centre crop reads,
+    /// [`crate::decode::DecodeTarget::crop`]): the crop box is computed on
+    /// the full frame and moved into the window, so the tensor is the one
+    /// the whole frame gives. Squash and letterbox models take `img` as the
+    /// whole frame (the decoder never crops for them).
+    ///
+    /// # Errors
+    /// As [`Preprocessor::run`].
+    pub fn run_window(
+        &mut self,
+        img: &RgbImage,
+        window: Window,
+        tensor: &mut Tensor,
+    ) -> Result<(), PreprocessError> {
+        self.resize(img, window)?;
         self.normalise(tensor)
     }
 
-    fn resize(&mut self, img: &RgbImage) -> Result<(), PreprocessError> {
+    fn resize(&mut self, img: &RgbImage, window: Window) -> Result<(), PreprocessError> {
         let (w, h) = img.dimensions();
         let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
@@ -189,11 +231,15 @@ impl Preprocessor {
                     .map_err(|e| PreprocessError::Resize(e.to_string()))?;
             }
             ResizeMode::CenterCrop => {
-                let (fw, fh) = (f64::from(w), f64::from(h));
-                let ((cw, ch), _) = self.geometry().sampling(w, h);
+                let (full_w, full_h) = (
+                    window.full_width.max(w.saturating_add(window.x)),
+                    window.full_height.max(h.saturating_add(window.y)),
+                );
+                let (fw, fh) = (f64::from(full_w), f64::from(full_h));
+                let ((cw, ch), _) = self.geometry().sampling(full_w, full_h);
                 let opts = ResizeOptions::new().resize_alg(alg).crop(
-                    (fw - cw) / 2.0,
-                    (fh - ch) / 2.0,
+                    (fw - cw) / 2.0 - f64::from(window.x),
+                    (fh - ch) / 2.0 - f64::from(window.y),
                     cw,
                     ch,
                 );
@@ -372,6 +418,51 @@ mod tests {
             .unwrap()
             .chunks(3)
             .all(|px| px == [0, 255, 0]));
+    }
+
+    #[test]
+    fn a_window_of_the_frame_gives_the_tensor_of_the_whole_frame() {
+        let g = InputGeometry {
+            width: 224,
+            height: 224,
+            mode: ResizeMode::CenterCrop,
+            crop_fraction: 0.875,
+        };
+        // 640×480: crop box 420×420 at (110, 30); the filter reaches
+        // ceil(420 / 224) + 1 = 3 pixels further.
+        assert_eq!(g.read_region(640, 480, 0), Some((107, 27, 533, 453)));
+        assert_eq!(g.read_region(640, 480, 4), Some((103, 23, 537, 457)));
+        for mode in [ResizeMode::Squash, ResizeMode::Letterbox] {
+            assert_eq!(InputGeometry { mode, ..g }.read_region(640, 480, 0), None);
+        }
+        // The tensor from a window that holds the read region equals the
+        // whole frame's, bit for bit.
+        let m = manifest(
+            "resize = \"center-crop\"\ncrop_fraction = 0.875",
+            "NCHW",
+            "f32",
+            "",
+        );
+        let mut p = Preprocessor::new(&m);
+        // 200×60 for a 4×2 input: crop box 105×52.5 at (47.5, 3.75), the
+        // filter reaching 28 pixels: columns 19..181 are read.
+        let img = RgbImage::from_fn(200, 60, |x, y| {
+            image::Rgb([(x * 6 % 256) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
+        });
+        let (x0, y0, x1, y1) = p.geometry().read_region(200, 60, 0).unwrap();
+        assert_eq!((x0, y0, x1, y1), (19, 0, 181, 60));
+        let part = image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image();
+        let mut whole = Tensor::zero::<f32>(&[1, 3, 2, 4]).unwrap();
+        let mut windowed = whole.clone();
+        p.run(&img, &mut whole).unwrap();
+        let window = Window {
+            x: x0,
+            y: y0,
+            full_width: 200,
+            full_height: 60,
+        };
+        p.run_window(&part, window, &mut windowed).unwrap();
+        assert_eq!(whole, windowed);
     }
 
     #[test]

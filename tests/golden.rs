@@ -6,13 +6,17 @@
 //! from the `image` crate's zune-jpeg to libjpeg-turbo (the decoder PIL
 //! uses): the three Caltech photos moved by up to 0.02, the camera-trap ones
 //! by under 0.004.
+//!
+//! Frames are decoded as the daemon decodes them for this pipeline (no
+//! snapshots, no motion gate: only the part the centre crop reads), and the
+//! scores must equal those of the whole decoded frame exactly.
 
 mod common;
 
 use std::path::Path;
 
 use camtrapd::decision::{Overrides, RejectReason, Verdict};
-use camtrapd::decode::{decode_file, DecodeLimits};
+use camtrapd::decode::{decode_file, decode_file_for, DecodeLimits, Window};
 use camtrapd::frame::Frame;
 use camtrapd::model::Model;
 use camtrapd::pipeline::Pipeline;
@@ -66,13 +70,36 @@ fn check(model_dir: &Path, fp32: bool) {
     let mut p = Pipeline::new(model, &overrides, Vec::new(), "test".into()).unwrap();
     for (i, (file, label, s8, s32)) in GOLDEN.iter().enumerate() {
         let path = data.join(file);
-        let frame = Frame {
+        let limits = DecodeLimits::default();
+        let decoded = decode_file_for(&path, &limits, &p.decode_target()).unwrap();
+        let whole = decode_file(&path, &limits).unwrap();
+        assert_eq!(
+            (decoded.window.full_width, decoded.window.full_height),
+            whole.dimensions(),
+            "{file}"
+        );
+        assert!(
+            decoded.image.len() < whole.len(),
+            "{file}: the decoder should crop to the centre {:?}",
+            decoded.window
+        );
+        let frame = |image, window| Frame {
             seq: i as u64,
             source_id: path.display().to_string(),
             captured_at: chrono::Utc::now(),
-            image: decode_file(&path, &DecodeLimits::default()).unwrap(),
+            image,
+            window,
             decode_ms: 0.0,
         };
+        let whole_scores = {
+            let w = Window::whole(&whole);
+            p.classify(&frame(whole, w))
+                .unwrap()
+                .decision
+                .scores
+                .clone()
+        };
+        let frame = frame(decoded.image, decoded.window);
         let want = if fp32 { *s32 } else { *s8 };
         let labels = p.model().labels().to_vec();
         let c = p.classify(&frame).unwrap();
@@ -83,6 +110,10 @@ fn check(model_dir: &Path, fp32: bool) {
             (got - want).abs() <= TOLERANCE,
             "{file}: score {got}, golden {want}"
         );
+        assert_eq!(
+            c.decision.scores, whole_scores,
+            "{file}: cropped decode gives other scores than the whole frame"
+        );
         let sum: f32 = c.decision.scores.iter().sum();
         assert!((sum - 1.0).abs() < 1e-3, "softmax scores sum to {sum}");
         let expected = if want >= 0.5 {
@@ -92,8 +123,9 @@ fn check(model_dir: &Path, fp32: bool) {
         };
         assert_eq!(c.decision.verdict, expected, "{file}");
     }
-    assert_eq!(p.stats().classified, GOLDEN.len() as u64);
-    assert_eq!(p.stats().rejected(RejectReason::BelowThreshold), 2);
+    // Each photo twice: cropped and whole.
+    assert_eq!(p.stats().classified, 2 * GOLDEN.len() as u64);
+    assert_eq!(p.stats().rejected(RejectReason::BelowThreshold), 4);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camtrapd::decision::Overrides;
-use camtrapd::decode::{decode_file, DecodeLimits};
+use camtrapd::decode::{decode_file, DecodeLimits, Window};
 use camtrapd::frame::Frame;
 use camtrapd::model::Model;
 use camtrapd::pipeline::{self, Pipeline};
@@ -72,11 +72,13 @@ fn watchdog_pings_follow_progress_and_stop_when_the_source_stalls() {
     let frames: Vec<Frame> = (1..=10)
         .map(|i| {
             let p = dir.join(format!("c101_image_{i:04}.jpg"));
+            let image = decode_file(&p, &DecodeLimits::default()).unwrap();
             Frame {
                 seq: i,
                 source_id: p.display().to_string(),
                 captured_at: chrono::Utc::now(),
-                image: decode_file(&p, &DecodeLimits::default()).unwrap(),
+                window: Window::whole(&image),
+                image,
                 decode_ms: 0.0,
             }
         })

@@ -5,6 +5,8 @@
 #![no_main]
 
 use camtrapd::decode::{DecodeLimits, DecodeTarget};
+use camtrapd::model::manifest::ResizeMode;
+use camtrapd::preprocess::InputGeometry;
 use camtrapd::source::v4l2::mjpeg::decode_mjpeg;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,8 +20,22 @@ fuzz_target!(|data: &[u8]| {
     let target = DecodeTarget {
         input: None,
         min_longest_side: 64,
+        crop: false,
     };
-    if let Ok(img) = decode_mjpeg(data, &limits, &target) {
-        assert!(img.width() > 0 && img.height() > 0);
+    if let Ok(d) = decode_mjpeg(data, &limits, &target) {
+        assert!(d.image.width() > 0 && d.image.height() > 0);
+    }
+    // Cropped to what a 32×32 centre crop reads.
+    let target = DecodeTarget::model(InputGeometry {
+        width: 32,
+        height: 32,
+        mode: ResizeMode::CenterCrop,
+        crop_fraction: 0.875,
+    });
+    if let Ok(d) = decode_mjpeg(data, &limits, &target) {
+        let w = d.window;
+        assert!(d.image.width() > 0 && d.image.height() > 0);
+        assert!(w.x + d.image.width() <= w.full_width);
+        assert!(w.y + d.image.height() <= w.full_height);
     }
 });

@@ -11,6 +11,11 @@
 //!   Only where the model's input is still [`super::MODEL_MARGIN`] times
 //!   smaller per axis than the region it samples: a 4000×3000 trail-camera
 //!   photo for a 224×224 centre crop is decoded at 2000×1500.
+//! * Cropping: when [`DecodeTarget::crop`] allows it, only the rows and
+//!   columns the model's centre crop reads are decoded (`tj3SetCroppingRegion`:
+//!   libjpeg's `jpeg_crop_scanline` and `jpeg_skip_scanlines`), and the
+//!   [`Window`] returned says where they lie in the frame. A 640×480 camera
+//!   frame for a 224×224 crop of 0.875 decodes 448×436 pixels.
 //! * EXIF orientation is applied (read with the `image` crate, only when
 //!   the file carries an EXIF segment).
 //! * Anything libjpeg-turbo does not decode cleanly (CMYK/YCCK, lossless,
@@ -20,26 +25,137 @@
 //!   Arithmetic-coded JPEGs, which the `image` crate refuses, decode here.
 
 use std::cell::RefCell;
+use std::ffi::{c_int, CStr};
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
-use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
+use turbojpeg::raw;
 
-use super::{DecodeError, DecodeLimits, DecodeTarget};
+use super::{DecodeError, DecodeLimits, DecodeTarget, Decoded, Window};
 
 /// Most scans a progressive JPEG may have before libjpeg-turbo gives up
 /// (libjpeg-turbo's advice against denial-of-service files with thousands of
 /// tiny scans).
-const SCAN_LIMIT: u32 = 500;
+const SCAN_LIMIT: c_int = 500;
+
+/// Pixels kept beyond the region the resize reads, on every side of a
+/// cropped decode: libjpeg-turbo's "fancy" chroma upsampling may treat the
+/// crop's left and right edge columns as image edges (libjpeg.txt,
+/// "Decompressing partial scanlines"), so those columns must not be read.
+const CROP_PAD: u32 = 4;
+
+/// iMCU width in pixels per TurboJPEG subsampling (`TJSAMP_444` … `TJSAMP_441`),
+/// `tjMCUWidth` of `turbojpeg.h` (a header-only table, not a linkable symbol).
+const MCU_WIDTH: [u32; 7] = [8, 16, 16, 8, 8, 32, 8];
+
+/// A TurboJPEG 3 decompression instance (`tj3Init` … `tj3Destroy`), reused
+/// for every frame of a thread. The `turbojpeg` crate's safe `Decompressor`
+/// has no cropping region (`tj3SetCroppingRegion`), so this path calls the
+/// same crate's raw bindings (`turbojpeg::raw`, libjpeg-turbo's
+/// `turbojpeg.h`).
+struct Tj(raw::tjhandle);
+
+impl Tj {
+    fn new() -> Option<Tj> {
+        // SAFETY: tj3Init has no preconditions; a null handle is checked.
+        let h = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as c_int) };
+        if h.is_null() {
+            return None;
+        }
+        let mut tj = Tj(h);
+        tj.set(raw::TJPARAM_TJPARAM_SCANLIMIT, SCAN_LIMIT)
+            .then_some(tj)
+    }
+
+    fn set(&mut self, param: raw::TJPARAM, value: c_int) -> bool {
+        // SAFETY: the handle is valid for the life of `self`.
+        unsafe { raw::tj3Set(self.0, param as c_int, value) == 0 }
+    }
+
+    fn get(&self, param: raw::TJPARAM) -> c_int {
+        // SAFETY: as above.
+        unsafe { raw::tj3Get(self.0, param as c_int) }
+    }
+
+    /// libjpeg-turbo's message for the last failed call.
+    fn error(&self) -> String {
+        // SAFETY: tj3GetErrorStr returns a NUL-terminated string owned by the
+        // instance (or a static one), valid until the next call.
+        unsafe {
+            let p = raw::tj3GetErrorStr(self.0);
+            if p.is_null() {
+                return "unknown error".into();
+            }
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+
+    /// Reads the header of `bytes` (sets the JPEGWIDTH … PROGRESSIVE parameters).
+    fn read_header(&mut self, bytes: &[u8]) -> bool {
+        // SAFETY: pointer and length describe `bytes`, which outlives the call.
+        unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) == 0 }
+    }
+
+    fn set_scaling(&mut self, denom: u32) -> bool {
+        let f = raw::tjscalingfactor {
+            num: 1,
+            denom: denom as c_int,
+        };
+        // SAFETY: as above.
+        unsafe { raw::tj3SetScalingFactor(self.0, f) == 0 }
+    }
+
+    /// Sets (or with all zeros clears) the cropping region, in scaled pixels.
+    fn set_crop(&mut self, x: u32, y: u32, w: u32, h: u32) -> bool {
+        let r = raw::tjregion {
+            x: x as c_int,
+            y: y as c_int,
+            w: w as c_int,
+            h: h as c_int,
+        };
+        // SAFETY: as above.
+        unsafe { raw::tj3SetCroppingRegion(self.0, r) == 0 }
+    }
+
+    /// Decompresses `bytes` (whose header was read last) into `out`, RGB8
+    /// rows of `width` pixels, packed.
+    fn decompress_rgb(&mut self, bytes: &[u8], out: &mut [u8], width: u32) -> bool {
+        // SAFETY: `out` holds the scaled (cropped) image's rows; the caller
+        // sized it from the same scaling factor and cropping region.
+        unsafe {
+            raw::tj3Decompress8(
+                self.0,
+                bytes.as_ptr(),
+                bytes.len() as raw::size_t,
+                out.as_mut_ptr(),
+                (width * 3) as c_int,
+                raw::TJPF_TJPF_RGB as c_int,
+            ) == 0
+        }
+    }
+}
+
+impl Drop for Tj {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from tj3Init and is destroyed once.
+        unsafe { raw::tj3Destroy(self.0) }
+    }
+}
 
 thread_local! {
     /// One decompressor per thread, reused for every frame (libjpeg's
     /// structures are set up once).
-    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Tj>> = const { RefCell::new(None) };
 }
 
-/// Decodes a JPEG with libjpeg-turbo, shrunk as far as `target` allows.
+/// `ceil(dim / denom)`, libjpeg's scaled size (`TJSCALED` for 1/denom).
+fn scaled(dim: u32, denom: u32) -> u32 {
+    dim.div_ceil(denom)
+}
+
+/// Decodes a JPEG with libjpeg-turbo, shrunk and cropped as far as `target`
+/// allows.
 ///
 /// Returns `Ok(None)` when libjpeg-turbo cannot decode it cleanly (the caller
 /// falls back to the `image` crate).
@@ -51,46 +167,46 @@ pub fn decode(
     bytes: &[u8],
     limits: &DecodeLimits,
     target: &DecodeTarget,
-) -> Result<Option<RgbImage>, DecodeError> {
+    buf: Vec<u8>,
+) -> Result<Option<Decoded>, DecodeError> {
     DECOMPRESSOR.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
             return Ok(None);
         };
         if slot.is_none() {
-            let Ok(mut d) = Decompressor::new() else {
-                return Ok(None);
-            };
-            if d.set_scan_limit(SCAN_LIMIT).is_err() {
-                return Ok(None);
-            }
-            *slot = Some(d);
+            *slot = Tj::new();
         }
         match slot.as_mut() {
-            Some(tj) => decode_with(tj, bytes, limits, target),
+            Some(tj) => decode_with(tj, bytes, limits, target, buf),
             None => Ok(None),
         }
     })
 }
 
 fn decode_with(
-    tj: &mut Decompressor,
+    tj: &mut Tj,
     bytes: &[u8],
     limits: &DecodeLimits,
     target: &DecodeTarget,
-) -> Result<Option<RgbImage>, DecodeError> {
-    let Ok(header) = tj.read_header(bytes) else {
+    buf: Vec<u8>,
+) -> Result<Option<Decoded>, DecodeError> {
+    if !tj.read_header(bytes) {
         return Ok(None);
-    };
-    if header.is_lossless
-        || !matches!(
-            header.colorspace,
-            Colorspace::YCbCr | Colorspace::Gray | Colorspace::RGB
-        )
+    }
+    let colorspace = tj.get(raw::TJPARAM_TJPARAM_COLORSPACE);
+    let gray = colorspace == raw::TJCS_TJCS_GRAY as c_int;
+    if tj.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0
+        || tj.get(raw::TJPARAM_TJPARAM_PRECISION) != 8
+        || !(gray
+            || colorspace == raw::TJCS_TJCS_YCbCr as c_int
+            || colorspace == raw::TJCS_TJCS_RGB as c_int)
     {
         return Ok(None);
     }
-    let (Ok(width), Ok(height)) = (u32::try_from(header.width), u32::try_from(header.height))
-    else {
+    let (Ok(width), Ok(height)) = (
+        u32::try_from(tj.get(raw::TJPARAM_TJPARAM_JPEGWIDTH)),
+        u32::try_from(tj.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT)),
+    ) else {
         return Ok(None);
     };
     super::check_dimensions(width, height, limits)?;
@@ -117,61 +233,97 @@ fn decode_with(
     } else {
         target.denominator(width, height)
     };
-    let factor = ScalingFactor::new(1, d as usize);
-    let scaled = header.scaled(factor);
-    let (sw, sh) = (scaled.width, scaled.height);
+    let (sw, sh) = (scaled(width, d), scaled(height, d));
+    // Cropping: only the part the model's centre crop reads, for an upright
+    // image whose chroma subsampling libjpeg-turbo knows (the left edge must
+    // fall on a scaled iMCU boundary).
+    let subsamp = tj.get(raw::TJPARAM_TJPARAM_SUBSAMP);
+    let mcu_width = usize::try_from(subsamp)
+        .ok()
+        .and_then(|i| MCU_WIDTH.get(i).copied())
+        .map(|w| scaled(w, d));
+    let crop = match (target.input, mcu_width) {
+        (Some(g), Some(mcu))
+            if target.crop && super::crop_enabled() && orientation == Orientation::NoTransforms =>
+        {
+            g.read_region(sw, sh, CROP_PAD)
+                .map(|(x0, y0, x1, y1)| (x0 / mcu * mcu, y0, x1, y1))
+                .filter(|&(x0, y0, x1, y1)| (x1 - x0, y1 - y0) != (sw, sh))
+        }
+        _ => None,
+    };
+    let (ow, oh) = crop.map_or((sw, sh), |(x0, y0, x1, y1)| (x1 - x0, y1 - y0));
     // Memory: the RGB8 output (twice with a rotation), plus libjpeg's whole-image
     // coefficient buffer (2 bytes per coefficient, each component counted at
     // full resolution), which it allocates for a progressive JPEG and for a
     // sequential one whose first scan does not hold every component.
-    let rgb = (sw as u64).saturating_mul(sh as u64).saturating_mul(3);
+    let rgb = u64::from(ow) * u64::from(oh) * 3;
     let copies = if orientation == Orientation::NoTransforms {
         1
     } else {
         2
     };
-    let components = if header.colorspace == Colorspace::Gray {
-        1
-    } else {
-        3
-    };
-    let coefficients = if header.is_progressive || !headers.first_scan_interleaved {
+    let components = if gray { 1 } else { 3 };
+    let progressive = tj.get(raw::TJPARAM_TJPARAM_PROGRESSIVE) != 0;
+    let coefficients = if progressive || !headers.first_scan_interleaved {
         u64::from(width) * u64::from(height) * components * 2
     } else {
         0
     };
     let need = rgb.saturating_mul(copies).saturating_add(coefficients);
     super::check_memory(width, height, need, limits)?;
-    if tj.set_scaling_factor(factor).is_err() {
+    if !tj.set_scaling(d) {
         return Ok(None);
     }
-    let Some(len) = sw.checked_mul(sh).and_then(|n| n.checked_mul(3)) else {
-        return Ok(None);
+    let cropped = match crop {
+        Some((x0, y0, _, _)) => tj.set_crop(x0, y0, ow, oh),
+        None => tj.set_crop(0, 0, 0, 0),
     };
-    let mut pixels = vec![0u8; len];
-    let out = Image {
-        pixels: pixels.as_mut_slice(),
-        width: sw,
-        pitch: sw * 3,
-        height: sh,
-        format: PixelFormat::RGB,
-    };
-    if let Err(e) = tj.decompress(bytes, out) {
-        log::debug!("libjpeg-turbo: {e}; decoding with the image crate instead");
+    if !cropped {
+        log::debug!(
+            "libjpeg-turbo: {}; decoding with the image crate instead",
+            tj.error()
+        );
         return Ok(None);
     }
-    let (Ok(sw), Ok(sh)) = (u32::try_from(sw), u32::try_from(sh)) else {
+    let Some(len) = (ow as usize)
+        .checked_mul(oh as usize)
+        .and_then(|n| n.checked_mul(3))
+    else {
         return Ok(None);
     };
-    let Some(img) = RgbImage::from_raw(sw, sh, pixels) else {
+    // Reuse `buf` as it is: every byte is written by libjpeg-turbo, so only a
+    // longer buffer than last time needs its new tail zeroed.
+    let mut pixels = buf;
+    pixels.truncate(len);
+    pixels.resize(len, 0);
+    if !tj.decompress_rgb(bytes, &mut pixels, ow) {
+        log::debug!(
+            "libjpeg-turbo: {}; decoding with the image crate instead",
+            tj.error()
+        );
+        return Ok(None);
+    }
+    let Some(img) = RgbImage::from_raw(ow, oh, pixels) else {
         return Ok(None);
     };
+    if let Some((x0, y0, _, _)) = crop {
+        return Ok(Some(Decoded {
+            image: img,
+            window: Window {
+                x: x0,
+                y: y0,
+                full_width: sw,
+                full_height: sh,
+            },
+        }));
+    }
     if orientation == Orientation::NoTransforms {
-        return Ok(Some(img));
+        return Ok(Some(Decoded::whole(img)));
     }
     let mut img = DynamicImage::ImageRgb8(img);
     img.apply_orientation(orientation);
-    Ok(Some(img.into_rgb8()))
+    Ok(Some(Decoded::whole(img.into_rgb8())))
 }
 
 /// What the segments before a JPEG's first scan say (segments walked by
@@ -302,6 +454,7 @@ mod tests {
         // A snapshot size bounds it too; the full target never shrinks.
         let snap = |side| DecodeTarget {
             min_longest_side: side,
+            crop: false,
             ..DecodeTarget::model(crop224())
         };
         assert_eq!(snap(1280).denominator(8000, 6000), 4);
@@ -311,6 +464,7 @@ mod tests {
         let side = |s| DecodeTarget {
             input: None,
             min_longest_side: s,
+            crop: false,
         };
         assert_eq!(side(640).denominator(1280, 720), 2);
         assert_eq!(side(641).denominator(1280, 720), 1);
@@ -321,13 +475,20 @@ mod tests {
     fn shrinks_in_the_dct_domain_and_matches_a_full_decode() {
         let j = jpeg(1280, 720);
         let limits = DecodeLimits::default();
-        let full = decode(&j, &limits, &DecodeTarget::full()).unwrap().unwrap();
+        let full = decode(&j, &limits, &DecodeTarget::full(), Vec::new())
+            .unwrap()
+            .unwrap()
+            .image;
         assert_eq!(full.dimensions(), (1280, 720));
         let half_side = DecodeTarget {
             input: None,
             min_longest_side: 640,
+            crop: false,
         };
-        let half = decode(&j, &limits, &half_side).unwrap().unwrap();
+        let half = decode(&j, &limits, &half_side, Vec::new())
+            .unwrap()
+            .unwrap()
+            .image;
         assert_eq!(half.dimensions(), (640, 360));
         // The half-size decode is the full one averaged over 2×2 blocks,
         // within JPEG rounding.
@@ -345,17 +506,105 @@ mod tests {
         assert!(worst <= 6, "largest difference {worst}");
     }
 
+    /// A `w × h` photo-like pattern encoded by libjpeg-turbo with `subsamp`.
+    fn tj_jpeg(w: u32, h: u32, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let v = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 97) % 256) as u8;
+            image::Rgb([v(x, y), v(y, x / 2), v(x / 3, y / 5)])
+        });
+        let image = turbojpeg::Image {
+            pixels: img.as_raw().as_slice(),
+            width: w as usize,
+            pitch: w as usize * 3,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        turbojpeg::compress(image, 90, subsamp).unwrap().to_vec()
+    }
+
+    #[test]
+    fn cropped_decodes_match_the_whole_frame_where_the_model_reads() {
+        use turbojpeg::Subsamp;
+        let limits = DecodeLimits::default();
+        let g = crop224();
+        for (w, h, subsamp) in [
+            (640, 480, Subsamp::Sub2x1),
+            (640, 480, Subsamp::Sub2x2),
+            (1280, 720, Subsamp::None),
+            (481, 643, Subsamp::Sub2x2),
+            (1920, 1080, Subsamp::Gray),
+            // Shrunk by 1/2 first (4000×3000 → 2000×1500), then cropped.
+            (4000, 3000, Subsamp::Sub2x2),
+        ] {
+            let j = tj_jpeg(w, h, subsamp);
+            let cropped = decode(&j, &limits, &DecodeTarget::model(g), Vec::new())
+                .unwrap()
+                .unwrap();
+            let whole_target = DecodeTarget {
+                crop: false,
+                ..DecodeTarget::model(g)
+            };
+            let whole = decode(&j, &limits, &whole_target, Vec::new())
+                .unwrap()
+                .unwrap();
+            assert_eq!(whole.window, Window::whole(&whole.image));
+            // Into a larger buffer holding an earlier frame: the same pixels.
+            let again = decode(
+                &j,
+                &limits,
+                &DecodeTarget::model(g),
+                whole.image.as_raw().clone(),
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(again.image, cropped.image);
+            let win = cropped.window;
+            let (fw, fh) = whole.image.dimensions();
+            assert_eq!((win.full_width, win.full_height), (fw, fh), "{w}×{h}");
+            let (cw, ch) = cropped.image.dimensions();
+            assert!(u64::from(cw) * u64::from(ch) < u64::from(fw) * u64::from(fh));
+            assert!(win.x + cw <= fw && win.y + ch <= fh);
+            // It holds what the resize reads, and equals the whole decode
+            // there (and everywhere but libjpeg's left and right edge columns).
+            let (x0, y0, x1, y1) = g.read_region(fw, fh, 0).unwrap();
+            assert!(win.x <= x0 && win.y <= y0 && win.x + cw >= x1 && win.y + ch >= y1);
+            let (xs, xe) = (
+                if win.x > 0 { 1 } else { 0 },
+                if win.x + cw < fw { cw - 1 } else { cw },
+            );
+            for y in 0..ch {
+                for x in xs..xe {
+                    assert_eq!(
+                        cropped.image.get_pixel(x, y),
+                        whole.image.get_pixel(win.x + x, win.y + y),
+                        "{w}×{h} {subsamp:?} at ({x}, {y}) of the crop {win:?}"
+                    );
+                }
+            }
+        }
+        // Letterbox and squash read the whole frame: no crop.
+        let j = tj_jpeg(640, 480, Subsamp::Sub2x1);
+        for mode in [ResizeMode::Letterbox, ResizeMode::Squash] {
+            let t = DecodeTarget::model(InputGeometry { mode, ..g });
+            let d = decode(&j, &limits, &t, Vec::new()).unwrap().unwrap();
+            assert_eq!(d.window, Window::whole(&d.image));
+            assert_eq!(d.image.dimensions(), (640, 480));
+        }
+    }
+
     #[test]
     fn odd_sizes_round_up() {
         let j = jpeg(1281, 723);
         let target = DecodeTarget {
             input: None,
             min_longest_side: 641,
+            crop: false,
         };
-        let got = decode(&j, &DecodeLimits::default(), &target)
+        let got = decode(&j, &DecodeLimits::default(), &target, Vec::new())
             .unwrap()
             .unwrap();
-        assert_eq!(got.dimensions(), (641, 362));
+        assert_eq!(got.image.dimensions(), (641, 362));
+        assert_eq!(got.window, Window::whole(&got.image));
     }
 
     #[test]
@@ -391,12 +640,14 @@ mod tests {
     fn garbage_and_truncated_data_are_left_to_the_image_crate() {
         let limits = DecodeLimits::default();
         let t = DecodeTarget::full();
-        assert!(decode(b"\xFF\xD8\xFF\xE0garbage", &limits, &t)
+        assert!(decode(b"\xFF\xD8\xFF\xE0garbage", &limits, &t, Vec::new())
             .unwrap()
             .is_none());
         let j = jpeg(64, 48);
         // Cut inside the entropy-coded data: libjpeg-turbo warns, the caller decides.
-        assert!(decode(&j[..j.len() / 2], &limits, &t).unwrap().is_none());
+        assert!(decode(&j[..j.len() / 2], &limits, &t, Vec::new())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -407,7 +658,7 @@ mod tests {
             ..DecodeLimits::default()
         };
         assert_eq!(
-            decode(&j, &small, &DecodeTarget::full())
+            decode(&j, &small, &DecodeTarget::full(), Vec::new())
                 .unwrap_err()
                 .reason(),
             "too_large"
@@ -417,7 +668,7 @@ mod tests {
             ..DecodeLimits::default()
         };
         assert_eq!(
-            decode(&j, &tight, &DecodeTarget::full())
+            decode(&j, &tight, &DecodeTarget::full(), Vec::new())
                 .unwrap_err()
                 .reason(),
             "too_large"

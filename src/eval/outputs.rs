@@ -259,14 +259,14 @@ pub fn run(
             outputs.push(Ok(o.clone()));
             continue;
         }
-        let img = match decode_bytes_for(&bytes, &limits, &target) {
-            Ok(i) => i,
+        let d = match decode_bytes_for(&bytes, &limits, &target) {
+            Ok(d) => d,
             Err(e) => {
                 outputs.push(Err(e.to_string()));
                 continue;
             }
         };
-        pre.run(&img, model.input_mut())
+        pre.run_window(&d.image, d.window, model.input_mut())
             .map_err(|e| ModelError::Inference(e.to_string()))?;
         model.run()?;
         let o = Outputs {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::{FrameSource, SourceError, SourceEvent};
-use crate::decode::{decode_file_for, DecodeLimits, DecodeTarget};
+use crate::decode::{decode_file_for, DecodeLimits, DecodeTarget, Decoded};
 use crate::frame::Frame;
 use crate::shutdown::Shutdown;
 
@@ -273,11 +273,12 @@ impl FrameSource for FilesSource {
         let t0 = Instant::now();
         let source_id = path.display().to_string();
         match decode_file_for(path, &self.limits, &self.target) {
-            Ok(image) => SourceEvent::Frame(Frame {
+            Ok(Decoded { image, window }) => SourceEvent::Frame(Frame {
                 seq,
                 source_id,
                 captured_at,
                 image,
+                window,
                 decode_ms: t0.elapsed().as_secs_f64() * 1e3,
             }),
             Err(error) => {

@@ -67,6 +67,10 @@ pub trait FrameSource: Send {
     /// sources start with [`DecodeTarget::full`]. The pipeline sets it from
     /// its model and sinks before the first frame and after a reload.
     fn set_decode_target(&mut self, _target: DecodeTarget) {}
+    /// Takes back a processed frame, so that its pixel buffer is decoded
+    /// into next (no allocation per frame). The camera source keeps it; the
+    /// default drops it.
+    fn recycle(&mut self, _frame: Frame) {}
 }
 
 /// Errors opening a source.

@@ -9,9 +9,7 @@
 
 use std::borrow::Cow;
 
-use image::RgbImage;
-
-use crate::decode::{decode_bytes_for, DecodeError, DecodeLimits, DecodeTarget};
+use crate::decode::{decode_with_fallback, DecodeError, DecodeLimits, DecodeTarget, Decoded};
 
 /// Table K.3: luminance DC, code lengths 1..=16 (number of codes of each length).
 const LUMA_DC_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
@@ -150,13 +148,30 @@ pub fn decode_mjpeg(
     b: &[u8],
     limits: &DecodeLimits,
     target: &DecodeTarget,
-) -> Result<RgbImage, DecodeError> {
-    decode_bytes_for(&with_huffman_tables(b), limits, target)
+) -> Result<Decoded, DecodeError> {
+    decode_mjpeg_into(b, limits, target, Vec::new())
+}
+
+/// As [`decode_mjpeg`], into `buf` (an earlier frame's pixel buffer, reused).
+/// libjpeg-turbo decodes frames without Huffman tables with the standard
+/// ones itself; the copy with the tables inserted is only made when the
+/// frame goes to the `image` crate instead.
+///
+/// # Errors
+/// Any [`DecodeError`]; never panics.
+pub fn decode_mjpeg_into(
+    b: &[u8],
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+    buf: Vec<u8>,
+) -> Result<Decoded, DecodeError> {
+    decode_with_fallback(b, limits, target, buf, with_huffman_tables)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
     use std::io::Cursor;
 
     /// A real baseline JPEG from the `image` crate's encoder (which writes
@@ -267,7 +282,9 @@ mod tests {
         assert_eq!(segs.last(), Some(&0xC4), "{segs:x?}");
         let limits = DecodeLimits::default();
         let want = crate::decode::decode_bytes(&j, &limits).unwrap();
-        let got = decode_mjpeg(&stripped, &limits, &DecodeTarget::full()).unwrap();
+        let got = decode_mjpeg(&stripped, &limits, &DecodeTarget::full())
+            .unwrap()
+            .image;
         assert_eq!(got.dimensions(), (61, 37));
         assert_eq!(got.as_raw(), want.as_raw(), "identical pixels");
     }
@@ -292,6 +309,7 @@ mod tests {
         assert_eq!(
             decode_mjpeg(&padded, &limits, &DecodeTarget::full())
                 .unwrap()
+                .image
                 .dimensions(),
             (64, 48)
         );

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub use config::{FormatChoice, V4l2Config};
 
 use super::{FrameSource, SourceError, SourceEvent};
-use crate::decode::{DecodeError, DecodeLimits, DecodeTarget};
+use crate::decode::{DecodeError, DecodeLimits, DecodeTarget, Decoded};
 use crate::frame::Frame;
 use crate::shutdown::Shutdown;
 use crate::stats::CameraStats;
@@ -43,10 +43,24 @@ pub fn decode_frame(
     c: &Captured,
     limits: &DecodeLimits,
     target: &DecodeTarget,
-) -> Result<image::RgbImage, DecodeError> {
+) -> Result<Decoded, DecodeError> {
+    decode_frame_into(c, limits, target, Vec::new())
+}
+
+/// As [`decode_frame`], an MJPEG frame into `buf` (an earlier frame's pixel
+/// buffer, reused).
+///
+/// # Errors
+/// Any [`DecodeError`]; never panics.
+pub fn decode_frame_into(
+    c: &Captured,
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+    buf: Vec<u8>,
+) -> Result<Decoded, DecodeError> {
     let f = &c.format;
     match f.pixel {
-        Pixel::Mjpeg => mjpeg::decode_mjpeg(&c.bytes, limits, target),
+        Pixel::Mjpeg => mjpeg::decode_mjpeg_into(&c.bytes, limits, target, buf),
         Pixel::Yuyv => {
             if f.width > limits.max_dimension || f.height > limits.max_dimension {
                 return Err(DecodeError::TooLarge {
@@ -55,8 +69,32 @@ pub fn decode_frame(
                     limit: limits.max_dimension,
                 });
             }
-            yuyv::yuyv_to_rgb(&c.bytes, f.width, f.height, f.stride as usize)
-                .map_err(|e| DecodeError::Corrupt(e.to_string()))
+            // Only the part a centre-crop model reads, when nothing else
+            // needs the rest (DecodeTarget::crop).
+            let region = match target.input {
+                Some(g) if target.crop && crate::decode::crop_enabled() => {
+                    g.read_region(f.width, f.height, 0)
+                }
+                _ => None,
+            };
+            let (image, (x, y)) = yuyv::yuyv_to_rgb_region(
+                &c.bytes,
+                f.width,
+                f.height,
+                f.stride as usize,
+                region,
+                buf,
+            )
+            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+            Ok(Decoded {
+                image,
+                window: crate::decode::Window {
+                    x,
+                    y,
+                    full_width: f.width,
+                    full_height: f.height,
+                },
+            })
         }
     }
 }
@@ -76,6 +114,8 @@ pub struct V4l2Source {
     description: String,
     seq: u64,
     undecodable: u64,
+    /// The pixel buffer of a processed frame, decoded into next.
+    spare: Vec<u8>,
 }
 
 impl std::fmt::Debug for V4l2Source {
@@ -148,6 +188,7 @@ impl V4l2Source {
             description,
             seq: 0,
             undecodable: 0,
+            spare: Vec::new(),
         })
     }
 }
@@ -155,6 +196,10 @@ impl V4l2Source {
 impl FrameSource for V4l2Source {
     fn set_decode_target(&mut self, target: DecodeTarget) {
         self.target = target;
+    }
+
+    fn recycle(&mut self, frame: Frame) {
+        self.spare = frame.image.into_raw();
     }
 
     fn next_event(&mut self) -> SourceEvent {
@@ -200,7 +245,8 @@ impl FrameSource for V4l2Source {
         let source_id = format!("{}#{}", self.device, frame.sequence);
         let seq = self.seq;
         self.seq += 1;
-        let result = decode_frame(&frame, &self.limits, &self.target);
+        let spare = std::mem::take(&mut self.spare);
+        let result = decode_frame_into(&frame, &self.limits, &self.target, spare);
         let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let captured_at = frame.captured_at;
         // Hand the buffer back for reuse.
@@ -210,11 +256,12 @@ impl FrameSource for V4l2Source {
         }
         drop(st);
         match result {
-            Ok(image) => SourceEvent::Frame(Frame {
+            Ok(Decoded { image, window }) => SourceEvent::Frame(Frame {
                 seq,
                 source_id,
                 captured_at,
                 image,
+                window,
                 decode_ms,
             }),
             Err(error) => {
@@ -275,7 +322,9 @@ mod tests {
     fn short_yuyv_buffers_and_truncated_mjpeg_are_unreadable_not_fatal() {
         let limits = DecodeLimits::default();
         let ok = captured([126, 128, 126, 128].repeat(4 * 2), Pixel::Yuyv, 8, 2);
-        let img = decode_frame(&ok, &limits, &DecodeTarget::full()).unwrap();
+        let img = decode_frame(&ok, &limits, &DecodeTarget::full())
+            .unwrap()
+            .image;
         assert_eq!(img.get_pixel(7, 1).0, [128, 128, 128]);
         let short = captured(vec![16; 10], Pixel::Yuyv, 8, 2);
         let e = decode_frame(&short, &limits, &DecodeTarget::full()).unwrap_err();

@@ -81,6 +81,25 @@ pub fn yuyv_to_rgb(
     height: u32,
     stride: usize,
 ) -> Result<RgbImage, YuyvError> {
+    yuyv_to_rgb_region(data, width, height, stride, None, Vec::new()).map(|(img, _)| img)
+}
+
+/// As [`yuyv_to_rgb`], converting only `region` (`(x0, y0, x1, y1)` in
+/// pixels, `x1`, `y1` exclusive; `x0` is moved left to an even column, where
+/// a pixel pair starts) into `buf` (an earlier frame's buffer, reused).
+/// Returns the image and its top-left corner (`x0`, `y0`) in the frame.
+/// `None` converts the whole frame.
+///
+/// # Errors
+/// As [`yuyv_to_rgb`]; a region outside the frame is clamped to it.
+pub fn yuyv_to_rgb_region(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    stride: usize,
+    region: Option<(u32, u32, u32, u32)>,
+    buf: Vec<u8>,
+) -> Result<(RgbImage, (u32, u32)), YuyvError> {
     if width == 0 || height == 0 {
         return Err(YuyvError::Empty(width, height));
     }
@@ -101,19 +120,35 @@ pub fn yuyv_to_rgb(
             have: data.len(),
         });
     }
-    let mut out = vec![0u8; width as usize * height as usize * 3];
+    let (x0, y0, x1, y1) = region.map_or((0, 0, width, height), |(x0, y0, x1, y1)| {
+        let (x1, y1) = (x1.min(width), y1.min(height));
+        (x0.min(x1) & !1, y0.min(y1), x1, y1)
+    });
+    // Whole pixel pairs: an odd right edge takes the pair's second pixel too.
+    let x1 = (x1 + (x1 - x0) % 2).min(width);
+    let (w, h) = (x1 - x0, y1 - y0);
+    if w == 0 || h == 0 {
+        return Err(YuyvError::Empty(w, h));
+    }
+    let mut out = buf;
+    let len = w as usize * h as usize * 3;
+    out.truncate(len);
+    out.resize(len, 0);
+    let (from, to) = (x0 as usize * 2, x1 as usize * 2);
     for (src, dst) in data
         .chunks(stride)
-        .take(height as usize)
-        .zip(out.chunks_exact_mut(width as usize * 3))
+        .skip(y0 as usize)
+        .take(h as usize)
+        .zip(out.chunks_exact_mut(w as usize * 3))
     {
-        for (p, q) in src[..line].chunks_exact(4).zip(dst.chunks_exact_mut(6)) {
+        for (p, q) in src[from..to].chunks_exact(4).zip(dst.chunks_exact_mut(6)) {
             let (y0, u, y1, v) = (p[0], p[1], p[2], p[3]);
             q[..3].copy_from_slice(&yuv_to_rgb(y0, u, v));
             q[3..].copy_from_slice(&yuv_to_rgb(y1, u, v));
         }
     }
-    RgbImage::from_raw(width, height, out).ok_or(YuyvError::Empty(width, height))
+    let img = RgbImage::from_raw(w, h, out).ok_or(YuyvError::Empty(w, h))?;
+    Ok((img, (x0, y0)))
 }
 
 #[cfg(test)]
@@ -146,6 +181,26 @@ mod tests {
             b.extend(std::iter::repeat_n(0xAA, pad));
         }
         b
+    }
+
+    #[test]
+    fn a_region_is_the_same_pixels_as_the_whole_frame_there() {
+        // Every pixel pair different, 2 bytes of padding per line.
+        let (w, h, stride) = (10u32, 6u32, 22usize);
+        let data: Vec<u8> = (0..stride * h as usize)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect();
+        let whole = yuyv_to_rgb(&data, w, h, stride).unwrap();
+        // x0 = 3 moves to the pair start 2; x1 = 7 takes the pair's second pixel, 8.
+        let (part, (x0, y0)) =
+            yuyv_to_rgb_region(&data, w, h, stride, Some((3, 1, 7, 5)), vec![9; 500]).unwrap();
+        assert_eq!((x0, y0), (2, 1));
+        assert_eq!(part.dimensions(), (6, 4));
+        for (x, y, p) in part.enumerate_pixels() {
+            assert_eq!(p, whole.get_pixel(x0 + x, y0 + y), "({x}, {y})");
+        }
+        let (all, origin) = yuyv_to_rgb_region(&data, w, h, stride, None, Vec::new()).unwrap();
+        assert_eq!((all, origin), (whole, (0, 0)));
     }
 
     #[test]
