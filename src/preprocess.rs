@@ -218,6 +218,10 @@ impl Preprocessor {
 
     fn resize(&mut self, img: &RgbImage, window: Window) -> Result<(), PreprocessError> {
         let (w, h) = img.dimensions();
+        debug_assert!(
+            self.mode == ResizeMode::CenterCrop || window == Window::whole(img),
+            "only a centre crop reads part of a frame"
+        );
         let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3)
             .map_err(|e| PreprocessError::Resize(e.to_string()))?;
         let alg = ResizeAlg::Convolution(FilterType::Bilinear);

@@ -49,6 +49,26 @@ const CROP_PAD: u32 = 4;
 /// `tjMCUWidth` of `turbojpeg.h` (a header-only table, not a linkable symbol).
 const MCU_WIDTH: [u32; 7] = [8, 16, 16, 8, 8, 32, 8];
 
+/// The column a cropped decode's left edge must fall on, in pixels at scale
+/// 1/`d`: libjpeg's `jpeg_crop_scanline` moves it to a multiple of
+/// (8 / d) × the largest horizontal sampling factor (8 / d for a single
+/// component), and TurboJPEG refuses one that is not a multiple of its
+/// subsampling's scaled iMCU width (`subsamp`, `TJPARAM_SUBSAMP`). They can
+/// differ: TurboJPEG calls a JPEG whose components all have factor 2×1
+/// "4:4:4" (iMCU width 8) where libjpeg aligns to 16. `None` (no crop) when
+/// either is unknown.
+fn crop_alignment(sampling: Option<(u8, u8)>, subsamp: c_int, d: u32) -> Option<u32> {
+    let libjpeg = match sampling? {
+        (0, _) => return None,
+        (1, _) => 8 / d,
+        (_, max_h @ 1..=4) => 8 / d * u32::from(max_h),
+        _ => return None,
+    };
+    let turbojpeg = scaled(*MCU_WIDTH.get(usize::try_from(subsamp).ok()?)?, d);
+    // Both are powers of two: the larger is a multiple of the smaller.
+    Some(libjpeg.max(turbojpeg))
+}
+
 /// A TurboJPEG 3 decompression instance (`tj3Init` … `tj3Destroy`), reused
 /// for every frame of a thread. The `turbojpeg` crate's safe `Decompressor`
 /// has no cropping region (`tj3SetCroppingRegion`), so this path calls the
@@ -119,10 +139,20 @@ impl Tj {
     }
 
     /// Decompresses `bytes` (whose header was read last) into `out`, RGB8
-    /// rows of `width` pixels, packed.
-    fn decompress_rgb(&mut self, bytes: &[u8], out: &mut [u8], width: u32) -> bool {
-        // SAFETY: `out` holds the scaled (cropped) image's rows; the caller
-        // sized it from the same scaling factor and cropping region.
+    /// rows of `width` pixels, packed; `width × height` must be the scaled
+    /// (and cropped) size set by `set_scaling` and `set_crop` for this
+    /// header, which libjpeg-turbo writes. Refuses a shorter `out`.
+    fn decompress_rgb(&mut self, bytes: &[u8], out: &mut [u8], width: u32, height: u32) -> bool {
+        let need = (width as usize)
+            .checked_mul(height as usize)
+            .and_then(|n| n.checked_mul(3));
+        if need.is_none_or(|n| out.len() < n) {
+            return false;
+        }
+        // SAFETY: `out` holds `height` rows of `width` RGB8 pixels, the size
+        // of the scaled (cropped) image (checked above; the caller computed
+        // it from the same header, scaling factor and cropping region, and
+        // TurboJPEG refuses a crop that libjpeg would widen).
         unsafe {
             raw::tj3Decompress8(
                 self.0,
@@ -176,10 +206,17 @@ pub fn decode(
         if slot.is_none() {
             *slot = Tj::new();
         }
-        match slot.as_mut() {
+        let r = match slot.as_mut() {
             Some(tj) => decode_with(tj, bytes, limits, target, buf),
             None => Ok(None),
+        };
+        if !matches!(r, Ok(Some(_))) {
+            // A failed call may leave libjpeg mid-header (tj3DecompressHeader
+            // does not abort on error), which would fail every later frame:
+            // start the next one on a fresh instance.
+            *slot = None;
         }
+        r
     })
 }
 
@@ -235,13 +272,8 @@ fn decode_with(
     };
     let (sw, sh) = (scaled(width, d), scaled(height, d));
     // Cropping: only the part the model's centre crop reads, for an upright
-    // image whose chroma subsampling libjpeg-turbo knows (the left edge must
-    // fall on a scaled iMCU boundary).
-    let subsamp = tj.get(raw::TJPARAM_TJPARAM_SUBSAMP);
-    let mcu_width = usize::try_from(subsamp)
-        .ok()
-        .and_then(|i| MCU_WIDTH.get(i).copied())
-        .map(|w| scaled(w, d));
+    // image whose chroma subsampling libjpeg-turbo knows.
+    let mcu_width = crop_alignment(headers.sampling, tj.get(raw::TJPARAM_TJPARAM_SUBSAMP), d);
     let crop = match (target.input, mcu_width) {
         (Some(g), Some(mcu))
             if target.crop && super::crop_enabled() && orientation == Orientation::NoTransforms =>
@@ -297,7 +329,7 @@ fn decode_with(
     let mut pixels = buf;
     pixels.truncate(len);
     pixels.resize(len, 0);
-    if !tj.decompress_rgb(bytes, &mut pixels, ow) {
+    if !tj.decompress_rgb(bytes, &mut pixels, ow, oh) {
         log::debug!(
             "libjpeg-turbo: {}; decoding with the image crate instead",
             tj.error()
@@ -336,6 +368,11 @@ pub struct Headers {
     /// sequential JPEG, decoded without a whole-image coefficient buffer).
     /// `false` when it holds fewer, or the walk could not tell.
     pub first_scan_interleaved: bool,
+    /// The frame header's component count and largest horizontal sampling
+    /// factor (`None` when the walk found no frame header), which set
+    /// libjpeg's iMCU column width: the alignment of a cropped decode's
+    /// left edge (`jpeg_crop_scanline`).
+    pub sampling: Option<(u8, u8)>,
 }
 
 /// Walks the segments from SOI to the first start-of-scan.
@@ -343,6 +380,7 @@ pub fn walk_headers(b: &[u8]) -> Headers {
     let mut h = Headers {
         exif: false,
         first_scan_interleaved: false,
+        sampling: None,
     };
     if b.get(..2) != Some(&[0xFF, 0xD8]) {
         return h;
@@ -374,6 +412,13 @@ pub fn walk_headers(b: &[u8]) -> Headers {
             // SOFn (not DHT C4, JPG C8, DAC CC): Nf after P, Y, X.
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 frame_components = b.get(i + 7).copied();
+                // Component specifications: C, H << 4 | V, Tq.
+                h.sampling = frame_components.and_then(|n| {
+                    (0..usize::from(n))
+                        .map(|k| b.get(i + 9 + 3 * k).map(|f| f >> 4))
+                        .try_fold(0u8, |m, f| f.map(|f| m.max(f)))
+                        .map(|max_h| (n, max_h))
+                });
             }
             0xDA => {
                 // SOS: Ns is its first byte.
@@ -593,6 +638,62 @@ mod tests {
     }
 
     #[test]
+    fn crop_alignment_follows_libjpeg_and_turbojpeg() {
+        use raw::{TJSAMP_TJSAMP_411, TJSAMP_TJSAMP_420, TJSAMP_TJSAMP_444, TJSAMP_TJSAMP_GRAY};
+        let s = |v: raw::TJSAMP| v as c_int;
+        assert_eq!(
+            crop_alignment(Some((3, 2)), s(TJSAMP_TJSAMP_420), 1),
+            Some(16)
+        );
+        assert_eq!(
+            crop_alignment(Some((3, 2)), s(TJSAMP_TJSAMP_420), 8),
+            Some(2)
+        );
+        assert_eq!(
+            crop_alignment(Some((3, 1)), s(TJSAMP_TJSAMP_444), 1),
+            Some(8)
+        );
+        assert_eq!(
+            crop_alignment(Some((1, 1)), s(TJSAMP_TJSAMP_GRAY), 2),
+            Some(4)
+        );
+        assert_eq!(
+            crop_alignment(Some((3, 4)), s(TJSAMP_TJSAMP_411), 1),
+            Some(32)
+        );
+        // Every component 2×1: TurboJPEG says 4:4:4 (8), libjpeg aligns to 16.
+        assert_eq!(
+            crop_alignment(Some((3, 2)), s(TJSAMP_TJSAMP_444), 1),
+            Some(16)
+        );
+        // Unknown subsampling or no frame header: no crop.
+        assert_eq!(crop_alignment(Some((3, 2)), -1, 1), None);
+        assert_eq!(crop_alignment(None, s(TJSAMP_TJSAMP_420), 1), None);
+        assert_eq!(crop_alignment(Some((3, 0)), s(TJSAMP_TJSAMP_444), 1), None);
+    }
+
+    #[test]
+    fn a_failed_header_does_not_break_later_frames() {
+        // A frame header with a sampling factor of 0 (`0x01`): libjpeg fails
+        // in the middle of reading the header.
+        let good = tj_jpeg(64, 48, turbojpeg::Subsamp::Sub2x2);
+        let mut bad = good.clone();
+        let sof = bad
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline frame header");
+        bad[sof + 2 + 2 + 6 + 1] = 0x01;
+        let limits = DecodeLimits::default();
+        let t = DecodeTarget::full();
+        assert!(decode(&bad, &limits, &t, Vec::new()).unwrap().is_none());
+        let d = decode(&good, &limits, &t, Vec::new()).unwrap();
+        assert!(
+            d.is_some(),
+            "libjpeg-turbo refuses good frames after a bad header"
+        );
+    }
+
+    #[test]
     fn odd_sizes_round_up() {
         let j = jpeg(1281, 723);
         let target = DecodeTarget {
@@ -623,7 +724,8 @@ mod tests {
             walk_headers(&with),
             Headers {
                 exif: true,
-                first_scan_interleaved: true
+                first_scan_interleaved: true,
+                sampling: Some((3, 1)),
             }
         );
         // SOF0 with 3 components, then a scan of 1 component.
