@@ -516,7 +516,11 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         // As the camera source converts for this model: only the part the
         // centre crop reads, into the previous frame's buffer; the whole
         // frame (motion gate or snapshots on) as the reference.
-        let region = pre.geometry().read_region(w, h, 0);
+        let region = if crate::decode::crop_enabled() {
+            pre.geometry().read_region(w, h, 0)
+        } else {
+            None
+        };
         let (mut v, mut whole) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
         let (mut spare, mut spare_whole) = (Vec::new(), Vec::new());
         for i in 0..warmup + frames {

@@ -1,8 +1,9 @@
 //! Motion-JPEG frames from webcams: many UVC cameras send each frame as a
 //! JPEG *without* Huffman tables (no DHT segment), relying on the standard
 //! tables of ITU-T T.81 Annex K.3 (the AVI MJPEG convention). Such a frame is
-//! not a valid JPEG on its own, so [`with_huffman_tables`] inserts those
-//! tables before the first start-of-scan when a frame has none. A decoder may
+//! not a valid JPEG on its own. libjpeg-turbo decodes it with those tables
+//! anyway; for a frame that goes to the `image` crate instead,
+//! [`with_huffman_tables`] inserts them before the first start-of-scan. A decoder may
 //! also report success on a truncated frame (grey-filled bottom): the marker
 //! walk of [`crate::decode::check_jpeg_complete`] refuses frames that end
 //! before their end-of-image marker.
