@@ -319,6 +319,26 @@ fn sink_json(policy: &Policy, d: &Decision, model: &ModelRef, buf: &mut Vec<u8>)
     let _ = serde_json::to_writer(&mut *buf, &det);
 }
 
+/// Times `f`, which converts into the recycled buffer it is given (taken
+/// from `spare`) and returns the image, whose buffer goes back to `spare`;
+/// the time (ms) goes into `samples` when `keep` and `f` succeeded.
+fn time_into(
+    spare: &mut Vec<u8>,
+    samples: &mut Vec<f64>,
+    keep: bool,
+    f: impl FnOnce(Vec<u8>) -> Option<RgbImage>,
+) {
+    let t = Instant::now();
+    let img = f(std::mem::take(spare));
+    let ms = ms_since(t);
+    if let Some(img) = img {
+        *spare = std::hint::black_box(img).into_raw();
+        if keep {
+            samples.push(ms);
+        }
+    }
+}
+
 /// The whole frame path on `n` frames of the 640×480 JPEG: returns frames
 /// done. With `shares`, pushes each frame's pipeline overhead (decode,
 /// preprocess, decision, sink) as a fraction of its inference time: a ratio
@@ -451,29 +471,17 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         // Each into the previous frame's pixel buffer, as the camera source does.
         let (mut spare, mut spare_whole) = (Vec::new(), Vec::new());
         for i in 0..warmup + frames {
-            let t = Instant::now();
-            let img = decode_bytes_into(jpeg, &limits, &target, std::mem::take(&mut spare));
-            let ms = ms_since(t);
-            if let Ok(d) = img {
-                spare = std::hint::black_box(d).image.into_raw();
-                if i >= warmup {
-                    v.push(ms);
-                }
-            }
-            let t = Instant::now();
-            let img = decode_bytes_into(
-                jpeg,
-                &limits,
-                &whole_target,
-                std::mem::take(&mut spare_whole),
-            );
-            let ms = ms_since(t);
-            if let Ok(d) = img {
-                spare_whole = std::hint::black_box(d).image.into_raw();
-                if i >= warmup {
-                    whole.push(ms);
-                }
-            }
+            let keep = i >= warmup;
+            time_into(&mut spare, &mut v, keep, |b| {
+                decode_bytes_into(jpeg, &limits, &target, b)
+                    .ok()
+                    .map(|d| d.image)
+            });
+            time_into(&mut spare_whole, &mut whole, keep, |b| {
+                decode_bytes_into(jpeg, &limits, &whole_target, b)
+                    .ok()
+                    .map(|d| d.image)
+            });
             let t = Instant::now();
             let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
                 .map(image::DynamicImage::into_rgb8);
@@ -524,38 +532,18 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         let (mut v, mut whole) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
         let (mut spare, mut spare_whole) = (Vec::new(), Vec::new());
         for i in 0..warmup + frames {
-            let t = Instant::now();
-            let r = yuyv_to_rgb_region(
-                &yuyv,
-                w,
-                h,
-                w as usize * 2,
-                region,
-                std::mem::take(&mut spare),
-            );
-            let ms = ms_since(t);
-            if let Ok((img, _)) = r {
-                spare = std::hint::black_box(img).into_raw();
-                if i >= warmup {
-                    v.push(ms);
-                }
-            }
-            let t = Instant::now();
-            let r = yuyv_to_rgb_region(
-                &yuyv,
-                w,
-                h,
-                w as usize * 2,
-                None,
-                std::mem::take(&mut spare_whole),
-            );
-            let ms = ms_since(t);
-            if let Ok((img, _)) = r {
-                spare_whole = std::hint::black_box(img).into_raw();
-                if i >= warmup {
-                    whole.push(ms);
-                }
-            }
+            let keep = i >= warmup;
+            let stride = w as usize * 2;
+            time_into(&mut spare, &mut v, keep, |b| {
+                yuyv_to_rgb_region(&yuyv, w, h, stride, region, b)
+                    .ok()
+                    .map(|r| r.0)
+            });
+            time_into(&mut spare_whole, &mut whole, keep, |b| {
+                yuyv_to_rgb_region(&yuyv, w, h, stride, None, b)
+                    .ok()
+                    .map(|r| r.0)
+            });
         }
         let ours = StageStats::from_samples(name, v);
         let stats = StageStats::from_samples(name, whole);
