@@ -553,6 +553,11 @@ mod tests {
 
     /// A `w × h` photo-like pattern encoded by libjpeg-turbo with `subsamp`.
     fn tj_jpeg(w: u32, h: u32, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
+        tj_jpeg_with(w, h, subsamp, false)
+    }
+
+    /// As [`tj_jpeg`], progressive when asked.
+    fn tj_jpeg_with(w: u32, h: u32, subsamp: turbojpeg::Subsamp, progressive: bool) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| {
             let v = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 97) % 256) as u8;
             image::Rgb([v(x, y), v(y, x / 2), v(x / 3, y / 5)])
@@ -564,7 +569,11 @@ mod tests {
             height: h as usize,
             format: turbojpeg::PixelFormat::RGB,
         };
-        turbojpeg::compress(image, 90, subsamp).unwrap().to_vec()
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(90).unwrap();
+        c.set_subsamp(subsamp).unwrap();
+        c.set_progressive(progressive).unwrap();
+        c.compress_to_vec(image).unwrap()
     }
 
     #[test]
@@ -572,16 +581,22 @@ mod tests {
         use turbojpeg::Subsamp;
         let limits = DecodeLimits::default();
         let g = crop224();
-        for (w, h, subsamp) in [
-            (640, 480, Subsamp::Sub2x1),
-            (640, 480, Subsamp::Sub2x2),
-            (1280, 720, Subsamp::None),
-            (481, 643, Subsamp::Sub2x2),
-            (1920, 1080, Subsamp::Gray),
+        for (w, h, subsamp, progressive) in [
+            (640, 480, Subsamp::Sub2x1, false),
+            (640, 480, Subsamp::Sub2x2, false),
+            (1280, 720, Subsamp::None, false),
+            (481, 643, Subsamp::Sub2x2, false),
+            (1920, 1080, Subsamp::Gray, false),
+            (640, 480, Subsamp::Sub1x2, false),
+            (640, 480, Subsamp::Sub4x1, false),
+            (640, 480, Subsamp::Sub2x1, true),
+            (1280, 720, Subsamp::Sub2x2, true),
             // Shrunk by 1/2 first (4000×3000 → 2000×1500), then cropped.
-            (4000, 3000, Subsamp::Sub2x2),
+            (4000, 3000, Subsamp::Sub2x2, false),
+            (4000, 3000, Subsamp::Sub2x1, false),
+            (4000, 3000, Subsamp::Sub1x2, true),
         ] {
-            let j = tj_jpeg(w, h, subsamp);
+            let j = tj_jpeg_with(w, h, subsamp, progressive);
             let cropped = decode(&j, &limits, &DecodeTarget::model(g), Vec::new())
                 .unwrap()
                 .unwrap();
