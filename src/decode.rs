@@ -149,9 +149,14 @@ pub struct DecodeTarget {
     /// Only the model needs the frame (no snapshot, no motion gate): a JPEG
     /// may be decoded only where `input`'s centre crop and the resize
     /// filter read ([`InputGeometry::read_region`]), which the returned
-    /// [`Window`] says. Changes no pixel the model sees (libjpeg-turbo's
-    /// cropped output equals the full decode away from the crop's left and
-    /// right edges, which the region keeps clear of). Ignored without
+    /// [`Window`] says. On an undamaged JPEG this changes no pixel the model
+    /// sees (libjpeg-turbo's cropped output equals the full decode away from
+    /// the crop's left and right edges, which the region keeps clear of).
+    /// On a damaged one it can: libjpeg-turbo never reads the rows below the
+    /// crop, so damage there, or damage it only notices at the end of the
+    /// scan ("extraneous bytes before marker"), raises no warning, and the
+    /// frame keeps libjpeg-turbo's pixels (Pillow's) where a whole decode
+    /// would warn and go to the `image` crate's decoder. Ignored without
     /// `input`, for squash and letterbox models (they sample the whole
     /// frame), for EXIF-rotated photos, and with `CAMTRAPD_NO_JPEG_CROP=1`.
     pub crop: bool,

@@ -22,6 +22,8 @@
 //!   a warning about corrupt data, ...) is handed back to the caller
 //!   (`Ok(None)`), which decodes it with the `image` crate (and shrinks it to
 //!   the size this path would have given), so damaged frames behave as before.
+//!   A cropped decode never reads the rows below the crop, so it may not
+//!   notice damage there ([`DecodeTarget::crop`]).
 //!   Arithmetic-coded JPEGs, which the `image` crate refuses, decode here.
 
 use std::cell::RefCell;
