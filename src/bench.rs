@@ -106,6 +106,17 @@ pub struct Comparison {
     pub speedup: f64,
 }
 
+impl Comparison {
+    /// `reference`'s latencies `stats` against our median `ours_p50_ms`.
+    fn new(reference: impl Into<String>, stats: StageStats, ours_p50_ms: f64) -> Comparison {
+        Comparison {
+            reference: reference.into(),
+            speedup: stats.p50_ms / ours_p50_ms,
+            stats,
+        }
+    }
+}
+
 /// Frames per second of the whole frame path (decode of the 640×480 JPEG,
 /// preprocess, inference, decision, sink serialisation).
 #[derive(Debug, Clone, Serialize)]
@@ -496,17 +507,17 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         if name == "decode 640x480" {
             whole_vga_ms = stats.p50_ms;
         }
-        decode_refs.push(Comparison {
-            reference: format!("{name}, whole frame (motion gate or snapshots on)"),
-            speedup: stats.p50_ms / ours.p50_ms,
+        decode_refs.push(Comparison::new(
+            format!("{name}, whole frame (motion gate or snapshots on)"),
             stats,
-        });
+            ours.p50_ms,
+        ));
         let stats = StageStats::from_samples(name, r);
-        decode_refs.push(Comparison {
-            reference: format!("{name}, image crate (zune-jpeg), full size"),
-            speedup: stats.p50_ms / ours.p50_ms,
+        decode_refs.push(Comparison::new(
+            format!("{name}, image crate (zune-jpeg), full size"),
             stats,
-        });
+            ours.p50_ms,
+        ));
         stages.push(ours);
     }
     // YUYV 4:2:2 → RGB8, what a USB camera in YUYV mode costs per frame,
@@ -547,11 +558,11 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         }
         let ours = StageStats::from_samples(name, v);
         let stats = StageStats::from_samples(name, whole);
-        decode_refs.push(Comparison {
-            reference: format!("{name}, whole frame (motion gate or snapshots on)"),
-            speedup: stats.p50_ms / ours.p50_ms,
+        decode_refs.push(Comparison::new(
+            format!("{name}, whole frame (motion gate or snapshots on)"),
             stats,
-        });
+            ours.p50_ms,
+        ));
         stages.push(ours);
     }
     let vga_img = decode_bytes_for(&vga, &limits, &whole_target)
@@ -654,11 +665,11 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     }
     let ours = p50("resize+normalise");
     let stats = StageStats::from_samples("resize+normalise", refp);
-    comparisons.push(Comparison {
-        reference: "image::imageops::resize (Triangle) + normalise".into(),
-        speedup: stats.p50_ms / ours,
+    comparisons.push(Comparison::new(
+        "image::imageops::resize (Triangle) + normalise",
         stats,
-    });
+        ours,
+    ));
 
     let profile = if o.profile {
         let mut nodes = Vec::new();
@@ -698,15 +709,15 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         }
         let ours = StageStats::from_samples("inference", ours);
         let stats = StageStats::from_samples("inference", rinf);
-        comparisons.push(Comparison {
-            reference: format!(
+        comparisons.push(Comparison::new(
+            format!(
                 "inference of {} ({}), interleaved",
                 rm.manifest().name,
                 dir.display()
             ),
-            speedup: stats.p50_ms / ours.p50_ms,
             stats,
-        });
+            ours.p50_ms,
+        ));
     }
 
     if o.threads > 1 {
