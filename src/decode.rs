@@ -77,6 +77,14 @@ pub fn crop_enabled() -> bool {
     *CROP.get_or_init(|| std::env::var_os("CAMTRAPD_NO_JPEG_CROP").is_none_or(|v| v != "1"))
 }
 
+/// Whether the motion gate may read a JPEG's luma alone ([`decode_luma`]):
+/// `CAMTRAPD_GATE_ON_RGB=1` makes it read the whole decoded RGB frame
+/// instead, as before it could, for comparisons. Read once per process.
+pub fn gate_luma_enabled() -> bool {
+    static LUMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LUMA.get_or_init(|| std::env::var_os("CAMTRAPD_GATE_ON_RGB").is_none_or(|v| v != "1"))
+}
+
 /// Where a decoded image lies in the whole frame it was decoded from (after
 /// DCT scaling and EXIF orientation): `image` is the `width × height` part
 /// of a `full_width × full_height` frame whose top-left pixel is at
@@ -146,8 +154,10 @@ pub struct DecodeTarget {
     pub input: Option<InputGeometry>,
     /// Smallest longest side in pixels (0: none; `u32::MAX`: full size).
     pub min_longest_side: u32,
-    /// Only the model needs the frame (no snapshot, no motion gate): a JPEG
-    /// may be decoded only where `input`'s centre crop and the resize
+    /// Only the model needs the frame (no snapshot; the motion gate reads
+    /// the frame before it is decoded, see
+    /// [`crate::source::FrameSource::next_event_gated`]): a JPEG may be
+    /// decoded only where `input`'s centre crop and the resize
     /// filter read ([`InputGeometry::read_region`]), which the returned
     /// [`Window`] says. On an undamaged JPEG this changes no pixel the model
     /// sees (libjpeg-turbo's cropped output equals the full decode away from
@@ -311,6 +321,37 @@ pub fn decode_file_for(
     limits: &DecodeLimits,
     target: &DecodeTarget,
 ) -> Result<Decoded, DecodeError> {
+    let bytes = read_file(path, limits)?;
+    decode_bytes_for(&bytes, limits, target)
+}
+
+/// Decodes only the luma of a JPEG, shrunk by DCT scaling as far as
+/// `need(width, height)` (pixels per axis) allows, into `buf`: what the
+/// motion gate reads ([`jpeg::decode_luma`]). `None` for anything else (not
+/// a JPEG, truncated, over `limits`, damaged, EXIF-rotated, CMYK, ...): the
+/// caller decodes the frame as usual, which reports what is wrong with it.
+/// Always `None` with `CAMTRAPD_GATE_ON_RGB=1` ([`gate_luma_enabled`]).
+pub fn decode_luma(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    need: &dyn Fn(u32, u32) -> (u32, u32),
+    buf: &mut Vec<u8>,
+) -> Option<jpeg::LumaSize> {
+    if !gate_luma_enabled()
+        || bytes.len() as u64 > limits.max_file_bytes
+        || !bytes.starts_with(&[0xFF, 0xD8])
+        || check_jpeg_complete(bytes).is_err()
+    {
+        return None;
+    }
+    jpeg::decode_luma(bytes, limits, need, buf).ok().flatten()
+}
+
+/// Reads the file at `path`, at most `limits.max_file_bytes`.
+///
+/// # Errors
+/// [`DecodeError::FileTooLarge`], or the I/O error.
+pub fn read_file(path: &Path, limits: &DecodeLimits) -> Result<Vec<u8>, DecodeError> {
     let size = std::fs::metadata(path)?.len();
     if size > limits.max_file_bytes {
         return Err(DecodeError::FileTooLarge {
@@ -324,7 +365,7 @@ pub fn decode_file_for(
         &mut std::io::Read::take(std::fs::File::open(path)?, limits.max_file_bytes + 1),
         &mut bytes,
     )?;
-    decode_bytes_for(&bytes, limits, target)
+    Ok(bytes)
 }
 
 /// Decodes an encoded image held in memory into RGB8, every pixel (see the

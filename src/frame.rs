@@ -21,6 +21,7 @@ pub struct Frame {
     /// Where `image` lies in the whole frame ([`Window::whole`] unless the
     /// decoder cropped it).
     pub window: Window,
-    /// Time spent reading and decoding the frame, in ms.
+    /// Time spent reading and decoding the frame, in ms (with the motion
+    /// gate on, including the gate's own read of the frame).
     pub decode_ms: f64,
 }

@@ -7,7 +7,13 @@
 //! 1. the frame is shrunk to a small greyscale image (`width` pixels wide,
 //!    default 96): each small pixel is the mean BT.601 luma of its block of
 //!    frame pixels (a box filter, so sensor noise averages out), in one pass
-//!    over the frame with no allocation after the first frame;
+//!    over the frame with no allocation after the first frame. The gate
+//!    runs before the frame is decoded for the model and reads as little as
+//!    it can ([`MotionGate::check_jpeg`], [`MotionGate::check_luma`]): a
+//!    JPEG's luma alone, decoded at 1/8 or 1/4 of its size by DCT scaling
+//!    (each sample already a block mean; a 640×480 frame costs about a
+//!    third of its whole decode), a YUYV frame's Y samples where they lie.
+//!    Only a frame it lets through is decoded for the model;
 //! 2. it is compared pixel by pixel with a **background model**, a running
 //!    average of past frames (`background_rate` per frame), after removing
 //!    the mean difference over the unmasked area (a global brightness change —
@@ -22,8 +28,9 @@
 //!    `heartbeat_secs` (capture time), so an animal that stands still is
 //!    still seen (and its event kept open).
 //!
-//! The first frame (and the first after a change of frame size) is always
-//! classified. Gated frames are counted (`frames_gated` in the stats).
+//! The first frame (and the first after a change of the frame's size, or
+//! of how much of it the gate reads: a JPEG's luma at reduced scale, or
+//! the whole decoded frame when that is not possible) is always classified. Gated frames are counted (`frames_gated` in the stats).
 //!
 //! The method is classic background subtraction with a running-average
 //! background (see e.g. Piccardi, "Background subtraction techniques: a
@@ -234,17 +241,57 @@ impl Gate {
     }
 }
 
+/// A greyscale view of a frame for [`MotionGate::check_luma`]: luma samples
+/// read in place, with no RGB conversion (the gate only looks at
+/// brightness).
+#[derive(Debug, Clone, Copy)]
+pub struct Luma<'a> {
+    /// The samples, row after row.
+    pub data: &'a [u8],
+    /// Samples per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// Bytes from the start of one row to the next.
+    pub stride: usize,
+    /// Bytes from one sample to the next within a row: 1 for a greyscale
+    /// plane (a JPEG's Y decoded alone), 2 for the Y samples of YUYV 4:2:2.
+    pub step: usize,
+    /// Samples in studio range (Y 16..235, as a YUYV camera sends them):
+    /// stretched to 0..255 so that `threshold` means the same grey levels
+    /// as on an RGB frame. `false` for full range (JFIF JPEG luma).
+    pub limited_range: bool,
+}
+
+impl Luma<'_> {
+    /// Whether `data` holds `height` rows of `width` samples at this stride
+    /// and step.
+    fn fits(&self) -> bool {
+        if self.width == 0 || self.height == 0 || self.step == 0 {
+            return false;
+        }
+        let row = (self.width as usize - 1)
+            .checked_mul(self.step)
+            .and_then(|n| n.checked_add(1));
+        let need = (self.height as usize - 1)
+            .checked_mul(self.stride)
+            .and_then(|n| n.checked_add(row?));
+        need.is_some_and(|n| n <= self.data.len())
+    }
+}
+
 /// The motion detector (see the module docs). Buffers are allocated for
 /// the first frame and reused while the frame size stays the same.
 pub struct MotionGate {
     cfg: MotionConfig,
-    /// Frame size the buffers are for.
-    frame: (u32, u32),
-    /// Small image size.
+    /// Small image size, from the frame size.
     small: (u32, u32),
-    /// Small-image column of each frame column.
+    /// Input size the column map and block areas are for (the frame, or a
+    /// shrunken decode of it).
+    input: (u32, u32),
+    /// Small-image column of each input column.
     col: Vec<u32>,
-    /// Frame pixels per small pixel.
+    /// Input pixels per small pixel.
     area: Vec<f32>,
     grey: Vec<f32>,
     background: Vec<f32>,
@@ -258,6 +305,7 @@ impl std::fmt::Debug for MotionGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MotionGate")
             .field("small", &self.small)
+            .field("input", &self.input)
             .finish_non_exhaustive()
     }
 }
@@ -267,8 +315,8 @@ impl MotionGate {
     pub fn new(cfg: &MotionConfig) -> MotionGate {
         MotionGate {
             cfg: cfg.clone(),
-            frame: (0, 0),
             small: (0, 0),
+            input: (0, 0),
             col: Vec::new(),
             area: Vec::new(),
             grey: Vec::new(),
@@ -284,46 +332,66 @@ impl MotionGate {
         &self.cfg
     }
 
-    fn reset(&mut self, w: u32, h: u32) {
-        let sw = self.cfg.width.min(w).max(1);
-        let sh = ((f64::from(h) * f64::from(sw) / f64::from(w)).round() as u32).max(1);
-        self.frame = (w, h);
-        self.small = (sw, sh);
-        let n = sw as usize * sh as usize;
-        self.col = (0..w)
-            .map(|x| (u64::from(x) * u64::from(sw) / u64::from(w)) as u32)
-            .collect();
-        self.area = vec![0.0; n];
-        for y in 0..h {
-            let sy = (u64::from(y) * u64::from(sh) / u64::from(h)) as usize;
-            for &sx in &self.col {
-                self.area[sy * sw as usize + sx as usize] += 1.0;
-            }
-        }
-        self.grey = vec![0.0; n];
-        self.background.clear();
-        self.keep = (0..n)
-            .map(|i| {
-                let x = ((i % sw as usize) as f32 + 0.5) / sw as f32;
-                let y = ((i / sw as usize) as f32 + 0.5) / sh as f32;
-                !self.cfg.masks.iter().any(|m| m.contains(x, y))
-            })
-            .collect();
-        self.kept = self.keep.iter().filter(|k| **k).count();
+    /// The size in pixels of the small greyscale image compared for a
+    /// `width × height` frame: `width` of the settings (at most the frame's),
+    /// and the frame's aspect ratio. A decode for the gate needs at least
+    /// this many pixels per axis ([`MotionGate::check_luma`]).
+    pub fn small_size(&self, width: u32, height: u32) -> (u32, u32) {
+        let sw = self.cfg.width.min(width).max(1);
+        let sh = (f64::from(height) * f64::from(sw) / f64::from(width.max(1))).round() as u32;
+        (sw, sh.max(1))
     }
 
-    /// Shrinks `image` (of the size the buffers are for) into the
-    /// greyscale buffer: the mean BT.601 luma of each block.
-    fn shrink(&mut self, image: &RgbImage) {
-        let (w, h) = self.frame;
-        let (sw, sh) = (self.small.0 as usize, self.small.1 as u64);
+    /// Prepares the buffers for a `frame` of that size read from an `input`
+    /// of that size (the frame, or a shrunken decode of it). A new size of
+    /// either restarts the background: blocks of a shrunken decode fall on
+    /// other block boundaries than the frame's pixels (a 4-pixel sample of
+    /// a 1/4 decode goes whole to one small pixel), and on a detailed scene
+    /// the two small images differ by more than `threshold` along edges.
+    fn prepare(&mut self, frame: (u32, u32), input: (u32, u32)) {
+        let small = self.small_size(frame.0, frame.1);
+        if small != self.small || input != self.input {
+            self.small = small;
+            let (sw, sh) = small;
+            let n = sw as usize * sh as usize;
+            self.grey = vec![0.0; n];
+            self.background.clear();
+            self.keep = (0..n)
+                .map(|i| {
+                    let x = ((i % sw as usize) as f32 + 0.5) / sw as f32;
+                    let y = ((i / sw as usize) as f32 + 0.5) / sh as f32;
+                    !self.cfg.masks.iter().any(|m| m.contains(x, y))
+                })
+                .collect();
+            self.kept = self.keep.iter().filter(|k| **k).count();
+            let (w, h) = input;
+            let (sw, sh) = self.small;
+            self.input = input;
+            self.col = (0..w)
+                .map(|x| (u64::from(x) * u64::from(sw) / u64::from(w)) as u32)
+                .collect();
+            self.area = vec![0.0; sw as usize * sh as usize];
+            for y in 0..h {
+                let sy = (u64::from(y) * u64::from(sh) / u64::from(h)) as usize;
+                for &sx in &self.col {
+                    self.area[sy * sw as usize + sx as usize] += 1.0;
+                }
+            }
+        }
+    }
+
+    /// Shrinks the input into the greyscale buffer: the mean luma of each
+    /// block, `luma` giving each input row's samples (left to right) as
+    /// 0..255 values.
+    fn shrink<I: Iterator<Item = f32>>(&mut self, row: impl Fn(usize) -> I) {
+        let (w, h) = self.input;
+        let (sw, sh) = (self.small.0 as usize, u64::from(self.small.1));
         self.grey.fill(0.0);
-        for (y, row) in image.as_raw().chunks_exact(w as usize * 3).enumerate() {
+        for y in 0..h as usize {
             let sy = (y as u64 * sh / u64::from(h)) as usize;
             let acc = &mut self.grey[sy * sw..(sy + 1) * sw];
-            for (p, &sx) in row.chunks_exact(3).zip(&self.col) {
-                acc[sx as usize] +=
-                    0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+            for (v, &sx) in row(y).zip(&self.col[..w as usize]) {
+                acc[sx as usize] += v;
             }
         }
         for (g, a) in self.grey.iter_mut().zip(&self.area) {
@@ -332,17 +400,96 @@ impl MotionGate {
     }
 
     /// Decides whether the frame `image`, captured at `now`, goes to the
-    /// model, and updates the background. Never fails: a frame it cannot
-    /// read (0 pixels) is passed to the model.
+    /// model, and updates the background. The luma of each pixel is BT.601's
+    /// (0.299 R + 0.587 G + 0.114 B). Never fails: a frame it cannot read
+    /// (0 pixels) is passed to the model.
     pub fn check(&mut self, image: &RgbImage, now: DateTime<Utc>) -> Gate {
         let (w, h) = image.dimensions();
         if w == 0 || h == 0 {
             return self.classified(Gate::Motion(1.0), now);
         }
-        if (w, h) != self.frame {
-            self.reset(w, h);
+        self.prepare((w, h), (w, h));
+        let raw = image.as_raw();
+        let stride = w as usize * 3;
+        self.shrink(|y| {
+            raw[y * stride..(y + 1) * stride].chunks_exact(3).map(|p| {
+                0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
+            })
+        });
+        self.compare(now)
+    }
+
+    /// As [`MotionGate::check`], from the luma samples of a frame of
+    /// `frame_width × frame_height` pixels, which `luma` may show shrunk
+    /// (e.g. a JPEG decoded at 1/8 of its size by DCT scaling, where each
+    /// sample is the mean of an 8×8 block): the same small image and
+    /// background as for the full RGB frame, as long as `luma` has at least
+    /// [`MotionGate::small_size`] pixels per axis. A smaller or inconsistent
+    /// `luma` is passed to the model, as a frame the gate cannot read.
+    pub fn check_luma(
+        &mut self,
+        luma: &Luma<'_>,
+        frame_width: u32,
+        frame_height: u32,
+        now: DateTime<Utc>,
+    ) -> Gate {
+        let (sw, sh) = self.small_size(frame_width, frame_height);
+        if frame_width == 0
+            || frame_height == 0
+            || !luma.fits()
+            || luma.width < sw
+            || luma.height < sh
+        {
+            return self.classified(Gate::Motion(1.0), now);
         }
-        self.shrink(image);
+        self.prepare((frame_width, frame_height), (luma.width, luma.height));
+        let (data, stride, step, w) = (luma.data, luma.stride, luma.step, luma.width as usize);
+        self.shrink(|y| {
+            data[y * stride..]
+                .iter()
+                .step_by(step)
+                .take(w)
+                .map(|&v| f32::from(v))
+        });
+        if luma.limited_range {
+            // Y' 16..235 → 0..255 (BT.601 studio range), as the RGB
+            // conversion of the same frame would give.
+            for g in &mut self.grey {
+                *g = ((*g - 16.0) * (255.0 / 219.0)).clamp(0.0, 255.0);
+            }
+        }
+        self.compare(now)
+    }
+
+    /// Gates a JPEG frame on its luma alone: decoded into `buf` at the
+    /// smallest DCT scale that still gives [`MotionGate::small_size`]
+    /// pixels (1/8 of a camera-trap still, 1/4 of a 640×480 frame; the
+    /// chroma is not transformed or converted), far cheaper than the RGB
+    /// frame [`MotionGate::check`] needs. Returns `None`, deciding nothing,
+    /// when the bytes cannot be read that way (not a JPEG, damaged,
+    /// truncated, over `limits`, EXIF-rotated, CMYK): decode the frame and
+    /// call [`MotionGate::check`], which reports and handles the rest.
+    pub fn check_jpeg(
+        &mut self,
+        bytes: &[u8],
+        limits: &crate::decode::DecodeLimits,
+        buf: &mut Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Option<Gate> {
+        let size = crate::decode::decode_luma(bytes, limits, &|w, h| self.small_size(w, h), buf)?;
+        let luma = Luma {
+            data: buf,
+            width: size.width,
+            height: size.height,
+            stride: size.width as usize,
+            step: 1,
+            limited_range: false,
+        };
+        Some(self.check_luma(&luma, size.full_width, size.full_height, now))
+    }
+
+    /// Compares the greyscale buffer with the background, then updates it.
+    fn compare(&mut self, now: DateTime<Utc>) -> Gate {
         if self.background.is_empty() {
             self.background.extend_from_slice(&self.grey);
             return self.classified(Gate::Motion(1.0), now);
@@ -498,6 +645,133 @@ mod tests {
         let other = RgbImage::from_pixel(64, 64, image::Rgb([100, 100, 100]));
         assert_eq!(g.check(&other, at(1000)), Gate::Motion(1.0));
         assert_eq!(g.check(&other, at(2000)), Gate::Still(0.0));
+    }
+
+    /// The luma plane of a grey RGB frame (R = G = B).
+    fn plane(img: &RgbImage) -> Vec<u8> {
+        img.pixels().map(|p| p.0[0]).collect()
+    }
+
+    /// A packed greyscale plane of `w × h` samples.
+    fn luma(data: &[u8], w: u32, h: u32) -> Luma<'_> {
+        Luma {
+            data,
+            width: w,
+            height: h,
+            stride: w as usize,
+            step: 1,
+            limited_range: false,
+        }
+    }
+
+    /// `plane` (w × h) shrunk by 2 per axis, each sample the block's mean:
+    /// what a JPEG decoded at 1/2 gives (the scale `decode_luma` picks for a
+    /// 320×240 frame and the 96×72 compared image).
+    fn half(p: &[u8], w: usize, h: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for by in 0..h / 2 {
+            for bx in 0..w / 2 {
+                let mut s = 0u32;
+                for y in 0..2 {
+                    for x in 0..2 {
+                        s += u32::from(p[(by * 2 + y) * w + bx * 2 + x]);
+                    }
+                }
+                out.push(((s + 2) / 4) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn luma_at_full_or_reduced_scale_decides_as_the_rgb_frame() {
+        let frames = [
+            flat(100),
+            flat(100),
+            with_square(100, 100, 100, 40),
+            flat(130),
+            with_square(100, 100, 100, 40),
+        ];
+        let (mut rgb, mut full, mut small) = (gate(Vec::new()), gate(Vec::new()), gate(Vec::new()));
+        for (i, f) in frames.iter().enumerate() {
+            let now = at(i as i64 * 1000);
+            let a = rgb.check(f, now);
+            let p = plane(f);
+            let b = full.check_luma(&luma(&p, 320, 240), 320, 240, now);
+            let q = half(&p, 320, 240);
+            let c = small.check_luma(&luma(&q, 160, 120), 320, 240, now);
+            assert_eq!(a, b, "frame {i}");
+            assert_eq!(a.classify(), c.classify(), "frame {i}: {a:?} {c:?}");
+            assert!(
+                (a.changed() - c.changed()).abs() < 0.005,
+                "frame {i}: {a:?} {c:?}"
+            );
+        }
+        // Switching between the shrunken luma and the whole frame restarts
+        // the background (their blocks do not line up): classified.
+        assert_eq!(small.check(&flat(100), at(9000)), Gate::Motion(1.0));
+        assert_eq!(small.check(&flat(100), at(9100)), Gate::Still(0.0));
+        // Too few samples for the 96×72 compared image: passed to the model.
+        let tiny = vec![100u8; 80 * 60];
+        let r = small.check_luma(&luma(&tiny, 80, 60), 320, 240, at(9500));
+        assert_eq!(r, Gate::Motion(1.0));
+        // A buffer shorter than it claims: passed to the model, no panic.
+        let r = small.check_luma(&luma(&tiny, 320, 240), 320, 240, at(9600));
+        assert_eq!(r, Gate::Motion(1.0));
+    }
+
+    #[test]
+    fn yuyv_luma_in_studio_range_reads_as_full_range_grey() {
+        // Grey v in studio range: Y = 16 + 219 v / 255 (U = V = 128).
+        let yuyv = |img: &RgbImage| -> Vec<u8> {
+            img.pixels()
+                .flat_map(|p| {
+                    let y = (16.0 + 219.0 * f32::from(p.0[0]) / 255.0).round() as u8;
+                    [y, 128]
+                })
+                .collect()
+        };
+        // A square 22 grey levels brighter: over the threshold of 20 on the
+        // RGB frame, but only 19 apart in studio range.
+        let mut square = flat(100);
+        for y in 100..140 {
+            for x in 100..140 {
+                square.put_pixel(x, y, image::Rgb([122, 122, 122]));
+            }
+        }
+        let frames = [flat(100), flat(100), square];
+        for limited_range in [true, false] {
+            let (mut rgb, mut yg) = (gate(Vec::new()), gate(Vec::new()));
+            let mut decisions = Vec::new();
+            for (i, f) in frames.iter().enumerate() {
+                let now = at(i as i64 * 1000);
+                let data = yuyv(f);
+                let l = Luma {
+                    data: &data,
+                    width: 320,
+                    height: 240,
+                    stride: 640,
+                    step: 2,
+                    limited_range,
+                };
+                let a = rgb.check(f, now);
+                let b = yg.check_luma(&l, 320, 240, now);
+                if limited_range {
+                    assert_eq!(a.classify(), b.classify(), "frame {i}: {a:?} {b:?}");
+                    assert!(
+                        (a.changed() - b.changed()).abs() < 1e-3,
+                        "frame {i}: {a:?} {b:?}"
+                    );
+                }
+                decisions.push(b.classify());
+            }
+            // Without the stretch the square goes unseen.
+            assert_eq!(
+                decisions,
+                [true, false, limited_range],
+                "limited_range {limited_range}"
+            );
+        }
     }
 
     #[test]

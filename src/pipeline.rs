@@ -1,7 +1,8 @@
 //! The pipeline: one frame through motion gate → preprocess → model →
 //! decision → events → sinks, with per-stage timing and counters. [`run`]
 //! drives it from a source until the source ends or shutdown is requested
-//! (the daemon's main loop).
+//! (the daemon's main loop). The motion gate runs in the source, before the
+//! frame is decoded for the model ([`FrameSource::next_event_gated`]).
 
 use std::time::{Duration, Instant};
 
@@ -262,15 +263,17 @@ impl Pipeline {
     /// How small frames may be decoded for this pipeline: what the model's
     /// preprocessing samples, and the largest image any sink needs (the MQTT
     /// snapshot size when snapshots are on). When only the model needs the
-    /// pixels (no sink wants images, no motion gate, which watches the whole
-    /// frame), only the part a centre crop reads ([`DecodeTarget::crop`]).
+    /// pixels (no sink wants images), only the part a centre crop reads
+    /// ([`DecodeTarget::crop`]); the motion gate does not stop that, as it
+    /// reads the frame before it is decoded for the model
+    /// ([`FrameSource::next_event_gated`]).
     /// Sources get it through [`FrameSource::set_decode_target`].
     pub fn decode_target(&self) -> DecodeTarget {
         let min_longest_side = self.sinks.iter().map(|s| s.image_side()).max().unwrap_or(0);
         DecodeTarget {
             input: Some(self.pre.geometry()),
             min_longest_side,
-            crop: min_longest_side == 0 && self.gate.is_none(),
+            crop: min_longest_side == 0,
         }
     }
 
@@ -377,27 +380,43 @@ impl Pipeline {
         }
     }
 
-    /// Runs one frame through the motion gate (if enabled), the model and
-    /// the decision; publishes a detection to every sink and feeds the event
-    /// tracker, publishing its messages. Returns the verdict, or `None` when
-    /// the motion gate skipped the frame. A failing sink is logged and
-    /// counted, never fatal (except [`SinkError::Closed`]).
+    /// The motion gate (`[motion] enabled`), which [`run`] hands to the
+    /// source ([`FrameSource::next_event_gated`]) so that a frame it skips
+    /// is never decoded for the model.
+    pub fn gate_mut(&mut self) -> Option<&mut MotionGate> {
+        self.gate.as_mut()
+    }
+
+    /// Counts a frame the motion gate skipped ([`SourceEvent::Still`]) and
+    /// moves the event tracker's clock to its capture time, publishing any
+    /// `end` message that falls due.
+    ///
+    /// # Errors
+    /// [`PipelineError::SinkClosed`] when a sink is closed for good.
+    pub fn still(
+        &mut self,
+        captured_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), PipelineError> {
+        self.stats.frames_in += 1;
+        self.stats.gated += 1;
+        self.events.tick(captured_at, &mut self.event_out);
+        match self.publish_events() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one frame through the model and the decision (the motion gate,
+    /// if any, has let it through: [`FrameSource::next_event_gated`], or
+    /// [`MotionGate::check`] on a whole frame); publishes a detection to
+    /// every sink and feeds the event tracker, publishing its messages.
+    /// Returns the verdict. A failing sink is logged and counted, never
+    /// fatal (except [`SinkError::Closed`]).
     ///
     /// # Errors
     /// [`PipelineError`] on inference or preprocessing failure, or a sink
     /// closed for good.
-    pub fn process(&mut self, frame: &Frame) -> Result<Option<Verdict>, PipelineError> {
-        if let Some(g) = &mut self.gate {
-            if !g.check(&frame.image, frame.captured_at).classify() {
-                self.stats.frames_in += 1;
-                self.stats.gated += 1;
-                self.events.tick(frame.captured_at, &mut self.event_out);
-                return match self.publish_events() {
-                    Some(e) => Err(e),
-                    None => Ok(None),
-                };
-            }
-        }
+    pub fn process(&mut self, frame: &Frame) -> Result<Verdict, PipelineError> {
         let latency = self.classify(frame)?.latency;
         let verdict = self.decision.verdict;
         let mut hit = None;
@@ -443,7 +462,7 @@ impl Pipeline {
         if let Some(e) = self.publish_events() {
             return Err(e);
         }
-        Ok(Some(verdict))
+        Ok(verdict)
     }
 
     /// Counts and logs a frame that could not be decoded.
@@ -515,7 +534,11 @@ pub fn run(
             source.set_decode_target(pipeline.decode_target());
             shutdown.notifier().ready("running");
         }
-        match source.next_event() {
+        let event = match pipeline.gate.as_mut() {
+            Some(gate) => source.next_event_gated(gate),
+            None => source.next_event(),
+        };
+        match event {
             SourceEvent::Frame(frame) => {
                 if let Err(e) = pipeline.process(&frame) {
                     pipeline.flush();
@@ -523,6 +546,22 @@ pub fn run(
                     return Err(e);
                 }
                 source.recycle(frame);
+            }
+            SourceEvent::Still {
+                source_id,
+                captured_at,
+                gate,
+                decode_ms,
+            } => {
+                log::trace!(
+                    "{source_id}: still ({:.2} % changed; {decode_ms:.2} ms)",
+                    gate.changed() * 100.0
+                );
+                if let Err(e) = pipeline.still(captured_at) {
+                    pipeline.flush();
+                    log::info!("final stats: {}", pipeline.stats_mut().snapshot());
+                    return Err(e);
+                }
             }
             SourceEvent::Unreadable { source_id, error } => pipeline.unreadable(&source_id, &error),
             SourceEvent::Status { online, detail } => pipeline.source_status(online, &detail),

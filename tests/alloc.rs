@@ -108,6 +108,13 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
             sha256: "0".into(),
         },
     );
+    // The gate as the sources run it on a JPEG: its luma at reduced scale.
+    let mut luma_gate = MotionGate::new(&MotionConfig {
+        enabled: true,
+        ..MotionConfig::default()
+    });
+    let mut luma = Vec::new();
+    let mut luma_counts = Vec::new();
     let mut out = Vec::with_capacity(8);
     let t0 = chrono::Utc::now();
     let image = decode_bytes(&bytes, &limits).unwrap();
@@ -133,6 +140,10 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
         frame.seq = i;
         frame.captured_at = t0 + chrono::Duration::milliseconds(100 * i as i64);
         let (_, gate_n) = count(|| gate.check(&frame.image, frame.captured_at));
+        let (g, luma_n) =
+            count(|| luma_gate.check_jpeg(&bytes, &limits, &mut luma, frame.captured_at));
+        assert!(g.is_some(), "frame {i}: the JPEG was not read as luma");
+        luma_counts.push(luma_n);
         let (verdict, classify) = count(|| {
             let c = pipeline.classify(&frame).unwrap();
             c.decision.verdict
@@ -167,6 +178,10 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     // tract its scratch space):
     for (i, (decode, gate_n, classify, ev)) in per_frame.iter().enumerate().skip(3) {
         assert_eq!(gate_n.0, 0, "frame {i}: the motion gate allocated");
+        assert_eq!(
+            luma_counts[i].0, 0,
+            "frame {i}: the motion gate on JPEG luma allocated"
+        );
         assert_eq!(ev.0, 0, "frame {i}: the event tracker allocated");
         assert_eq!(
             *classify, per_frame[3].2,

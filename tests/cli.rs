@@ -478,3 +478,56 @@ fn model_replaced_while_running_is_reloaded_or_kept() {
     assert!(all[first_new..].iter().all(|s| s == "871d04695c92"));
     assert!(!log().contains("panicked"));
 }
+
+/// With `[motion]` on, a frame identical to the last one is gated (read as
+/// JPEG luma only, never classified) and a changed one is classified; the
+/// first frame of a new size always is.
+#[test]
+fn daemon_with_the_motion_gate_classifies_only_changed_frames() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let data = shared_data();
+    let a = data.join("zoo12/known/elephant/c101_image_0004.jpg");
+    for name in ["a1.jpg", "a2.jpg", "a3.jpg"] {
+        std::fs::copy(&a, frames.join(name)).unwrap();
+    }
+    // The same photo with an "animal" (a bright square) walked in.
+    let mut img = image::open(&a).unwrap().into_rgb8();
+    let (w, h) = img.dimensions();
+    for y in h / 3..h / 3 + h / 4 {
+        for x in w / 3..w / 3 + w / 4 {
+            img.put_pixel(x, y, image::Rgb([250, 250, 250]));
+        }
+    }
+    img.save(frames.join("a4.jpg")).unwrap();
+    // ... and moved on to the bottom right.
+    let mut img = image::open(&a).unwrap().into_rgb8();
+    for y in h * 2 / 3..h * 2 / 3 + h / 4 {
+        for x in w * 2 / 3..w * 2 / 3 + w / 4 {
+            img.put_pixel(x, y, image::Rgb([250, 250, 250]));
+        }
+    }
+    img.save(frames.join("a5.jpg")).unwrap();
+    let cfg = write_config(tmp.path(), "");
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str("[motion]\nenabled = true\nheartbeat_secs = 0\n");
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let out = common::camtrapd_cmd()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // a1 (first frame), a4 (square in), a5 (square moved) classified; a2, a3 gated.
+    let classified: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(" -> "))
+        .filter_map(|l| l.split_whitespace().find(|w| w.ends_with(".jpg:")))
+        .map(|p| &p[p.len() - 7..p.len() - 1])
+        .collect();
+    assert_eq!(classified, ["a1.jpg", "a4.jpg", "a5.jpg"], "{err}");
+    assert!(err.contains("final stats: frames 5 classified 3 "), "{err}");
+    assert!(err.contains(" gated (no motion) 2"), "{err}");
+}

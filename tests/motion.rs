@@ -79,3 +79,158 @@ fn a_real_empty_scene_is_still_an_animal_walking_in_is_motion() {
     let r = masked.check(&walk_in, at(1));
     assert_eq!(r, Gate::Still(0.0), "masked: {r:?}");
 }
+
+/// `img` as the JPEG a camera would send (q85).
+fn jpeg(img: &RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(img)
+        .unwrap();
+    out.into_inner()
+}
+
+/// The scene of the test above as JPEG frames: the gate reading only their
+/// luma at 1/4 scale decides as it does on the decoded RGB frames.
+#[test]
+fn the_gate_on_jpeg_luma_decides_as_on_the_decoded_frame() {
+    let blank = load("empty/empty/speciesnet_blank.jpg");
+    let bear = load("unknown/american_black_bear/speciesnet_american_black_bear.jpg");
+    let mut bright = blank.clone();
+    for p in bright.pixels_mut() {
+        for c in p.0.iter_mut() {
+            *c = c.saturating_add(15);
+        }
+    }
+    let frames = [
+        jpeg(&blank),
+        jpeg(&recompress(&blank, 70)),
+        jpeg(&bright),
+        jpeg(&paste(&blank, &bear, 300, 250, 160, 120)),
+        jpeg(&paste(&blank, &bear, 20, 40, 200, 150)),
+    ];
+    let cfg = MotionConfig {
+        enabled: true,
+        heartbeat_secs: 0.0,
+        ..MotionConfig::default()
+    };
+    let (mut on_rgb, mut on_luma) = (MotionGate::new(&cfg), MotionGate::new(&cfg));
+    let limits = DecodeLimits::default();
+    let mut buf = Vec::new();
+    let mut decisions = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let rgb = on_rgb.check(&decode_bytes(f, &limits).unwrap(), at(i as i64));
+        let luma = on_luma
+            .check_jpeg(f, &limits, &mut buf, at(i as i64))
+            .expect("a camera JPEG is read as luma");
+        // 640×480 at 1/4: the 96×72 compared image needs 96 columns.
+        assert_eq!(buf.len(), 160 * 120, "frame {i}: decoded at 1/4");
+        assert_eq!(
+            rgb.classify(),
+            luma.classify(),
+            "frame {i}: {rgb:?} vs {luma:?}"
+        );
+        assert!(
+            (rgb.changed() - luma.changed()).abs() < 0.003,
+            "frame {i}: {rgb:?} vs {luma:?}"
+        );
+        decisions.push(luma.classify());
+    }
+    assert_eq!(decisions, [true, false, false, true, true]);
+    // Not JPEG luma: the caller decodes the frame and gates on its pixels.
+    assert_eq!(
+        on_luma.check_jpeg(b"\x89PNG\r\n", &limits, &mut buf, at(9)),
+        None
+    );
+    let truncated = &frames[0][..frames[0].len() / 2];
+    assert_eq!(
+        on_luma.check_jpeg(truncated, &limits, &mut buf, at(9)),
+        None
+    );
+}
+
+/// A gated files source: a frame the gate skips is never decoded for the
+/// model; one it lets through is, cropped to what the model reads, as it
+/// would be without the gate; a PNG is decoded whole and gated on its pixels.
+#[test]
+fn a_gated_source_decodes_for_the_model_only_what_the_gate_lets_through() {
+    use camtrapd::decode::DecodeTarget;
+    use camtrapd::model::manifest::ResizeMode;
+    use camtrapd::preprocess::InputGeometry;
+    use camtrapd::shutdown::Shutdown;
+    use camtrapd::source::files::{FilesConfig, FilesSource};
+    use camtrapd::source::{FrameSource, SourceEvent};
+
+    let blank = load("empty/empty/speciesnet_blank.jpg");
+    let bear = load("unknown/american_black_bear/speciesnet_american_black_bear.jpg");
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("f1.jpg"), jpeg(&blank)).unwrap();
+    std::fs::write(t.path().join("f2.jpg"), jpeg(&recompress(&blank, 70))).unwrap();
+    std::fs::write(
+        t.path().join("f3.jpg"),
+        jpeg(&paste(&blank, &bear, 300, 250, 160, 120)),
+    )
+    .unwrap();
+    blank.save(t.path().join("f4.png")).unwrap();
+    blank.save(t.path().join("f5.png")).unwrap();
+    let cfg = FilesConfig {
+        path: t.path().display().to_string(),
+        fps: None,
+        repeat: false,
+    };
+    let mut src = FilesSource::open(
+        &cfg,
+        std::path::Path::new("."),
+        DecodeLimits::default(),
+        Shutdown::new(),
+    )
+    .unwrap();
+    src.set_decode_target(DecodeTarget::model(InputGeometry {
+        width: 224,
+        height: 224,
+        mode: ResizeMode::CenterCrop,
+        crop_fraction: 0.875,
+    }));
+    let mut gate = MotionGate::new(&MotionConfig {
+        enabled: true,
+        heartbeat_secs: 0.0,
+        ..MotionConfig::default()
+    });
+    let mut seen = Vec::new();
+    loop {
+        match src.next_event_gated(&mut gate) {
+            SourceEvent::Frame(f) => {
+                assert_eq!((f.window.full_width, f.window.full_height), (640, 480));
+                let name = f.source_id.rsplit('/').next().unwrap().to_string();
+                if name.ends_with(".jpg") {
+                    // Cropped for the 224 centre crop: 420×420 of 640×480 plus
+                    // the filter's reach, left edge on an MCU boundary.
+                    assert!(f.window.x > 0 && f.image.width() < 640, "{:?}", f.window);
+                } else {
+                    assert_eq!(f.image.dimensions(), (640, 480));
+                }
+                seen.push(format!("frame {name}"));
+            }
+            SourceEvent::Still {
+                source_id, gate, ..
+            } => {
+                assert!(gate.changed() < 0.005, "{gate:?}");
+                seen.push(format!("still {}", source_id.rsplit('/').next().unwrap()));
+            }
+            SourceEvent::End => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    // f4.png is the still scene again, but read whole (no luma decode for a
+    // PNG): the gate's blocks change, so its background restarts (classified);
+    // the same PNG again is still.
+    assert_eq!(
+        seen,
+        [
+            "frame f1.jpg",
+            "still f2.jpg",
+            "frame f3.jpg",
+            "frame f4.png",
+            "still f5.png"
+        ]
+    );
+}

@@ -162,7 +162,7 @@ pub(crate) fn classify(args: &Args) -> anyhow::Result<()> {
     loop {
         let line = match source.next_event() {
             SourceEvent::End | SourceEvent::Lost(_) => break,
-            SourceEvent::Status { .. } => continue,
+            SourceEvent::Status { .. } | SourceEvent::Still { .. } => continue,
             SourceEvent::Unreadable { source_id, error } => {
                 pipeline.unreadable(&source_id, &error);
                 if args.json {

@@ -38,6 +38,7 @@ pub(crate) fn snapshot(config: &Path, out: &Path, skip: u32) -> anyhow::Result<(
                 "camera {}: {detail}",
                 if online { "online" } else { "offline" }
             ),
+            SourceEvent::Still { .. } => skipped += 1,
             SourceEvent::End | SourceEvent::Lost(_) => {
                 return Err(CodedError(
                     crate::exit::NOINPUT,

@@ -140,29 +140,43 @@ impl Tj {
         unsafe { raw::tj3SetCroppingRegion(self.0, r) == 0 }
     }
 
-    /// Decompresses `bytes` (whose header was read last) into `out`, RGB8
-    /// rows of `width` pixels, packed; `width × height` must be the scaled
-    /// (and cropped) size set by `set_scaling` and `set_crop` for this
-    /// header, which libjpeg-turbo writes. Refuses a shorter `out`.
-    fn decompress_rgb(&mut self, bytes: &[u8], out: &mut [u8], width: u32, height: u32) -> bool {
+    /// Decompresses `bytes` (whose header was read last) into `out`, rows
+    /// of `width` pixels of `channels` bytes (3: RGB8, 1: the luma alone),
+    /// packed; `width × height` must be the scaled (and cropped) size set by
+    /// `set_scaling` and `set_crop` for this header, which libjpeg-turbo
+    /// writes. Refuses a shorter `out`.
+    fn decompress(
+        &mut self,
+        bytes: &[u8],
+        out: &mut [u8],
+        width: u32,
+        height: u32,
+        channels: u32,
+    ) -> bool {
+        let format = match channels {
+            3 => raw::TJPF_TJPF_RGB,
+            1 => raw::TJPF_TJPF_GRAY,
+            _ => return false,
+        };
         let need = (width as usize)
             .checked_mul(height as usize)
-            .and_then(|n| n.checked_mul(3));
+            .and_then(|n| n.checked_mul(channels as usize));
         if need.is_none_or(|n| out.len() < n) {
             return false;
         }
-        // SAFETY: `out` holds `height` rows of `width` RGB8 pixels, the size
-        // of the scaled (cropped) image (checked above; the caller computed
-        // it from the same header, scaling factor and cropping region, and
-        // TurboJPEG refuses a crop that libjpeg would widen).
+        // SAFETY: `out` holds `height` rows of `width` pixels of `channels`
+        // bytes, the size of the scaled (cropped) image in this pixel format
+        // (checked above; the caller computed it from the same header,
+        // scaling factor and cropping region, and TurboJPEG refuses a crop
+        // that libjpeg would widen).
         unsafe {
             raw::tj3Decompress8(
                 self.0,
                 bytes.as_ptr(),
                 bytes.len() as raw::size_t,
                 out.as_mut_ptr(),
-                (width * 3) as c_int,
-                raw::TJPF_TJPF_RGB as c_int,
+                (width * channels) as c_int,
+                format as c_int,
             ) == 0
         }
     }
@@ -201,6 +215,14 @@ pub fn decode(
     target: &DecodeTarget,
     buf: Vec<u8>,
 ) -> Result<Option<Decoded>, DecodeError> {
+    with_decompressor(|tj| decode_with(tj, bytes, limits, target, buf))
+}
+
+/// Runs `f` with this thread's decompressor; `Ok(None)` when there is none
+/// (libjpeg-turbo could not start one, or a re-entrant call).
+fn with_decompressor<T>(
+    f: impl FnOnce(&mut Tj) -> Result<Option<T>, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
     DECOMPRESSOR.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
             return Ok(None);
@@ -209,7 +231,7 @@ pub fn decode(
             *slot = Tj::new();
         }
         let r = match slot.as_mut() {
-            Some(tj) => decode_with(tj, bytes, limits, target, buf),
+            Some(tj) => f(tj),
             None => Ok(None),
         };
         if !matches!(r, Ok(Some(_))) {
@@ -222,13 +244,95 @@ pub fn decode(
     })
 }
 
-fn decode_with(
+/// The size of a JPEG's luma decoded by [`decode_luma`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LumaSize {
+    /// Width of the decoded (DCT-scaled) luma, pixels.
+    pub width: u32,
+    /// Height of the decoded luma, pixels.
+    pub height: u32,
+    /// Width of the whole frame, pixels.
+    pub full_width: u32,
+    /// Height of the whole frame, pixels.
+    pub full_height: u32,
+}
+
+/// Decodes only the luma (Y) of a JPEG, at the smallest DCT scale (1/8,
+/// 1/4, 1/2 or 1) that keeps at least `need(width, height)` pixels per
+/// axis, into `buf` (one byte per pixel, rows packed), for the motion gate.
+/// At 1/8 each pixel is the mean of an 8×8 block (the block's DC
+/// coefficient). The chroma components are entropy-decoded (the Huffman
+/// stream is sequential) but not transformed, upsampled or converted.
+///
+/// Returns `Ok(None)` when libjpeg-turbo cannot decode it cleanly, or for an
+/// EXIF-rotated photo (the gate would see it turned): the caller decodes the
+/// frame as usual.
+///
+/// # Errors
+/// [`DecodeError::TooLarge`] or [`DecodeError::OverLimits`] when the image is
+/// over `limits`; [`DecodeError::Corrupt`] for a zero-size header.
+pub fn decode_luma(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    need: &dyn Fn(u32, u32) -> (u32, u32),
+    buf: &mut Vec<u8>,
+) -> Result<Option<LumaSize>, DecodeError> {
+    with_decompressor(|tj| {
+        let Some((width, height, _)) = read_header(tj, bytes, limits)? else {
+            return Ok(None);
+        };
+        let headers = walk_headers(bytes);
+        if headers.exif && exif_orientation(bytes) != Orientation::NoTransforms {
+            return Ok(None);
+        }
+        let (nw, nh) = need(width, height);
+        let d = [8u32, 4, 2]
+            .into_iter()
+            .find(|&d| scaled(width, d) >= nw && scaled(height, d) >= nh)
+            .unwrap_or(1);
+        let (sw, sh) = (scaled(width, d), scaled(height, d));
+        let progressive = tj.get(raw::TJPARAM_TJPARAM_PROGRESSIVE) != 0;
+        let coefficients = if progressive || !headers.first_scan_interleaved {
+            u64::from(width) * u64::from(height) * 3 * 2
+        } else {
+            0
+        };
+        let grey = u64::from(sw) * u64::from(sh);
+        super::check_memory(width, height, grey.saturating_add(coefficients), limits)?;
+        if !tj.set_scaling(d) || !tj.set_crop(0, 0, 0, 0) {
+            return Ok(None);
+        }
+        let Ok(len) = usize::try_from(grey) else {
+            return Ok(None);
+        };
+        buf.truncate(len);
+        buf.resize(len, 0);
+        if !tj.decompress(bytes, buf, sw, sh, 1) {
+            log::debug!("libjpeg-turbo (luma for the motion gate): {}", tj.error());
+            return Ok(None);
+        }
+        Ok(Some(LumaSize {
+            width: sw,
+            height: sh,
+            full_width: width,
+            full_height: height,
+        }))
+    })
+}
+
+/// Reads the header of `bytes` into `tj` and checks it: an 8-bit lossy
+/// greyscale, YCbCr or RGB JPEG within `limits`. Returns its width, height
+/// and whether it is greyscale, or `Ok(None)` for what libjpeg-turbo does
+/// not decode here.
+///
+/// # Errors
+/// [`DecodeError::TooLarge`] over `limits.max_dimension`;
+/// [`DecodeError::Corrupt`] for a zero-size header.
+fn read_header(
     tj: &mut Tj,
     bytes: &[u8],
     limits: &DecodeLimits,
-    target: &DecodeTarget,
-    buf: Vec<u8>,
-) -> Result<Option<Decoded>, DecodeError> {
+) -> Result<Option<(u32, u32, bool)>, DecodeError> {
     if !tj.read_header(bytes) {
         return Ok(None);
     }
@@ -254,6 +358,19 @@ fn decode_with(
             "image has zero size {width}×{height}"
         )));
     }
+    Ok(Some((width, height, gray)))
+}
+
+fn decode_with(
+    tj: &mut Tj,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    target: &DecodeTarget,
+    buf: Vec<u8>,
+) -> Result<Option<Decoded>, DecodeError> {
+    let Some((width, height, gray)) = read_header(tj, bytes, limits)? else {
+        return Ok(None);
+    };
     let headers = walk_headers(bytes);
     let orientation = if headers.exif {
         exif_orientation(bytes)
@@ -331,7 +448,7 @@ fn decode_with(
     let mut pixels = buf;
     pixels.truncate(len);
     pixels.resize(len, 0);
-    if !tj.decompress_rgb(bytes, &mut pixels, ow, oh) {
+    if !tj.decompress(bytes, &mut pixels, ow, oh, 3) {
         log::debug!(
             "libjpeg-turbo: {}; decoding with the image crate instead",
             tj.error()
@@ -470,6 +587,66 @@ mod tests {
             mode: ResizeMode::CenterCrop,
             crop_fraction: 0.875,
         }
+    }
+
+    #[test]
+    fn luma_is_decoded_at_the_smallest_scale_the_gate_allows_as_block_means() {
+        let limits = DecodeLimits::default();
+        let need = |_: u32, _: u32| (96, 72);
+        let mut buf = Vec::new();
+        for ((w, h), (lw, lh)) in [
+            ((640, 480), (160, 120)),
+            ((2048, 1536), (256, 192)),
+            ((100, 75), (100, 75)),
+        ] {
+            let bytes = jpeg(w, h);
+            let size = decode_luma(&bytes, &limits, &need, &mut buf)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                size,
+                LumaSize {
+                    width: lw,
+                    height: lh,
+                    full_width: w,
+                    full_height: h
+                }
+            );
+            assert_eq!(buf.len(), (lw * lh) as usize);
+            // Each sample is the mean luma of its block of the full decode.
+            let rgb = decode(&bytes, &limits, &DecodeTarget::full(), Vec::new())
+                .unwrap()
+                .unwrap()
+                .image;
+            let k = w / lw;
+            let mut worst = 0.0f64;
+            for by in 0..lh {
+                for bx in 0..lw {
+                    let mut sum = 0.0;
+                    for y in by * k..(by + 1) * k {
+                        for x in bx * k..(bx + 1) * k {
+                            let p = rgb.get_pixel(x, y).0;
+                            sum += 0.299 * f64::from(p[0])
+                                + 0.587 * f64::from(p[1])
+                                + 0.114 * f64::from(p[2]);
+                        }
+                    }
+                    let mean = sum / f64::from(k * k);
+                    let got = f64::from(buf[(by * lw + bx) as usize]);
+                    worst = worst.max((got - mean).abs());
+                }
+            }
+            assert!(worst < 2.5, "{w}x{h}: worst |luma - block mean| {worst}");
+        }
+        // Not decodable as luma here: None, and the next frame still works.
+        assert!(
+            decode_luma(b"\xFF\xD8\xFF\xC0\x00\x11", &limits, &need, &mut buf)
+                .unwrap()
+                .is_none()
+        );
+        assert!(decode_luma(&jpeg(640, 480), &limits, &need, &mut buf)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

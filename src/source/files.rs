@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::{FrameSource, SourceError, SourceEvent};
-use crate::decode::{decode_file_for, DecodeLimits, DecodeTarget, Decoded};
+use crate::decode::{decode_bytes_for, read_file, DecodeLimits, DecodeTarget, Decoded};
 use crate::frame::Frame;
+use crate::motion::MotionGate;
 use crate::shutdown::Shutdown;
 
 /// File extensions picked up when walking a folder (case-insensitive).
@@ -163,6 +164,8 @@ pub struct FilesSource {
     target: DecodeTarget,
     shutdown: Shutdown,
     description: String,
+    /// The motion gate's luma buffer (a JPEG decoded at reduced scale).
+    luma: Vec<u8>,
 }
 
 impl FilesSource {
@@ -199,6 +202,7 @@ impl FilesSource {
             target: DecodeTarget::full(),
             shutdown,
             description,
+            luma: Vec::new(),
         })
     }
 
@@ -227,6 +231,7 @@ impl FilesSource {
             target: DecodeTarget::full(),
             shutdown,
             description,
+            luma: Vec::new(),
         })
     }
 
@@ -241,12 +246,11 @@ impl FilesSource {
     }
 }
 
-impl FrameSource for FilesSource {
-    fn set_decode_target(&mut self, target: DecodeTarget) {
-        self.target = target;
-    }
-
-    fn next_event(&mut self) -> SourceEvent {
+impl FilesSource {
+    /// The next file, paced, asking `gate` (if any) first: a JPEG's luma
+    /// at reduced DCT scale ([`MotionGate::check_jpeg`]), other files on
+    /// their whole decoded frame.
+    fn next(&mut self, gate: Option<&mut MotionGate>) -> SourceEvent {
         if self.files.is_empty() {
             return SourceEvent::Lost(format!("no readable image left in {}", self.description));
         }
@@ -272,15 +276,51 @@ impl FrameSource for FilesSource {
         let captured_at = chrono::Utc::now();
         let t0 = Instant::now();
         let source_id = path.display().to_string();
-        match decode_file_for(path, &self.limits, &self.target) {
-            Ok(Decoded { image, window }) => SourceEvent::Frame(Frame {
-                seq,
-                source_id,
-                captured_at,
-                image,
-                window,
-                decode_ms: t0.elapsed().as_secs_f64() * 1e3,
-            }),
+        let ms = |t0: Instant| t0.elapsed().as_secs_f64() * 1e3;
+        let mut target = self.target;
+        let bytes = read_file(path, &self.limits);
+        let mut whole_gate = None;
+        if let (Some(gate), Ok(bytes)) = (gate, &bytes) {
+            match gate.check_jpeg(bytes, &self.limits, &mut self.luma, captured_at) {
+                Some(g) if !g.classify() => {
+                    return SourceEvent::Still {
+                        source_id,
+                        captured_at,
+                        gate: g,
+                        decode_ms: ms(t0),
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    // Not a JPEG the gate can read as luma: it reads the
+                    // whole decoded frame.
+                    target.crop = false;
+                    whole_gate = Some(gate);
+                }
+            }
+        }
+        match bytes.and_then(|b| decode_bytes_for(&b, &self.limits, &target)) {
+            Ok(Decoded { image, window }) => {
+                if let Some(gate) = whole_gate {
+                    let g = gate.check(&image, captured_at);
+                    if !g.classify() {
+                        return SourceEvent::Still {
+                            source_id,
+                            captured_at,
+                            gate: g,
+                            decode_ms: ms(t0),
+                        };
+                    }
+                }
+                SourceEvent::Frame(Frame {
+                    seq,
+                    source_id,
+                    captured_at,
+                    image,
+                    window,
+                    decode_ms: ms(t0),
+                })
+            }
             Err(error) => {
                 if self.repeat {
                     // Looping: report a bad file once, then leave it out of later passes.
@@ -290,6 +330,20 @@ impl FrameSource for FilesSource {
                 SourceEvent::Unreadable { source_id, error }
             }
         }
+    }
+}
+
+impl FrameSource for FilesSource {
+    fn set_decode_target(&mut self, target: DecodeTarget) {
+        self.target = target;
+    }
+
+    fn next_event(&mut self) -> SourceEvent {
+        self.next(None)
+    }
+
+    fn next_event_gated(&mut self, gate: &mut MotionGate) -> SourceEvent {
+        self.next(Some(gate))
     }
 
     fn describe(&self) -> String {
@@ -363,6 +417,7 @@ mod tests {
                 SourceEvent::Unreadable { error, .. } => events.push(error.reason()),
                 SourceEvent::Frame(_) => panic!("no frame expected"),
                 SourceEvent::Status { .. } => panic!("files have no camera status"),
+                SourceEvent::Still { .. } => panic!("no motion gate here"),
             }
             assert!(events.len() < 10, "spinning: {events:?}");
         }

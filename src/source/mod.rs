@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::decode::{DecodeError, DecodeLimits, DecodeTarget};
 use crate::frame::Frame;
+use crate::motion::{Gate, MotionGate};
 use crate::shutdown::Shutdown;
 
 /// `[source]` in the config: `kind` selects the source.
@@ -36,6 +37,19 @@ pub enum SourceEvent {
         source_id: String,
         /// Why.
         error: DecodeError,
+    },
+    /// A frame the motion gate skipped ([`FrameSource::next_event_gated`]):
+    /// it was decoded only as far as the gate needed, not for the model.
+    Still {
+        /// File path or frame id.
+        source_id: String,
+        /// When the frame was captured, UTC.
+        captured_at: chrono::DateTime<chrono::Utc>,
+        /// What the gate decided (the changed fraction of the unmasked area).
+        gate: Gate,
+        /// Time spent reading the frame, decoding what the gate needed and
+        /// gating, in ms.
+        decode_ms: f64,
     },
     /// The source is exhausted (or shutdown was requested while waiting).
     End,
@@ -67,6 +81,38 @@ pub trait FrameSource: Send {
     /// sources start with [`DecodeTarget::full`]. The pipeline sets it from
     /// its model and sinks before the first frame and after a reload.
     fn set_decode_target(&mut self, _target: DecodeTarget) {}
+    /// As [`FrameSource::next_event`], with `gate` asked first whether the
+    /// frame is worth classifying. A frame it skips comes back as
+    /// [`SourceEvent::Still`], decoded only as far as the gate needs: a
+    /// JPEG's luma at 1/8–1/4 of its size ([`MotionGate::check_jpeg`]), a
+    /// YUYV frame's Y samples where they lie. A frame it lets through is
+    /// decoded for the model as `next_event` would (cropped as far as the
+    /// decode target allows: the gate has seen the whole frame already).
+    ///
+    /// The default decodes every frame as `next_event` does and gates on
+    /// its pixels; a source whose decode target may crop
+    /// ([`DecodeTarget::crop`]) must override it, as the gate must see the
+    /// whole frame.
+    fn next_event_gated(&mut self, gate: &mut MotionGate) -> SourceEvent {
+        match self.next_event() {
+            SourceEvent::Frame(f) => {
+                let t0 = std::time::Instant::now();
+                let g = gate.check(&f.image, f.captured_at);
+                if g.classify() {
+                    return SourceEvent::Frame(f);
+                }
+                let still = SourceEvent::Still {
+                    source_id: f.source_id.clone(),
+                    captured_at: f.captured_at,
+                    gate: g,
+                    decode_ms: f.decode_ms + t0.elapsed().as_secs_f64() * 1e3,
+                };
+                self.recycle(f);
+                still
+            }
+            other => other,
+        }
+    }
     /// Takes back a processed frame, so that its pixel buffer is decoded
     /// into next (no allocation per frame). The camera source keeps it; the
     /// default drops it.

@@ -29,6 +29,7 @@ pub use config::{FormatChoice, V4l2Config};
 use super::{FrameSource, SourceError, SourceEvent};
 use crate::decode::{DecodeError, DecodeLimits, DecodeTarget, Decoded};
 use crate::frame::Frame;
+use crate::motion::{Luma, MotionGate};
 use crate::shutdown::Shutdown;
 use crate::stats::CameraStats;
 use capture::{Captured, Shared};
@@ -116,6 +117,8 @@ pub struct V4l2Source {
     undecodable: u64,
     /// The pixel buffer of a processed frame, decoded into next.
     spare: Vec<u8>,
+    /// The motion gate's luma buffer (a JPEG decoded at reduced scale).
+    luma: Vec<u8>,
 }
 
 impl std::fmt::Debug for V4l2Source {
@@ -189,30 +192,25 @@ impl V4l2Source {
             seq: 0,
             undecodable: 0,
             spare: Vec::new(),
+            luma: Vec::new(),
         })
     }
 }
 
-impl FrameSource for V4l2Source {
-    fn set_decode_target(&mut self, target: DecodeTarget) {
-        self.target = target;
-    }
-
-    fn recycle(&mut self, frame: Frame) {
-        self.spare = frame.image.into_raw();
-    }
-
-    fn next_event(&mut self) -> SourceEvent {
+impl V4l2Source {
+    /// Waits for the frame to classify next (the newest one, at the
+    /// configured pace), or another event (shutdown, camera status).
+    fn take(&mut self) -> Result<Captured, SourceEvent> {
         let mut st = self.shared.lock();
-        let frame = loop {
+        loop {
             if self.shutdown.is_triggered() {
-                return SourceEvent::End;
+                return Err(SourceEvent::End);
             }
             if let Some(ev) = st.events.pop_front() {
-                return SourceEvent::Status {
+                return Err(SourceEvent::Status {
                     online: ev.online,
                     detail: ev.detail,
-                };
+                });
             }
             let now = Instant::now();
             if now >= st.due {
@@ -222,7 +220,7 @@ impl FrameSource for V4l2Source {
                     if self.interval.is_zero() {
                         st.due = now;
                     }
-                    break f;
+                    return Ok(f);
                 }
             }
             if st.heartbeat.elapsed() < self.stale_after {
@@ -239,35 +237,127 @@ impl FrameSource for V4l2Source {
                 .wait_timeout(st, wait)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
-        };
-        drop(st);
+        }
+    }
+
+    /// Asks `gate` (if any) about `frame` from its luma (a JPEG's at reduced
+    /// DCT scale, a YUYV frame's Y samples in place), then decodes it for
+    /// the model, and hands its buffer back to the capture thread.
+    fn decode(&mut self, frame: Captured, gate: Option<&mut MotionGate>) -> SourceEvent {
         let t0 = Instant::now();
         let source_id = format!("{}#{}", self.device, frame.sequence);
         let seq = self.seq;
         self.seq += 1;
-        let spare = std::mem::take(&mut self.spare);
-        let result = decode_frame_into(&frame, &self.limits, &self.target, spare);
-        let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let captured_at = frame.captured_at;
-        // Hand the buffer back for reuse.
-        let mut st = self.shared.lock();
-        if st.spare.capacity() < frame.bytes.capacity() {
-            st.spare = frame.bytes;
+        let mut target = self.target;
+        let mut verdict = None;
+        if let Some(gate) = gate {
+            let f = &frame.format;
+            let g = match f.pixel {
+                Pixel::Mjpeg => {
+                    gate.check_jpeg(&frame.bytes, &self.limits, &mut self.luma, captured_at)
+                }
+                // A buffer the conversion would refuse is decoded (and
+                // reported) rather than gated.
+                Pixel::Yuyv
+                    if yuyv::check_buffer(&frame.bytes, f.width, f.height, f.stride as usize)
+                        .is_err() =>
+                {
+                    None
+                }
+                Pixel::Yuyv => {
+                    let luma = Luma {
+                        data: &frame.bytes,
+                        width: f.width,
+                        height: f.height,
+                        stride: f.stride as usize,
+                        step: 2,
+                        limited_range: true,
+                    };
+                    Some(gate.check_luma(&luma, f.width, f.height, captured_at))
+                }
+            };
+            match g {
+                Some(g) if !g.classify() => {
+                    let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+                    self.give_back(frame);
+                    return SourceEvent::Still {
+                        source_id,
+                        captured_at,
+                        gate: g,
+                        decode_ms,
+                    };
+                }
+                Some(_) => {}
+                // Not readable as luma: the gate reads the whole decoded frame.
+                None => {
+                    target.crop = false;
+                    verdict = Some(gate);
+                }
+            }
         }
-        drop(st);
+        let spare = std::mem::take(&mut self.spare);
+        let result = decode_frame_into(&frame, &self.limits, &target, spare);
+        self.give_back(frame);
         match result {
-            Ok(Decoded { image, window }) => SourceEvent::Frame(Frame {
-                seq,
-                source_id,
-                captured_at,
-                image,
-                window,
-                decode_ms,
-            }),
+            Ok(Decoded { image, window }) => {
+                if let Some(gate) = verdict {
+                    let g = gate.check(&image, captured_at);
+                    if !g.classify() {
+                        self.spare = image.into_raw();
+                        return SourceEvent::Still {
+                            source_id,
+                            captured_at,
+                            gate: g,
+                            decode_ms: t0.elapsed().as_secs_f64() * 1e3,
+                        };
+                    }
+                }
+                SourceEvent::Frame(Frame {
+                    seq,
+                    source_id,
+                    captured_at,
+                    image,
+                    window,
+                    decode_ms: t0.elapsed().as_secs_f64() * 1e3,
+                })
+            }
             Err(error) => {
                 self.undecodable += 1;
                 SourceEvent::Unreadable { source_id, error }
             }
+        }
+    }
+
+    /// Hands a captured frame's buffer back to the capture thread for reuse.
+    fn give_back(&self, frame: Captured) {
+        let mut st = self.shared.lock();
+        if st.spare.capacity() < frame.bytes.capacity() {
+            st.spare = frame.bytes;
+        }
+    }
+}
+
+impl FrameSource for V4l2Source {
+    fn set_decode_target(&mut self, target: DecodeTarget) {
+        self.target = target;
+    }
+
+    fn recycle(&mut self, frame: Frame) {
+        self.spare = frame.image.into_raw();
+    }
+
+    fn next_event(&mut self) -> SourceEvent {
+        match self.take() {
+            Ok(frame) => self.decode(frame, None),
+            Err(event) => event,
+        }
+    }
+
+    fn next_event_gated(&mut self, gate: &mut MotionGate) -> SourceEvent {
+        match self.take() {
+            Ok(frame) => self.decode(frame, Some(gate)),
+            Err(event) => event,
         }
     }
 

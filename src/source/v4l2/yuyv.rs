@@ -84,6 +84,35 @@ pub fn yuyv_to_rgb(
     yuyv_to_rgb_region(data, width, height, stride, None, Vec::new()).map(|(img, _)| img)
 }
 
+/// Checks that `data` holds a `width × height` YUYV frame with rows
+/// `stride` bytes apart (the last row needs only its pixels).
+///
+/// # Errors
+/// As [`yuyv_to_rgb`]: [`YuyvError::Empty`], [`YuyvError::OddWidth`],
+/// [`YuyvError::Stride`] or [`YuyvError::Short`].
+pub fn check_buffer(data: &[u8], width: u32, height: u32, stride: usize) -> Result<(), YuyvError> {
+    if width == 0 || height == 0 {
+        return Err(YuyvError::Empty(width, height));
+    }
+    if width % 2 == 1 {
+        return Err(YuyvError::OddWidth(width));
+    }
+    let line = width as usize * 2;
+    if stride < line {
+        return Err(YuyvError::Stride { stride, width });
+    }
+    let need = stride * (height as usize - 1) + line;
+    if data.len() < need {
+        return Err(YuyvError::Short {
+            width,
+            height,
+            need,
+            have: data.len(),
+        });
+    }
+    Ok(())
+}
+
 /// As [`yuyv_to_rgb`], converting only `region` (`(x0, y0, x1, y1)` in
 /// pixels, `x1`, `y1` exclusive; `x0` is moved left to an even column, where
 /// a pixel pair starts) into `buf` (an earlier frame's buffer, reused).
@@ -100,26 +129,7 @@ pub fn yuyv_to_rgb_region(
     region: Option<(u32, u32, u32, u32)>,
     buf: Vec<u8>,
 ) -> Result<(RgbImage, (u32, u32)), YuyvError> {
-    if width == 0 || height == 0 {
-        return Err(YuyvError::Empty(width, height));
-    }
-    if width % 2 == 1 {
-        return Err(YuyvError::OddWidth(width));
-    }
-    let line = width as usize * 2;
-    if stride < line {
-        return Err(YuyvError::Stride { stride, width });
-    }
-    // The last line needs only its pixels, not the padding after them.
-    let need = stride * (height as usize - 1) + line;
-    if data.len() < need {
-        return Err(YuyvError::Short {
-            width,
-            height,
-            need,
-            have: data.len(),
-        });
-    }
+    check_buffer(data, width, height, stride)?;
     let (x0, y0, x1, y1) = region.map_or((0, 0, width, height), |(x0, y0, x1, y1)| {
         let (x1, y1) = (x1.min(width), y1.min(height));
         (x0.min(x1) & !1, y0.min(y1), x1, y1)
