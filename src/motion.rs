@@ -284,6 +284,8 @@ impl Luma<'_> {
 /// the first frame and reused while the frame size stays the same.
 pub struct MotionGate {
     cfg: MotionConfig,
+    /// Frame size the buffers are for.
+    frame: (u32, u32),
     /// Small image size, from the frame size.
     small: (u32, u32),
     /// Input size the column map and block areas are for (the frame, or a
@@ -315,6 +317,7 @@ impl MotionGate {
     pub fn new(cfg: &MotionConfig) -> MotionGate {
         MotionGate {
             cfg: cfg.clone(),
+            frame: (0, 0),
             small: (0, 0),
             input: (0, 0),
             col: Vec::new(),
@@ -344,13 +347,14 @@ impl MotionGate {
 
     /// Prepares the buffers for a `frame` of that size read from an `input`
     /// of that size (the frame, or a shrunken decode of it). A new size of
-    /// either restarts the background: blocks of a shrunken decode fall on
+    /// either restarts the background: the camera's mode changed, or blocks of a shrunken decode fall on
     /// other block boundaries than the frame's pixels (a 4-pixel sample of
     /// a 1/4 decode goes whole to one small pixel), and on a detailed scene
     /// the two small images differ by more than `threshold` along edges.
     fn prepare(&mut self, frame: (u32, u32), input: (u32, u32)) {
         let small = self.small_size(frame.0, frame.1);
-        if small != self.small || input != self.input {
+        if frame != self.frame || input != self.input {
+            self.frame = frame;
             self.small = small;
             let (sw, sh) = small;
             let n = sw as usize * sh as usize;
@@ -645,6 +649,13 @@ mod tests {
         let other = RgbImage::from_pixel(64, 64, image::Rgb([100, 100, 100]));
         assert_eq!(g.check(&other, at(1000)), Gate::Motion(1.0));
         assert_eq!(g.check(&other, at(2000)), Gate::Still(0.0));
+        // Also when the luma read is the same size: 640×480 at 1/4 and
+        // 1280×960 at 1/8 both give 160×120.
+        let plane = vec![100u8; 160 * 120];
+        let l = luma(&plane, 160, 120);
+        assert_eq!(g.check_luma(&l, 640, 480, at(3000)), Gate::Motion(1.0));
+        assert_eq!(g.check_luma(&l, 640, 480, at(4000)), Gate::Still(0.0));
+        assert_eq!(g.check_luma(&l, 1280, 960, at(5000)), Gate::Motion(1.0));
     }
 
     /// The luma plane of a grey RGB frame (R = G = B).
