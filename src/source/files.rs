@@ -301,25 +301,21 @@ impl FilesSource {
         }
         match bytes.and_then(|b| decode_bytes_for(&b, &self.limits, &target)) {
             Ok(Decoded { image, window }) => {
-                if let Some(gate) = whole_gate {
-                    let g = gate.check(&image, captured_at);
-                    if !g.classify() {
-                        return SourceEvent::Still {
-                            source_id,
-                            captured_at,
-                            gate: g,
-                            decode_ms: ms(t0),
-                        };
-                    }
-                }
-                SourceEvent::Frame(Frame {
+                let frame = Frame {
                     seq,
                     source_id,
                     captured_at,
                     image,
                     window,
                     decode_ms: ms(t0),
-                })
+                };
+                let Some(gate) = whole_gate else {
+                    return SourceEvent::Frame(frame);
+                };
+                match super::gate_decoded(gate, frame) {
+                    Ok(frame) => SourceEvent::Frame(frame),
+                    Err((still, _)) => still,
+                }
             }
             Err(error) => {
                 if self.repeat {

@@ -95,21 +95,13 @@ pub trait FrameSource: Send {
     /// whole frame.
     fn next_event_gated(&mut self, gate: &mut MotionGate) -> SourceEvent {
         match self.next_event() {
-            SourceEvent::Frame(f) => {
-                let t0 = std::time::Instant::now();
-                let g = gate.check(&f.image, f.captured_at);
-                if g.classify() {
-                    return SourceEvent::Frame(f);
+            SourceEvent::Frame(f) => match gate_decoded(gate, f) {
+                Ok(f) => SourceEvent::Frame(f),
+                Err((still, f)) => {
+                    self.recycle(f);
+                    still
                 }
-                let still = SourceEvent::Still {
-                    source_id: f.source_id.clone(),
-                    captured_at: f.captured_at,
-                    gate: g,
-                    decode_ms: f.decode_ms + t0.elapsed().as_secs_f64() * 1e3,
-                };
-                self.recycle(f);
-                still
-            }
+            },
             other => other,
         }
     }
@@ -117,6 +109,26 @@ pub trait FrameSource: Send {
     /// into next (no allocation per frame). The camera source keeps it; the
     /// default drops it.
     fn recycle(&mut self, _frame: Frame) {}
+}
+
+/// Asks `gate` about a frame decoded whole (when the gate cannot read less
+/// of it): `Ok(frame)` to classify it, or `Err` with the
+/// [`SourceEvent::Still`] to return and the frame, whose pixel buffer the
+/// source may keep for the next decode. The gate's time is added to the
+/// frame's `decode_ms`.
+pub fn gate_decoded(gate: &mut MotionGate, frame: Frame) -> Result<Frame, (SourceEvent, Frame)> {
+    let t0 = std::time::Instant::now();
+    let g = gate.check(&frame.image, frame.captured_at);
+    if g.classify() {
+        return Ok(frame);
+    }
+    let still = SourceEvent::Still {
+        source_id: frame.source_id.clone(),
+        captured_at: frame.captured_at,
+        gate: g,
+        decode_ms: frame.decode_ms + t0.elapsed().as_secs_f64() * 1e3,
+    };
+    Err((still, frame))
 }
 
 /// Errors opening a source.

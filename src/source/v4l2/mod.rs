@@ -250,7 +250,7 @@ impl V4l2Source {
         self.seq += 1;
         let captured_at = frame.captured_at;
         let mut target = self.target;
-        let mut verdict = None;
+        let mut whole_gate = None;
         if let Some(gate) = gate {
             let f = &frame.format;
             let g = match f.pixel {
@@ -292,7 +292,7 @@ impl V4l2Source {
                 // Not readable as luma: the gate reads the whole decoded frame.
                 None => {
                     target.crop = false;
-                    verdict = Some(gate);
+                    whole_gate = Some(gate);
                 }
             }
         }
@@ -301,26 +301,24 @@ impl V4l2Source {
         self.give_back(frame);
         match result {
             Ok(Decoded { image, window }) => {
-                if let Some(gate) = verdict {
-                    let g = gate.check(&image, captured_at);
-                    if !g.classify() {
-                        self.spare = image.into_raw();
-                        return SourceEvent::Still {
-                            source_id,
-                            captured_at,
-                            gate: g,
-                            decode_ms: t0.elapsed().as_secs_f64() * 1e3,
-                        };
-                    }
-                }
-                SourceEvent::Frame(Frame {
+                let frame = Frame {
                     seq,
                     source_id,
                     captured_at,
                     image,
                     window,
                     decode_ms: t0.elapsed().as_secs_f64() * 1e3,
-                })
+                };
+                let Some(gate) = whole_gate else {
+                    return SourceEvent::Frame(frame);
+                };
+                match super::gate_decoded(gate, frame) {
+                    Ok(frame) => SourceEvent::Frame(frame),
+                    Err((still, frame)) => {
+                        self.spare = frame.image.into_raw();
+                        still
+                    }
+                }
             }
             Err(error) => {
                 self.undecodable += 1;
