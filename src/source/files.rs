@@ -313,8 +313,8 @@ impl FilesSource {
                     return SourceEvent::Frame(frame);
                 };
                 match super::gate_decoded(gate, frame) {
-                    Ok(frame) => SourceEvent::Frame(frame),
-                    Err((still, _)) => still,
+                    super::Gated::Classify(frame) => SourceEvent::Frame(frame),
+                    super::Gated::Still(still, _) => still,
                 }
             }
             Err(error) => {

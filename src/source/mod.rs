@@ -96,8 +96,8 @@ pub trait FrameSource: Send {
     fn next_event_gated(&mut self, gate: &mut MotionGate) -> SourceEvent {
         match self.next_event() {
             SourceEvent::Frame(f) => match gate_decoded(gate, f) {
-                Ok(f) => SourceEvent::Frame(f),
-                Err((still, f)) => {
+                Gated::Classify(f) => SourceEvent::Frame(f),
+                Gated::Still(still, f) => {
                     self.recycle(f);
                     still
                 }
@@ -111,16 +111,24 @@ pub trait FrameSource: Send {
     fn recycle(&mut self, _frame: Frame) {}
 }
 
+/// What [`gate_decoded`] decided for a frame decoded whole.
+#[derive(Debug)]
+pub enum Gated {
+    /// Classify the frame.
+    Classify(Frame),
+    /// The gate skipped it: return the [`SourceEvent::Still`]; the frame
+    /// comes back for its pixel buffer, which the source may keep for the
+    /// next decode.
+    Still(SourceEvent, Frame),
+}
+
 /// Asks `gate` about a frame decoded whole (when the gate cannot read less
-/// of it): `Ok(frame)` to classify it, or `Err` with the
-/// [`SourceEvent::Still`] to return and the frame, whose pixel buffer the
-/// source may keep for the next decode. The gate's time is added to the
-/// frame's `decode_ms`.
-pub fn gate_decoded(gate: &mut MotionGate, frame: Frame) -> Result<Frame, (SourceEvent, Frame)> {
+/// of it). The gate's time is added to the `decode_ms` of a skipped frame.
+pub fn gate_decoded(gate: &mut MotionGate, frame: Frame) -> Gated {
     let t0 = std::time::Instant::now();
     let g = gate.check(&frame.image, frame.captured_at);
     if g.classify() {
-        return Ok(frame);
+        return Gated::Classify(frame);
     }
     let still = SourceEvent::Still {
         source_id: frame.source_id.clone(),
@@ -128,7 +136,7 @@ pub fn gate_decoded(gate: &mut MotionGate, frame: Frame) -> Result<Frame, (Sourc
         gate: g,
         decode_ms: frame.decode_ms + t0.elapsed().as_secs_f64() * 1e3,
     };
-    Err((still, frame))
+    Gated::Still(still, frame)
 }
 
 /// Errors opening a source.

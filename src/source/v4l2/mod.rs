@@ -313,8 +313,8 @@ impl V4l2Source {
                     return SourceEvent::Frame(frame);
                 };
                 match super::gate_decoded(gate, frame) {
-                    Ok(frame) => SourceEvent::Frame(frame),
-                    Err((still, frame)) => {
+                    super::Gated::Classify(frame) => SourceEvent::Frame(frame),
+                    super::Gated::Still(still, frame) => {
                         self.spare = frame.image.into_raw();
                         still
                     }
