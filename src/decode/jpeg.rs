@@ -144,7 +144,7 @@ impl Tj {
     /// of `width` pixels of `channels` bytes (3: RGB8, 1: the luma alone),
     /// packed; `width × height` must be the scaled (and cropped) size set by
     /// `set_scaling` and `set_crop` for this header, which libjpeg-turbo
-    /// writes. Refuses a shorter `out`.
+    /// writes. Refuses a shorter `out` ([`Outcome::Failed`]).
     fn decompress(
         &mut self,
         bytes: &[u8],
@@ -152,24 +152,24 @@ impl Tj {
         width: u32,
         height: u32,
         channels: u32,
-    ) -> bool {
+    ) -> Outcome {
         let format = match channels {
             3 => raw::TJPF_TJPF_RGB,
             1 => raw::TJPF_TJPF_GRAY,
-            _ => return false,
+            _ => return Outcome::Failed,
         };
         let need = (width as usize)
             .checked_mul(height as usize)
             .and_then(|n| n.checked_mul(channels as usize));
         if need.is_none_or(|n| out.len() < n) {
-            return false;
+            return Outcome::Failed;
         }
         // SAFETY: `out` holds `height` rows of `width` pixels of `channels`
         // bytes, the size of the scaled (cropped) image in this pixel format
         // (checked above; the caller computed it from the same header,
         // scaling factor and cropping region, and TurboJPEG refuses a crop
         // that libjpeg would widen).
-        unsafe {
+        let ok = unsafe {
             raw::tj3Decompress8(
                 self.0,
                 bytes.as_ptr(),
@@ -178,8 +178,31 @@ impl Tj {
                 (width * channels) as c_int,
                 format as c_int,
             ) == 0
+        };
+        if ok {
+            return Outcome::Clean;
+        }
+        // SAFETY: the handle is valid; the code describes the call above.
+        let code = unsafe { raw::tj3GetErrorCode(self.0) };
+        if code == raw::TJERR_TJERR_WARNING as c_int {
+            Outcome::Warned
+        } else {
+            Outcome::Failed
         }
     }
+}
+
+/// How a decompression went ([`Tj::decompress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Every pixel written, no message.
+    Clean,
+    /// Every pixel written, but libjpeg warned (`TJERR_WARNING`, with
+    /// `TJPARAM_STOPONWARNING` off): extraneous bytes before a marker,
+    /// corrupt entropy data it got past (those blocks come out flat), ...
+    Warned,
+    /// Refused or stopped.
+    Failed,
 }
 
 impl Drop for Tj {
@@ -264,9 +287,11 @@ pub struct LumaSize {
 /// coefficient). The chroma components are entropy-decoded (the Huffman
 /// stream is sequential) but not transformed, upsampled or converted.
 ///
-/// Returns `Ok(None)` when libjpeg-turbo cannot decode it cleanly, or for an
+/// Returns `Ok(None)` when libjpeg-turbo cannot decode it, or for an
 /// EXIF-rotated photo (the gate would see it turned): the caller decodes the
-/// frame as usual.
+/// frame as usual. Unlike [`decode`], a frame libjpeg-turbo only warns
+/// about (extraneous bytes before a marker, corrupt entropy data it got
+/// past) is returned: good enough to gate on.
 ///
 /// # Errors
 /// [`DecodeError::TooLarge`] or [`DecodeError::OverLimits`] when the image is
@@ -307,9 +332,18 @@ pub fn decode_luma(
         };
         buf.truncate(len);
         buf.resize(len, 0);
-        if !tj.decompress(bytes, buf, sw, sh, 1) {
-            log::debug!("libjpeg-turbo (luma for the motion gate): {}", tj.error());
-            return Ok(None);
+        match tj.decompress(bytes, buf, sw, sh, 1) {
+            Outcome::Clean => {}
+            // Good enough to gate on (some cameras send extraneous bytes
+            // before EOI on every frame); a frame it lets through is decoded
+            // for the model by the usual rules, which decide on the warning.
+            Outcome::Warned => {
+                log::debug!("libjpeg-turbo (luma for the motion gate): {}", tj.error());
+            }
+            Outcome::Failed => {
+                log::debug!("libjpeg-turbo (luma for the motion gate): {}", tj.error());
+                return Ok(None);
+            }
         }
         Ok(Some(LumaSize {
             width: sw,
@@ -448,7 +482,7 @@ fn decode_with(
     let mut pixels = buf;
     pixels.truncate(len);
     pixels.resize(len, 0);
-    if !tj.decompress(bytes, &mut pixels, ow, oh, 3) {
+    if tj.decompress(bytes, &mut pixels, ow, oh, 3) != Outcome::Clean {
         log::debug!(
             "libjpeg-turbo: {}; decoding with the image crate instead",
             tj.error()
@@ -638,6 +672,23 @@ mod tests {
             }
             assert!(worst < 2.5, "{w}x{h}: worst |luma - block mean| {worst}");
         }
+        // A warning (extraneous bytes before EOI, as some webcams send): the
+        // RGB decode leaves the frame to the image crate, the luma is kept.
+        let clean = jpeg(640, 480);
+        let mut warned = clean[..clean.len() - 2].to_vec();
+        warned.extend_from_slice(&[0x12, 0x34, 0x56, 0xFF, 0xD9]);
+        assert!(decode(&warned, &limits, &DecodeTarget::full(), Vec::new())
+            .unwrap()
+            .is_none());
+        let mut clean_luma = Vec::new();
+        decode_luma(&clean, &limits, &need, &mut clean_luma)
+            .unwrap()
+            .unwrap();
+        let size = decode_luma(&warned, &limits, &need, &mut buf)
+            .unwrap()
+            .unwrap();
+        assert_eq!((size.width, size.height), (160, 120));
+        assert_eq!(buf, clean_luma);
         // Not decodable as luma here: None, and the next frame still works.
         assert!(
             decode_luma(b"\xFF\xD8\xFF\xC0\x00\x11", &limits, &need, &mut buf)
