@@ -806,6 +806,123 @@ mod tests {
         c.compress_to_vec(image).unwrap()
     }
 
+    /// Decodes `j` for a 224 centre crop, cropped and whole, and checks
+    /// that the crop holds what the resize reads and equals the whole
+    /// decode there.
+    fn assert_crop_matches(j: &[u8], label: &str) {
+        let limits = DecodeLimits::default();
+        let g = crop224();
+        let cropped = decode(j, &limits, &DecodeTarget::model(g), Vec::new())
+            .unwrap()
+            .unwrap();
+        let whole_target = DecodeTarget {
+            crop: false,
+            ..DecodeTarget::model(g)
+        };
+        let whole = decode(j, &limits, &whole_target, Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(whole.window, Window::whole(&whole.image));
+        // Into a larger buffer holding an earlier frame: the same pixels.
+        let again = decode(
+            j,
+            &limits,
+            &DecodeTarget::model(g),
+            whole.image.as_raw().clone(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(again.image, cropped.image);
+        let win = cropped.window;
+        let (fw, fh) = whole.image.dimensions();
+        assert_eq!((win.full_width, win.full_height), (fw, fh), "{label}");
+        let (cw, ch) = cropped.image.dimensions();
+        assert!(u64::from(cw) * u64::from(ch) < u64::from(fw) * u64::from(fh));
+        assert!(win.x + cw <= fw && win.y + ch <= fh);
+        // It holds what the resize reads, and equals the whole decode
+        // there (and everywhere but libjpeg's left and right edge columns).
+        let (x0, y0, x1, y1) = g.read_region(fw, fh, 0).unwrap();
+        assert!(win.x <= x0 && win.y <= y0 && win.x + cw >= x1 && win.y + ch >= y1);
+        let (xs, xe) = (
+            if win.x > 0 { 1 } else { 0 },
+            if win.x + cw < fw { cw - 1 } else { cw },
+        );
+        for y in 0..ch {
+            for x in xs..xe {
+                assert_eq!(
+                    cropped.image.get_pixel(x, y),
+                    whole.image.get_pixel(win.x + x, win.y + y),
+                    "{label} at ({x}, {y}) of the crop {win:?}"
+                );
+            }
+        }
+    }
+
+    /// A photo-like `w × h` JPEG from libjpeg-turbo with `subsamp`
+    /// (`TJSAMP_*`) and a restart marker every `rows` MCU rows
+    /// (`TJPARAM_RESTARTROWS`), which the `turbojpeg` crate cannot set.
+    fn tj_jpeg_restart(w: u32, h: u32, subsamp: raw::TJSAMP, rows: c_int) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let v = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 97) % 256) as u8;
+            image::Rgb([v(x, y), v(y, x / 2), v(x / 3, y / 5)])
+        });
+        // SAFETY: a compressor handle used and destroyed here; the source
+        // is `h` rows of `w` RGB8 pixels; TurboJPEG allocates the output,
+        // which is copied and freed with tj3Free.
+        unsafe {
+            let tj = raw::tj3Init(raw::TJINIT_TJINIT_COMPRESS as c_int);
+            assert!(!tj.is_null());
+            for (p, v) in [
+                (raw::TJPARAM_TJPARAM_QUALITY, 90),
+                (raw::TJPARAM_TJPARAM_SUBSAMP, subsamp as c_int),
+                (raw::TJPARAM_TJPARAM_RESTARTROWS, rows),
+            ] {
+                assert_eq!(raw::tj3Set(tj, p as c_int, v), 0);
+            }
+            let mut out: *mut u8 = std::ptr::null_mut();
+            let mut len: raw::size_t = 0;
+            let r = raw::tj3Compress8(
+                tj,
+                img.as_raw().as_ptr(),
+                w as c_int,
+                (w * 3) as c_int,
+                h as c_int,
+                raw::TJPF_TJPF_RGB as c_int,
+                &mut out,
+                &mut len,
+            );
+            assert_eq!(r, 0);
+            let bytes = std::slice::from_raw_parts(out, len as usize).to_vec();
+            raw::tj3Free(out.cast());
+            raw::tj3Destroy(tj);
+            bytes
+        }
+    }
+
+    #[test]
+    fn cropped_decodes_with_restart_markers_match_the_whole_frame() {
+        for (w, h, subsamp, rows) in [
+            (640, 480, raw::TJSAMP_TJSAMP_422, 1),
+            (1280, 720, raw::TJSAMP_TJSAMP_420, 2),
+            (4000, 3000, raw::TJSAMP_TJSAMP_420, 1),
+        ] {
+            let j = tj_jpeg_restart(w, h, subsamp, rows);
+            // The markers are there: DRI, and RST0 in the scan.
+            assert!(j.windows(2).any(|m| m == [0xFF, 0xDD]), "no DRI");
+            assert!(j.windows(2).any(|m| m == [0xFF, 0xD0]), "no RST0");
+            assert_crop_matches(
+                &j,
+                &format!("{w}×{h} TJSAMP {subsamp}, restart every {rows} MCU row(s)"),
+            );
+            // The gate's luma decode reads them too.
+            let mut buf = Vec::new();
+            let size = decode_luma(&j, &DecodeLimits::default(), &|_, _| (96, 72), &mut buf)
+                .unwrap()
+                .unwrap();
+            assert_eq!((size.full_width, size.full_height), (w, h));
+        }
+    }
+
     #[test]
     fn cropped_decodes_match_the_whole_frame_where_the_model_reads() {
         use turbojpeg::Subsamp;
@@ -827,50 +944,7 @@ mod tests {
             (4000, 3000, Subsamp::Sub1x2, true),
         ] {
             let j = tj_jpeg_with(w, h, subsamp, progressive);
-            let cropped = decode(&j, &limits, &DecodeTarget::model(g), Vec::new())
-                .unwrap()
-                .unwrap();
-            let whole_target = DecodeTarget {
-                crop: false,
-                ..DecodeTarget::model(g)
-            };
-            let whole = decode(&j, &limits, &whole_target, Vec::new())
-                .unwrap()
-                .unwrap();
-            assert_eq!(whole.window, Window::whole(&whole.image));
-            // Into a larger buffer holding an earlier frame: the same pixels.
-            let again = decode(
-                &j,
-                &limits,
-                &DecodeTarget::model(g),
-                whole.image.as_raw().clone(),
-            )
-            .unwrap()
-            .unwrap();
-            assert_eq!(again.image, cropped.image);
-            let win = cropped.window;
-            let (fw, fh) = whole.image.dimensions();
-            assert_eq!((win.full_width, win.full_height), (fw, fh), "{w}×{h}");
-            let (cw, ch) = cropped.image.dimensions();
-            assert!(u64::from(cw) * u64::from(ch) < u64::from(fw) * u64::from(fh));
-            assert!(win.x + cw <= fw && win.y + ch <= fh);
-            // It holds what the resize reads, and equals the whole decode
-            // there (and everywhere but libjpeg's left and right edge columns).
-            let (x0, y0, x1, y1) = g.read_region(fw, fh, 0).unwrap();
-            assert!(win.x <= x0 && win.y <= y0 && win.x + cw >= x1 && win.y + ch >= y1);
-            let (xs, xe) = (
-                if win.x > 0 { 1 } else { 0 },
-                if win.x + cw < fw { cw - 1 } else { cw },
-            );
-            for y in 0..ch {
-                for x in xs..xe {
-                    assert_eq!(
-                        cropped.image.get_pixel(x, y),
-                        whole.image.get_pixel(win.x + x, win.y + y),
-                        "{w}×{h} {subsamp:?} at ({x}, {y}) of the crop {win:?}"
-                    );
-                }
-            }
+            assert_crop_matches(&j, &format!("{w}×{h} {subsamp:?}"));
         }
         // Letterbox and squash read the whole frame: no crop.
         let j = tj_jpeg(640, 480, Subsamp::Sub2x1);
