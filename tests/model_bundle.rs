@@ -458,23 +458,33 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
     assert!(profile.iter().all(|t| t.ms >= 0.0 && !t.op.is_empty()));
     // EfficientNet-Lite0 has 16 depthwise convolutions: tract's `DepthWise`
     // or, channel-last on AVX-512 CPUs, our depthwise + ReLU6 operator.
-    let dw: Vec<Vec<usize>> = profile
+    let dw: Vec<&camtrapd::model::NodeTime> = profile
         .iter()
         .filter(|t| t.op == "DepthWiseConv" || t.op == camtrapd::model::depthwise_fused::OP_NAME)
-        .map(|t| {
-            t.output_shape
-                .split(',')
-                .map(|d| d.trim().parse().unwrap())
-                .collect()
-        })
         .collect();
     assert_eq!(dw.len(), 16, "{profile:?}");
-    // Channel-last output [H, W, C] has equal first dims; NCHW [C, H, W] or
-    // [1, C, H, W] has equal last dims.
+    // Our operator says its layout ("HWC ..." or "CHW ..."; its output may
+    // be reshaped, e.g. [3136, 96], for the pointwise convolution after it).
+    // For tract's: channel-last output [H, W, C] has equal first dims; NCHW
+    // [C, H, W] or [1, C, H, W] has equal last dims.
     let channel_last = dw
         .iter()
-        .filter(|d| d.len() == 3 && d[0] == d[1] && d[2] != d[1])
+        .filter(|t| {
+            if t.op == camtrapd::model::depthwise_fused::OP_NAME {
+                return t.info.starts_with("HWC");
+            }
+            let d: Vec<usize> = t
+                .output_shape
+                .split(',')
+                .map(|d| d.trim().parse().unwrap())
+                .collect();
+            d.len() == 3 && d[0] == d[1] && d[2] != d[1]
+        })
         .count();
+    let dw: Vec<(&str, &str)> = dw
+        .iter()
+        .map(|t| (t.info.as_str(), t.output_shape.as_str()))
+        .collect();
     if camtrapd::model::depthwise_x86::selected().is_some() {
         // All but the first block's, which follows the stem's NCHW output.
         assert!(channel_last >= 15, "{dw:?}");

@@ -95,6 +95,12 @@ pub struct FusedDepthwise {
     /// too), channel-first only.
     input_clamp: Option<(f32, f32)>,
     out_shape: TVec<usize>,
+    /// Whether a running plan keeps this node's output tensor and overwrites
+    /// it on the next frame ([`OutputReuse`]). Set by [`fuse`] only where
+    /// every consumer just reads the output: an operator that would take it
+    /// over in place (a reshape, an in-place add) would have to copy a
+    /// tensor still held here.
+    reuse_output: bool,
 }
 
 impl PartialEq for FusedDepthwise {
@@ -105,6 +111,7 @@ impl PartialEq for FusedDepthwise {
             && self.input_clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
                 == o.input_clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
             && self.out_shape == o.out_shape
+            && self.reuse_output == o.reuse_output
             && self.lo.to_bits() == o.lo.to_bits()
             && self.hi.to_bits() == o.hi.to_bits()
             && bits(&self.weights) == bits(&o.weights)
@@ -145,6 +152,7 @@ impl FusedDepthwise {
             hi,
             input_clamp: None,
             out_shape,
+            reuse_output: false,
         })
     }
 
@@ -176,15 +184,19 @@ impl FusedDepthwise {
             hi,
             input_clamp,
             out_shape,
+            reuse_output: false,
         })
     }
 
     /// Computes the output into `y` (`oh·ow·c` f32) from `x` (`ih·iw·c`).
+    /// `scratch` holds the channel-first form's zero-padded input plane
+    /// (`(oh + kh − 1) × (ow + kw − 1)` rounded up to whole vectors, f32):
+    /// pass the same vector every frame and it is allocated only once.
     ///
     /// # Errors
     /// When the slices do not have the geometry's sizes, or the CPU lacks
     /// AVX-512F (the rewrite only installs this operator where it has it).
-    pub fn compute(&self, x: &[f32], y: &mut [f32]) -> TractResult<()> {
+    pub fn compute(&self, x: &[f32], y: &mut [f32], scratch: &mut Vec<f32>) -> TractResult<()> {
         let g = &self.g;
         ensure!(x.len() == g.ih * g.iw * g.c && y.len() == g.oh * g.ow * g.c);
         #[cfg(target_arch = "x86_64")]
@@ -192,7 +204,7 @@ impl FusedDepthwise {
             // SAFETY: AVX-512F checked; sizes checked above.
             unsafe {
                 if self.channel_first {
-                    self.avx512_channel_first(x, y)
+                    self.avx512_channel_first(x, y, scratch)
                 } else {
                     self.avx512(x, y)
                 }
@@ -247,12 +259,13 @@ impl FusedDepthwise {
     /// no border checks.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_channel_first(&self, x: &[f32], y: &mut [f32]) {
+    unsafe fn avx512_channel_first(&self, x: &[f32], y: &mut [f32], plane: &mut Vec<f32>) {
         use std::arch::x86_64::*;
         let g = &self.g;
         let pw = (g.ow + g.kw - 1).div_ceil(16) * 16 + 16;
         let ph = g.oh + g.kh - 1;
-        let mut plane = vec![0f32; pw * ph];
+        plane.clear();
+        plane.resize(pw * ph, 0.0);
         let (ilo, ihi) = self
             .input_clamp
             .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
@@ -441,6 +454,7 @@ impl Op for FusedDepthwise {
 impl EvalOp for FusedDepthwise {
     op_out_of_plan!();
 
+    /// Out of a plan (const folding, tests): into a fresh output tensor.
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs.len() == 1);
         let x = inputs[0].try_as_plain_ram()?;
@@ -449,9 +463,78 @@ impl EvalOp for FusedDepthwise {
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.out_shape)? };
         {
             let mut view = out.try_as_plain_ram_mut()?;
-            self.compute(x, view.as_slice_mut::<f32>()?)?;
+            self.compute(x, view.as_slice_mut::<f32>()?, &mut Vec::new())?;
         }
         Ok(tvec!(out.into_tvalue()))
+    }
+
+    /// In a plan, where [`fuse`] found that the consumers only read the
+    /// output: [`OutputReuse`], so that after the first frame the node
+    /// writes into the output tensor of the frame before and allocates
+    /// nothing.
+    fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
+        Ok(self
+            .reuse_output
+            .then(|| Box::<OutputReuse>::default() as Box<dyn OpState>))
+    }
+}
+
+/// A [`FusedDepthwise`] node's state in a running plan: its output tensor,
+/// kept from one frame to the next. tract frees a node's output once its
+/// last consumer has run, which here only drops the consumer's reference, so
+/// on the next frame the node finds the tensor unshared and overwrites it
+/// (`Arc::get_mut`) instead of allocating a new one (tract 0.23 has no
+/// arena for node outputs). If anything still holds the previous output
+/// (a cloned state, a caller keeping an output), a fresh tensor is
+/// allocated instead, so a value once handed out is never changed. Costs the
+/// node's output size in memory between frames (for EfficientNet-Lite0
+/// ≈ 1.6 MB at most per node).
+#[derive(Debug, Clone, Default)]
+pub struct OutputReuse {
+    out: Option<Arc<Tensor>>,
+    /// [`FusedDepthwise::compute`]'s scratch plane, kept too.
+    scratch: Vec<f32>,
+}
+
+impl OpState for OutputReuse {
+    fn eval(
+        &mut self,
+        _ctx: &EvalContext,
+        op: &dyn Op,
+        inputs: TVec<TValue>,
+    ) -> TractResult<TVec<TValue>> {
+        let op = op
+            .downcast_ref::<FusedDepthwise>()
+            .context("OutputReuse evaluates FusedDepthwise nodes only")?;
+        ensure!(inputs.len() == 1);
+        let x = inputs[0].try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        let reusable = self
+            .out
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .is_some_and(|t| t.shape() == &*op.out_shape);
+        if !reusable {
+            // SAFETY: `compute` writes every element before the tensor is read.
+            self.out = Some(Arc::new(unsafe {
+                Tensor::uninitialized::<f32>(&op.out_shape)?
+            }));
+        }
+        let out = self
+            .out
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .context("a fresh output tensor is unshared")?;
+        {
+            let mut view = out.try_as_plain_ram_mut()?;
+            op.compute(x, view.as_slice_mut::<f32>()?, &mut self.scratch)?;
+        }
+        let out = self.out.as_ref().context("output set above")?;
+        Ok(tvec!(TValue::from_const(Arc::clone(out))))
+    }
+
+    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
+        Ok(())
     }
 }
 
@@ -581,8 +664,79 @@ pub fn fuse(model: &mut TypedModel, proto: &pb::ModelProto) -> TractResult<usize
     }
     if fused > 0 {
         model.compact()?;
+        keep_outputs(model)?;
     }
     Ok(fused)
+}
+
+/// Operators that only read their input tensor (they pack it into their
+/// own layout), so a fused node feeding only these can keep its output
+/// between frames ([`OutputReuse`]).
+const READ_ONLY_CONSUMERS: &[&str] = &["OptMatMulPack", OP_NAME];
+
+/// After [`fuse`]: folds a reshape (`IntoShape`) that follows a fused node
+/// into the node's output shape (the data is contiguous either way, so the
+/// reshape only renames the axes), then marks the nodes whose consumers all
+/// just read the output as [`FusedDepthwise::reuse_output`].
+fn keep_outputs(model: &mut TypedModel) -> TractResult<()> {
+    use tract_onnx::tract_core::ops::change_axes::IntoShape;
+    let ids: Vec<usize> = model
+        .nodes()
+        .iter()
+        .filter(|n| n.op_is::<FusedDepthwise>())
+        .map(|n| n.id)
+        .collect();
+    let mut folded = false;
+    for id in ids {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<FusedDepthwise>() else {
+            continue;
+        };
+        let Some(succ) = model.single_succ(id)? else {
+            continue;
+        };
+        let Some(reshape) = succ.op_as::<IntoShape>() else {
+            continue;
+        };
+        let len: usize = op.out_shape.iter().product();
+        if reshape.len != len || reshape.strides != Tensor::natural_strides(&reshape.dims) {
+            continue;
+        }
+        let mut op = op.clone();
+        op.out_shape = reshape.dims.clone();
+        let (name, input, reshape_id) = (node.name.clone(), node.inputs[0], succ.id);
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, input)?;
+        let y = patch.wire_node(name, op, &[x])?[0];
+        patch.shunt_outside(model, reshape_id.into(), y)?;
+        patch.apply(model)?;
+        folded = true;
+    }
+    if folded {
+        model.compact()?;
+    }
+    let readers_only: Vec<(usize, bool)> = model
+        .nodes()
+        .iter()
+        .filter(|n| n.op_is::<FusedDepthwise>())
+        .map(|n| {
+            let succs = model.outlet_successors(OutletId::new(n.id, 0));
+            let only = !succs.is_empty()
+                && !model
+                    .output_outlets()
+                    .is_ok_and(|o| o.contains(&OutletId::new(n.id, 0)))
+                && succs.iter().all(|i| {
+                    READ_ONLY_CONSUMERS.contains(&model.node(i.node).op().name().as_ref())
+                });
+            (n.id, only)
+        })
+        .collect();
+    for (id, only) in readers_only {
+        if let Some(op) = model.node_mut(id).op_as_mut::<FusedDepthwise>() {
+            op.reuse_output = only;
+        }
+    }
+    Ok(())
 }
 
 /// The fused operator for one ONNX `Conv` → `Clip` pair, the tract outlet
@@ -917,7 +1071,7 @@ mod tests {
             let b: Vec<f32> = (0..c).map(|i| i as f32 / 10.0 - 1.0).collect();
             let op = FusedDepthwise::new(g, &w, Some(&b), 0.0, 6.0, tvec![oh, ow, c]).unwrap();
             let mut y = vec![f32::NAN; oh * ow * c];
-            op.compute(&x, &mut y).unwrap();
+            op.compute(&x, &mut y, &mut Vec::new()).unwrap();
             let want = reference(&g, &x, &w, &b, 0.0, 6.0);
             for (i, (a, e)) in y.iter().zip(&want).enumerate() {
                 assert!((a - e).abs() <= 1e-4, "{g:?} at {i}: {a} vs {e}");
@@ -968,7 +1122,7 @@ mod tests {
             )
             .unwrap();
             let mut y = vec![f32::NAN; c * oh * ow];
-            op.compute(&x, &mut y).unwrap();
+            op.compute(&x, &mut y, &mut Vec::new()).unwrap();
             // The definition, through the channel-last reference on
             // transposed, clamped data.
             let nhwc = |v: &[f32], h: usize, wd: usize, f: &dyn Fn(f32) -> f32| {
@@ -1028,6 +1182,80 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_output_is_overwritten_only_when_nothing_else_holds_it() {
+        if !have_avx512() {
+            return;
+        }
+        let g = Geometry {
+            c: 3,
+            ih: 6,
+            iw: 7,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 1,
+            pl: 1,
+            oh: 6,
+            ow: 7,
+        };
+        let w: Vec<f32> = (0..27).map(|i| (i % 5) as f32 / 4.0 - 0.5).collect();
+        let mut op =
+            FusedDepthwise::new_channel_first(g, &w, None, (0.0, 6.0), None, tvec![1, 3, 42])
+                .unwrap();
+        op.reuse_output = true;
+        let input = |k: f32| -> TValue {
+            let x: Vec<f32> = (0..3 * 42).map(|i| (i % 9) as f32 * k).collect();
+            tensor1(&x).into_shape(&[3, 6, 7]).unwrap().into_tvalue()
+        };
+        let fresh = |x: &TValue| {
+            op.eval(&EvalContext::out_of_plan(), tvec![x.clone()])
+                .unwrap()[0]
+                .clone()
+        };
+        let ctx = EvalContext::out_of_plan();
+        let mut state = op.state(&ctx).unwrap().expect("reuse_output gives a state");
+        let (a, b) = (input(0.5), input(-0.25));
+        // First frame: a new tensor, kept.
+        let ya = state.eval(&ctx, &op, tvec![a.clone()]).unwrap()[0].clone();
+        assert_eq!(ya, fresh(&a));
+        let ptr = ya
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .as_ptr();
+        // While the caller still holds it, the next frame gets a new tensor
+        // and the held one keeps its values.
+        let yb = state.eval(&ctx, &op, tvec![b.clone()]).unwrap()[0].clone();
+        assert_eq!(yb, fresh(&b));
+        assert_eq!(ya, fresh(&a));
+        let ptr_b = yb
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .as_ptr();
+        assert_ne!(ptr, ptr_b);
+        // Once released, it is overwritten in place.
+        drop((ya, yb));
+        let ya = state.eval(&ctx, &op, tvec![a.clone()]).unwrap()[0].clone();
+        assert_eq!(ya, fresh(&a));
+        let again = ya
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .as_ptr();
+        assert_eq!(again, ptr_b, "the released tensor was not reused");
+        // Without reuse_output, no state: tract evaluates the op fresh.
+        op.reuse_output = false;
+        assert!(op.state(&ctx).unwrap().is_none());
+    }
+
+    #[test]
     fn wrong_sizes_are_refused() {
         let g = Geometry {
             c: 4,
@@ -1046,7 +1274,9 @@ mod tests {
         };
         assert!(FusedDepthwise::new(g, &[0.0; 35], None, 0.0, 6.0, tvec![3, 3, 4]).is_none());
         let op = FusedDepthwise::new(g, &[0.0; 36], None, 0.0, 6.0, tvec![3, 3, 4]).unwrap();
-        assert!(op.compute(&[0.0; 35], &mut [0.0; 36]).is_err());
+        assert!(op
+            .compute(&[0.0; 35], &mut [0.0; 36], &mut Vec::new())
+            .is_err());
     }
 
     #[test]

@@ -610,44 +610,83 @@ impl Model {
         Ok(())
     }
 
-    /// Like [`Model::run`], but times every node of tract's plan and adds
-    /// the wall-clock time (ms) to `profile`, keyed by the node's position in
-    /// the plan. For `camtrapd bench --profile`: where inference time goes,
-    /// per operator (e.g. `DepthWiseConv`, `OptMatMul`) and per node. Timing
-    /// each node adds a little overhead, so use [`Model::run`] for latency.
+    /// The nodes of tract's optimised plan, in the order [`Model::run`]
+    /// evaluates them: the `step` that [`Model::run_observed`] reports is an
+    /// index into this list. `ms` is 0.
+    pub fn plan_nodes(&self) -> Vec<NodeTime> {
+        let plan = self.state.plan();
+        let model = plan.model();
+        plan.order_without_consts()
+            .iter()
+            .map(|&id| {
+                let node = model.node(id);
+                NodeTime {
+                    node: node.name.clone(),
+                    op: node.op().name().to_string(),
+                    info: node.op().info().unwrap_or_default().join("; "),
+                    output_shape: node
+                        .outputs
+                        .first()
+                        .map(|o| format!("{:?}", o.fact.shape))
+                        .unwrap_or_default(),
+                    ms: 0.0,
+                }
+            })
+            .collect()
+    }
+
+    /// Like [`Model::run`], but calls `observe(step, NodePhase::Start)` just
+    /// before and `observe(step, NodePhase::End)` just after tract evaluates
+    /// each node of the plan (`step` indexes [`Model::plan_nodes`]). For
+    /// per-node measurements: time (`camtrapd bench --profile`) or
+    /// allocations (`tests/alloc.rs`). Nothing is allocated on our side
+    /// around the calls, so `observe` sees only what tract's operators do.
     ///
     /// # Errors
     /// [`ModelError::Inference`] with tract's message.
-    pub fn run_profiled(&mut self, profile: &mut Vec<NodeTime>) -> Result<(), ModelError> {
+    pub fn run_observed(
+        &mut self,
+        mut observe: impl FnMut(usize, NodePhase),
+    ) -> Result<(), ModelError> {
         let input = self.input.take().unwrap_or_default().into_tvalue();
         self.outputs.clear();
         let mut step = 0usize;
         let result =
             self.state
                 .run_plan_with_eval(tvec![input.clone()], |ctx, st, node, inputs| {
-                    let t = std::time::Instant::now();
+                    observe(step, NodePhase::Start);
                     let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
-                    let ms = t.elapsed().as_secs_f64() * 1e3;
-                    if profile.len() <= step {
-                        profile.push(NodeTime {
-                            node: node.name.clone(),
-                            op: node.op().name().to_string(),
-                            info: node.op().info().unwrap_or_default().join("; "),
-                            output_shape: node
-                                .outputs
-                                .first()
-                                .map(|o| format!("{:?}", o.fact.shape))
-                                .unwrap_or_default(),
-                            ms: 0.0,
-                        });
-                    }
-                    profile[step].ms += ms;
+                    observe(step, NodePhase::End);
                     step += 1;
                     r
                 });
         self.input = Some(input.into_tensor());
         self.outputs = result.map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         Ok(())
+    }
+
+    /// Like [`Model::run`], but times every node of tract's plan and adds
+    /// the wall-clock time (ms) to `profile`, keyed by the node's position in
+    /// the plan (filled from [`Model::plan_nodes`] when empty). For
+    /// `camtrapd bench --profile`: where inference time goes, per operator
+    /// (e.g. `DepthWiseConv`, `OptMatMul`) and per node. Timing each node
+    /// adds a little overhead, so use [`Model::run`] for latency.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] with tract's message.
+    pub fn run_profiled(&mut self, profile: &mut Vec<NodeTime>) -> Result<(), ModelError> {
+        if profile.is_empty() {
+            *profile = self.plan_nodes();
+        }
+        let mut started = std::time::Instant::now();
+        self.run_observed(|step, phase| match phase {
+            NodePhase::Start => started = std::time::Instant::now(),
+            NodePhase::End => {
+                if let Some(n) = profile.get_mut(step) {
+                    n.ms += started.elapsed().as_secs_f64() * 1e3;
+                }
+            }
+        })
     }
 
     /// The scores output of the last [`Model::run`] (logits or probabilities
@@ -696,6 +735,15 @@ pub struct NodeTime {
     pub output_shape: String,
     /// Wall-clock time summed over the profiled runs, ms.
     pub ms: f64,
+}
+
+/// Where [`Model::run_observed`] is in the evaluation of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodePhase {
+    /// tract is about to evaluate the node.
+    Start,
+    /// tract has evaluated the node (its output tensors exist).
+    End,
 }
 
 /// Extra advice for errors mentioning operators tract does not implement.
