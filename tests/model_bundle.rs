@@ -497,6 +497,14 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
                 .filter(|t| t.op == camtrapd::model::depthwise_fused::OP_NAME)
                 .count();
             assert_eq!(fused, 16, "{profile:?}");
+            // Each feeds only the packing of a pointwise convolution (block
+            // 0's through a reshape, folded into it), so each keeps its
+            // output tensor between frames.
+            let kept = profile
+                .iter()
+                .filter(|t| t.info.ends_with("output kept between runs"))
+                .count();
+            assert_eq!(kept, 16, "{profile:?}");
             let clamps = profile
                 .iter()
                 .filter(|t| t.op.starts_with("OptBinChain"))
