@@ -1191,15 +1191,12 @@ mod tests {
         .is_some());
     }
 
-    #[test]
-    fn a_kept_output_is_overwritten_only_when_nothing_else_holds_it() {
-        if !have_avx512() {
-            return;
-        }
-        let g = Geometry {
-            c: 3,
-            ih: 6,
-            iw: 7,
+    /// A 3×3, stride 1, "same"-padded geometry: `c` channels, `h × w` in and out.
+    fn same_3x3(c: usize, h: usize, w: usize) -> Geometry {
+        Geometry {
+            c,
+            ih: h,
+            iw: w,
             kh: 3,
             kw: 3,
             sh: 1,
@@ -1208,9 +1205,17 @@ mod tests {
             dw: 1,
             pt: 1,
             pl: 1,
-            oh: 6,
-            ow: 7,
-        };
+            oh: h,
+            ow: w,
+        }
+    }
+
+    #[test]
+    fn a_kept_output_is_overwritten_only_when_nothing_else_holds_it() {
+        if !have_avx512() {
+            return;
+        }
+        let g = same_3x3(3, 6, 7);
         let w: Vec<f32> = (0..27).map(|i| (i % 5) as f32 / 4.0 - 0.5).collect();
         let mut op =
             FusedDepthwise::new_channel_first(g, &w, None, (0.0, 6.0), None, tvec![1, 3, 42])
@@ -1260,21 +1265,7 @@ mod tests {
 
     #[test]
     fn wrong_sizes_are_refused() {
-        let g = Geometry {
-            c: 4,
-            ih: 3,
-            iw: 3,
-            kh: 3,
-            kw: 3,
-            sh: 1,
-            sw: 1,
-            dh: 1,
-            dw: 1,
-            pt: 1,
-            pl: 1,
-            oh: 3,
-            ow: 3,
-        };
+        let g = same_3x3(4, 3, 3);
         assert!(FusedDepthwise::new(g, &[0.0; 35], None, 0.0, 6.0, tvec![3, 3, 4]).is_none());
         let op = FusedDepthwise::new(g, &[0.0; 36], None, 0.0, 6.0, tvec![3, 3, 4]).unwrap();
         assert!(op
