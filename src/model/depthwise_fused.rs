@@ -211,6 +211,8 @@ impl FusedDepthwise {
             };
             return Ok(());
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = scratch;
         bail!("{OP_NAME} needs AVX-512F");
     }
 
