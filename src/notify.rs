@@ -21,6 +21,23 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// `CLOCK_MONOTONIC` in µs, for `MONOTONIC_USEC=` (sd_notify(3)); `None`
+/// if the clock cannot be read.
+///
+/// Not sd-notify 0.5's `NotifyState::monotonic_usec_now`: it multiplies the
+/// seconds by 10⁶ in `time_t`, which is 32 bits on 32-bit Raspberry Pi OS
+/// (armv7), so once the machine has been up for 2,147 s (36 min) the value
+/// overflows: a panic in debug builds, a wrong timestamp in release builds.
+fn monotonic_usec() -> Option<i128> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    Some(usec(i128::from(t.tv_sec()), i128::from(t.tv_nsec())))
+}
+
+/// Seconds and nanoseconds to µs, without overflow for any `time_t`.
+fn usec(sec: i128, nsec: i128) -> i128 {
+    sec * 1_000_000 + nsec / 1_000
+}
+
 /// Sends notifications to the service manager.
 #[derive(Debug)]
 pub struct Notifier {
@@ -72,9 +89,9 @@ impl Notifier {
 
     /// `RELOADING=1` (with the monotonic timestamp systemd 253+ wants).
     pub fn reloading(&self) {
-        match NotifyState::monotonic_usec_now() {
-            Ok(now) => self.send(&[NotifyState::Reloading, now]),
-            Err(_) => self.send(&[NotifyState::Reloading]),
+        match monotonic_usec() {
+            Some(now) => self.send(&[NotifyState::Reloading, NotifyState::MonotonicUsec(now)]),
+            None => self.send(&[NotifyState::Reloading]),
         }
     }
 
@@ -107,5 +124,24 @@ impl Notifier {
         {
             self.send(&[NotifyState::Watchdog]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_usec_does_not_overflow_after_36_minutes_of_uptime() {
+        // 3,000 s of uptime: 3·10⁹ µs, beyond a 32-bit time_t's range.
+        assert_eq!(usec(3_000, 999_999_999), 3_000_999_999);
+        assert_eq!(usec(10 * 365 * 86_400, 0), 315_360_000_000_000);
+        // The clock itself: positive, never going back, and in µs (a
+        // 20 ms sleep moves it by 20 ms or more, far less than a second).
+        let a = monotonic_usec().expect("CLOCK_MONOTONIC readable");
+        std::thread::sleep(Duration::from_millis(20));
+        let b = monotonic_usec().expect("CLOCK_MONOTONIC readable");
+        assert!(a > 0, "{a}");
+        assert!((20_000..1_000_000).contains(&(b - a)), "{a} -> {b}");
     }
 }
