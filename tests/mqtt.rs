@@ -501,9 +501,12 @@ fn late_subscriber_sees_online_kill_9_gives_offline_sigterm_gives_retained_offli
     let after = a[2].at.duration_since(stopped);
     assert_eq!(a[2].text(), "offline");
     // Upper bound with slack for a loaded machine (mosquitto's loop and
-    // the subscriber thread are scheduled late under load).
+    // the subscriber thread are scheduled late under load, as they are
+    // beside the emulated daemons of the other tests under qemu: 8.6 s
+    // seen with armv7).
     assert!(
-        after >= Duration::from_millis(1900) && after <= Duration::from_millis(8000),
+        after >= Duration::from_millis(1900)
+            && after <= Duration::from_millis(8000) * common::slowdown(),
         "offline after {after:?}, keep-alive 2 s"
     );
     eprintln!("last will published {after:?} after SIGSTOP (keep-alive 2 s)");
