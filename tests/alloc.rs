@@ -231,14 +231,14 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
         observed, stages[7].1 .0,
         "an observed run allocates as a plain one"
     );
-    // Our own operator (src/model/depthwise_fused.rs, AVX-512 only) keeps
+    // Our own operator (src/model/kernels/depthwise_fused.rs, AVX-512 only) keeps
     // its output tensor and scratch plane from frame to frame.
-    let fused_on = camtrapd::model::matmul_x86::available()
-        && std::env::var_os(camtrapd::model::depthwise_fused::DISABLE_ENV).is_none()
-        && std::env::var_os(camtrapd::model::matmul_x86::DISABLE_ENV).is_none();
+    let fused_on = camtrapd::model::kernels::matmul_x86::available()
+        && std::env::var_os(camtrapd::model::kernels::depthwise_fused::DISABLE_ENV).is_none()
+        && std::env::var_os(camtrapd::model::kernels::matmul_x86::DISABLE_ENV).is_none();
     let fused = by_op
         .iter()
-        .find(|(op, _, _)| op == camtrapd::model::depthwise_fused::OP_NAME);
+        .find(|(op, _, _)| op == camtrapd::model::kernels::depthwise_fused::OP_NAME);
     if fused_on {
         assert_eq!(
             fused.map(|f| (f.1, f.2)),
@@ -299,13 +299,13 @@ const EXPECTED_PREPROCESS_ALLOCS: u64 = if cfg!(target_arch = "aarch64") {
 /// output tensor (freed when the last consumer ran) for
 /// EfficientNet-Lite0. tract has no arena or output reuse for this.
 /// With the depthwise convolutions channel-last (our x86 kernel,
-/// src/model/depthwise_x86.rs, or tract's own on ARM), tract's
+/// src/model/kernels/depthwise_x86.rs, or tract's own on ARM), tract's
 /// `eval_c_inner` also collects each padding zone's taps into two small
 /// vectors per call (heap-allocated above 4 taps): 686 → 1109. Folding the
 /// int8 weights' dequantisation at load (src/model/fold_dequantize.rs)
 /// removed the classifier's per-frame cast: 1109 → 1100 (≈ 41 MB a frame).
 /// On AVX-512 CPUs our fused depthwise + ReLU6 operator
-/// (src/model/depthwise_fused.rs) replaces tract's depthwise nodes and their
+/// (src/model/kernels/depthwise_fused.rs) replaces tract's depthwise nodes and their
 /// per-call tap vectors, and one output tensor per pair (block 0's also
 /// takes in the stem's clamp): 1100 → 365. That operator now keeps its
 /// output tensor and scratch plane from frame to frame (`OutputReuse`) and

@@ -460,7 +460,9 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
     // or, channel-last on AVX-512 CPUs, our depthwise + ReLU6 operator.
     let dw: Vec<&camtrapd::model::NodeTime> = profile
         .iter()
-        .filter(|t| t.op == "DepthWiseConv" || t.op == camtrapd::model::depthwise_fused::OP_NAME)
+        .filter(|t| {
+            t.op == "DepthWiseConv" || t.op == camtrapd::model::kernels::depthwise_fused::OP_NAME
+        })
         .collect();
     assert_eq!(dw.len(), 16, "{profile:?}");
     // Our operator says its layout ("HWC ..." or "CHW ..."; its output may
@@ -470,7 +472,7 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
     let channel_last = dw
         .iter()
         .filter(|t| {
-            if t.op == camtrapd::model::depthwise_fused::OP_NAME {
+            if t.op == camtrapd::model::kernels::depthwise_fused::OP_NAME {
                 return t.info.starts_with("HWC");
             }
             let d: Vec<usize> = t
@@ -485,16 +487,16 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
         .iter()
         .map(|t| (t.info.as_str(), t.output_shape.as_str()))
         .collect();
-    if camtrapd::model::depthwise_x86::selected().is_some() {
+    if camtrapd::model::kernels::depthwise_x86::selected().is_some() {
         // All but the first block's, which follows the stem's NCHW output.
         assert!(channel_last >= 15, "{dw:?}");
-        if camtrapd::model::matmul_x86::available() {
+        if camtrapd::model::kernels::matmul_x86::available() {
             // AVX-512: all 16 run fused with their ReLU6 (block 0's
             // channel-first, taking in the stem's ReLU6 too), so no separate
             // Max+Min node is left.
             let fused = profile
                 .iter()
-                .filter(|t| t.op == camtrapd::model::depthwise_fused::OP_NAME)
+                .filter(|t| t.op == camtrapd::model::kernels::depthwise_fused::OP_NAME)
                 .count();
             assert_eq!(fused, 16, "{profile:?}");
             // Each feeds only the packing of a pointwise convolution (block
@@ -521,7 +523,7 @@ fn profiled_run_gives_the_same_scores_and_depthwise_runs_channel_last_with_a_ker
 /// stay right is the golden tests' business.)
 #[test]
 fn short_k_products_run_on_the_avx512_kernel_where_the_cpu_has_it() {
-    use camtrapd::model::matmul_x86;
+    use camtrapd::model::kernels::matmul_x86;
     let mut m = Model::load(&fp32_model()).unwrap();
     let mut profile = Vec::new();
     m.run_profiled(&mut profile).unwrap();
@@ -581,8 +583,8 @@ fn own_kernels_give_the_scores_of_tracts_kernels() {
             .arg(fp32_model())
             .arg(&photos);
         if off {
-            cmd.env(camtrapd::model::depthwise_fused::DISABLE_ENV, "1")
-                .env(camtrapd::model::matmul_x86::DISABLE_ENV, "1");
+            cmd.env(camtrapd::model::kernels::depthwise_fused::DISABLE_ENV, "1")
+                .env(camtrapd::model::kernels::matmul_x86::DISABLE_ENV, "1");
         }
         let out = cmd.output().unwrap();
         assert!(

@@ -20,7 +20,9 @@
 
 pub mod detection;
 pub mod events;
-pub mod knn;
+/// The kNN embedding bank, a file of the model bundle: see
+/// [`crate::model::knn_bank`] (the `knn` score reads it).
+pub use crate::model::knn_bank as knn;
 pub mod score;
 pub mod thresholds;
 
@@ -31,6 +33,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::model::manifest::Manifest;
+pub use crate::model::score_fn::{check_threshold, check_threshold_for};
 pub use detection::{Detection, LabelScore, Latency, ModelRef};
 pub use events::{EventKind, EventMessage, EventTracker, EventsConfig};
 pub use knn::KnnBank;
@@ -501,34 +504,6 @@ fn check_calibrated(
         _ => {}
     }
     Ok(())
-}
-
-/// Checks a threshold is a finite score in 0..=1.
-///
-/// # Errors
-/// A message saying what is allowed.
-pub fn check_threshold(t: f32) -> Result<(), String> {
-    if t.is_finite() && (0.0..=1.0).contains(&t) {
-        Ok(())
-    } else {
-        Err(format!("{t} is not a score; allowed 0.0..=1.0"))
-    }
-}
-
-/// Checks a threshold for a score function: 0..=1 when its scores are
-/// `bounded` (probabilities), any finite number otherwise (max-logit,
-/// energy, kNN distances are in their own units).
-///
-/// # Errors
-/// The message for the config or manifest error.
-pub fn check_threshold_for(t: f32, bounded: bool) -> Result<(), String> {
-    if bounded {
-        check_threshold(t)
-    } else if t.is_finite() {
-        Ok(())
-    } else {
-        Err(format!("{t} is not a finite number"))
-    }
 }
 
 /// Builds the [`UnknownLabel`] error for `label`, with close matches among `labels`.

@@ -28,9 +28,8 @@
 //! * sigmoid: `1 / (1 + exp(-z_i))` per label, for one-vs-rest heads, where
 //!   every label can be low at once (the remedy for "none of my labels").
 
-use serde::{Deserialize, Serialize};
-
 use crate::model::manifest::{Activation, OutputKind};
+pub use crate::model::score_fn::ScoreFn;
 
 /// Writes softmax(`logits`) into `out` (cleared first; no reallocation once
 /// `out` has the capacity). Non-finite logits give an all-zero result.
@@ -124,128 +123,6 @@ pub fn to_scores(raw: &[f32], kind: OutputKind, activation: Activation, out: &mu
     }
 }
 
-/// A score function: how a frame's confidence is computed (see the module
-/// docs for the definitions and sources). The names are those of the config
-/// (`[decision] score`), the command line (`--score`) and the detection JSON
-/// (`score_fn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoreFn {
-    /// Maximum softmax probability (Hendrycks & Gimpel 2017), 0..1.
-    Msp,
-    /// MSP after temperature scaling with a T fitted on calibration data (Guo et al. 2017), 0..1.
-    MspTemp,
-    /// The top label's logit (Vaze et al. 2022), unbounded.
-    MaxLogit,
-    /// Negative energy `log Σ_j exp(z_j)` (Liu et al. 2020), unbounded.
-    Energy,
-    /// The top label's sigmoid score, for one-vs-rest heads, 0..1.
-    Sigmoid,
-    /// Minus the distance to the k-th nearest training embedding (Sun et al. 2022), -2..0.
-    Knn,
-}
-
-impl ScoreFn {
-    /// Every score function, in the order of reports.
-    pub const ALL: [ScoreFn; 6] = [
-        ScoreFn::Msp,
-        ScoreFn::MspTemp,
-        ScoreFn::MaxLogit,
-        ScoreFn::Energy,
-        ScoreFn::Sigmoid,
-        ScoreFn::Knn,
-    ];
-
-    /// The name used in config files, on the command line and in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScoreFn::Msp => "msp",
-            ScoreFn::MspTemp => "msp_temp",
-            ScoreFn::MaxLogit => "max_logit",
-            ScoreFn::Energy => "energy",
-            ScoreFn::Sigmoid => "sigmoid",
-            ScoreFn::Knn => "knn",
-        }
-    }
-
-    /// A short human description for tables.
-    pub fn title(self) -> &'static str {
-        match self {
-            ScoreFn::Msp => "max softmax probability (MSP)",
-            ScoreFn::MspTemp => "MSP + temperature scaling",
-            ScoreFn::MaxLogit => "max-logit",
-            ScoreFn::Energy => "energy score",
-            ScoreFn::Sigmoid => "sigmoid (one-vs-rest)",
-            ScoreFn::Knn => "kNN embedding distance",
-        }
-    }
-
-    /// Whether scores (and thresholds) are 0..1 probabilities; the others
-    /// are in their own units and need calibrated thresholds.
-    pub fn bounded(self) -> bool {
-        matches!(self, ScoreFn::Msp | ScoreFn::MspTemp | ScoreFn::Sigmoid)
-    }
-
-    /// The score used when nothing chooses one: the head's own 0..1 score
-    /// (`msp` for softmax heads, `sigmoid` for one-vs-rest heads).
-    pub fn head_default(activation: Activation) -> ScoreFn {
-        match activation {
-            Activation::Softmax => ScoreFn::Msp,
-            Activation::Sigmoid => ScoreFn::Sigmoid,
-        }
-    }
-
-    /// Why this score function cannot be used with a model whose scores
-    /// output is `kind`/`activation` (and which has a kNN bank or not);
-    /// `None` when it can.
-    pub fn unavailable(
-        self,
-        kind: OutputKind,
-        activation: Activation,
-        has_bank: bool,
-    ) -> Option<String> {
-        let logits = kind == OutputKind::Logits;
-        match self {
-            ScoreFn::Msp if !logits && activation == Activation::Sigmoid => Some(
-                "the model outputs sigmoid probabilities, not softmax ones; use score = \"sigmoid\"".into(),
-            ),
-            ScoreFn::MspTemp | ScoreFn::MaxLogit | ScoreFn::Energy if !logits => Some(format!(
-                "{} needs raw logits, and the model's output already holds probabilities (output.kind = \"probabilities\")",
-                self.as_str()
-            )),
-            ScoreFn::Sigmoid if activation != Activation::Sigmoid => Some(
-                "needs a one-vs-rest (sigmoid) head; this model's head is softmax (output.activation = \"softmax\")".into(),
-            ),
-            ScoreFn::Knn if !has_bank => Some(
-                "needs an embedding bank in the model bundle ([knn] in model.toml); build one with `camtrapd bank`".into(),
-            ),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for ScoreFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ScoreFn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ScoreFn, String> {
-        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        ScoreFn::ALL
-            .into_iter()
-            .find(|f| f.as_str() == norm)
-            .ok_or_else(|| {
-                format!(
-                    "unknown score function {s:?}; allowed: {}",
-                    ScoreFn::ALL.map(ScoreFn::as_str).join(", ")
-                )
-            })
-    }
-}
-
 /// `log Σ exp(v)` in f64, stable; `-inf` for an empty input.
 pub fn log_sum_exp(v: impl Iterator<Item = f32> + Clone) -> f64 {
     let m = v.clone().fold(f32::NEG_INFINITY, f32::max);
@@ -268,7 +145,7 @@ pub struct Scorer {
     /// Every grouped class, sorted (the "known" part of the output).
     grouped: Vec<usize>,
     temperature: f32,
-    knn: Option<std::sync::Arc<super::knn::KnnBank>>,
+    knn: Option<std::sync::Arc<crate::model::knn_bank::KnnBank>>,
 }
 
 impl Scorer {
@@ -281,7 +158,7 @@ impl Scorer {
         activation: Activation,
         groups: Option<Vec<Vec<usize>>>,
         temperature: f32,
-        knn: Option<std::sync::Arc<super::knn::KnnBank>>,
+        knn: Option<std::sync::Arc<crate::model::knn_bank::KnnBank>>,
     ) -> Scorer {
         let mut grouped: Vec<usize> = groups.iter().flatten().flatten().copied().collect();
         grouped.sort_unstable();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::decision;
+use super::score_fn::{check_threshold_for, ScoreFn};
 
 /// Parsed `model.toml`. Unknown fields are rejected so that typos surface.
 #[derive(Debug, Clone, Deserialize)]
@@ -191,7 +191,7 @@ pub struct OutputSpec {
     pub embedding: Option<String>,
 }
 
-/// The kNN embedding bank (`[knn]`, see [`crate::decision::knn`]).
+/// The kNN embedding bank (`[knn]`, see [`super::knn_bank`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KnnSpec {
@@ -211,7 +211,7 @@ pub struct ManifestThresholds {
     /// 0..1 score, `msp` or `sigmoid`); they apply only when the decision
     /// uses it.
     #[serde(default)]
-    pub score: Option<crate::decision::ScoreFn>,
+    pub score: Option<ScoreFn>,
     /// Threshold for labels without their own entry (in the score's units).
     #[serde(default)]
     pub default: Option<f32>,
@@ -429,7 +429,7 @@ impl Manifest {
             ));
         }
         let bounded = self.thresholds.score.is_none_or(|s| s.bounded());
-        let check_threshold = |t: f32| decision::check_threshold_for(t, bounded);
+        let check_threshold = |t: f32| check_threshold_for(t, bounded);
         if let Some(t) = self.thresholds.default {
             check_threshold(t).map_err(|m| bad("thresholds.default", m))?;
         }

@@ -6,12 +6,20 @@
 //! size; output names; label count; SHA-256), pins the batch dimension to 1,
 //! lets tract optimise the graph, and runs one self-test inference so that a
 //! broken model fails at start-up rather than on the first frame.
+//!
+//! | module | role |
+//! | --- | --- |
+//! | [`manifest`] | `model.toml`: labels, input geometry, output kind, thresholds, provenance (data only) |
+//! | [`score_fn`] | the names and units of the score functions that thresholds are for (data only; computed in `crate::decision::score`) |
+//! | [`knn_bank`] | the bundle's kNN embedding bank (`knn-bank.npy`) and its k-th-nearest-neighbour query |
+//! | [`fold_dequantize`] | load-time rewrite: int8 weights dequantised once, not on every frame |
+//! | [`kernels`] | x86_64 SIMD kernels camtrapd adds to tract, and how to switch them off |
 
-pub mod depthwise_fused;
-pub mod depthwise_x86;
 pub mod fold_dequantize;
+pub mod kernels;
+pub mod knn_bank;
 pub mod manifest;
-pub mod matmul_x86;
+pub mod score_fn;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
+use kernels::{depthwise_fused, depthwise_x86, matmul_x86};
 use manifest::{InputDatum, Layout};
 
 /// Largest `model.onnx` accepted: 2 GiB (protobuf's own limit).
@@ -77,7 +86,7 @@ pub struct Model {
     input_shape: [usize; 4],
     outputs: TVec<TValue>,
     embedding_dim: Option<usize>,
-    knn: Option<std::sync::Arc<crate::decision::KnnBank>>,
+    knn: Option<std::sync::Arc<knn_bank::KnnBank>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -293,13 +302,12 @@ impl Model {
         };
         m.self_test()?;
         if let Some(spec) = &m.manifest.knn {
-            let bank =
-                crate::decision::KnnBank::load(&dir.join(&spec.bank), Some(&spec.sha256), spec.k)
-                    .map_err(|e| ModelError::Mismatch {
-                    dir: dir.to_path_buf(),
-                    field: "knn".into(),
-                    message: e.to_string(),
-                })?;
+            let bank = knn_bank::KnnBank::load(&dir.join(&spec.bank), Some(&spec.sha256), spec.k)
+                .map_err(|e| ModelError::Mismatch {
+                dir: dir.to_path_buf(),
+                field: "knn".into(),
+                message: e.to_string(),
+            })?;
             if Some(bank.dim()) != m.embedding_dim {
                 return Err(ModelError::Mismatch {
                     dir: dir.to_path_buf(),
@@ -586,7 +594,7 @@ impl Model {
     }
 
     /// The kNN embedding bank of the bundle (`[knn]` in model.toml), if any.
-    pub fn knn_bank(&self) -> Option<std::sync::Arc<crate::decision::KnnBank>> {
+    pub fn knn_bank(&self) -> Option<std::sync::Arc<knn_bank::KnnBank>> {
         self.knn.clone()
     }
 

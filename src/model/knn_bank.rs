@@ -1,6 +1,6 @@
-//! The k-nearest-neighbour confidence (Sun, Ming, Zhu & Li 2022,
-//! "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML):
-//! embeddings (the model's penultimate features) are L2-normalised, and a
+//! The model bundle's kNN embedding bank, and the query the `knn` score
+//! function reads (Sun, Ming, Zhu & Li 2022, "Out-of-Distribution Detection
+//! with Deep Nearest Neighbors", ICML): embeddings (the model's penultimate features) are L2-normalised, and a
 //! frame's score is minus the Euclidean distance from its embedding to the
 //! k-th nearest embedding of the training images (the "bank"). Frames far
 //! from everything the model was trained on score low. Scores lie in -2..0.
@@ -16,7 +16,10 @@
 //! k = 5                   # which neighbour: 1 = the nearest
 //! ```
 //!
-//! `camtrapd bank` builds it from a folder or manifest of training images.
+//! `camtrapd bank` builds it from a folder or manifest of training images;
+//! [`crate::model::Model::load`] loads and checks it with the bundle, and
+//! the decision reads it through [`crate::model::Model::knn_bank`] (also
+//! reachable as `crate::decision::knn`).
 
 // Parses bytes from outside: no indexing or slicing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
@@ -317,7 +320,9 @@ mod tests {
     #[test]
     fn knn_scores_match_scikit_learn_on_a_numpy_written_bank() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-        let r = crate::decision::score::tests::reference_json();
+        let reference = Path::new(dir).join("score_reference.json");
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();
         let cases: Vec<Case> = serde_json::from_value(r["knn"].clone()).unwrap();
         assert_eq!(cases.len(), 3);
         let path = Path::new(dir).join("knn_bank_small.npy");

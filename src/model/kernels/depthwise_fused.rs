@@ -559,7 +559,7 @@ fn f32_tensor(
     consts: &HashMap<&str, &pb::TensorProto>,
 ) -> Option<Vec<f32>> {
     let t = inits.get(name).or_else(|| consts.get(name))?;
-    super::fold_dequantize::f32_const(t).map(|(v, _)| v)
+    crate::model::fold_dequantize::f32_const(t).map(|(v, _)| v)
 }
 
 fn ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
