@@ -62,5 +62,11 @@ mod text;
 mod toml_errors;
 pub mod train;
 
+// The unit tests' photos: the full data sets, skipped with a message when
+// missing (shared with the integration tests).
+#[cfg(test)]
+#[path = "../tests/common/data.rs"]
+mod test_data;
+
 pub use config::Config;
 pub use frame::Frame;

@@ -78,7 +78,7 @@ fn count<R>(f: impl FnOnce() -> R) -> (R, (u64, u64)) {
 #[test]
 fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
     COUNTED.with(|c| c.set(true));
-    let path = common::shared_data().join("zoo12/known/elephant/c101_image_0001.jpg");
+    let path = common::sample_photo("elephant/c101_image_0001.jpg");
     let bytes = std::fs::read(&path).unwrap();
     let limits = DecodeLimits::default();
     let model = Model::load(&common::default_model()).unwrap();

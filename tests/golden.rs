@@ -21,26 +21,22 @@ use camtrapd::frame::Frame;
 use camtrapd::model::Model;
 use camtrapd::pipeline::Pipeline;
 
-/// (file under shared/data, top-1 label, int8 score, fp32 score)
+/// Sample photos shipped in examples/photos (from zoo12): (file, top-1
+/// label, int8 score, fp32 score).
 const GOLDEN: &[(&str, &str, f32, f32)] = &[
     (
-        "zoo12/known/elephant/c101_image_0004.jpg",
+        "elephant/c101_image_0004.jpg",
         "African elephant",
         0.7551,
         0.7317,
     ),
-    (
-        "zoo12/known/kangaroo/c101_image_0001.jpg",
-        "wallaby",
-        0.7550,
-        0.5836,
-    ),
-    (
-        "zoo12/known/llama/c101_image_0001.jpg",
-        "llama",
-        0.7950,
-        0.7808,
-    ),
+    ("kangaroo/c101_image_0001.jpg", "wallaby", 0.7550, 0.5836),
+    ("llama/c101_image_0001.jpg", "llama", 0.7950, 0.7808),
+];
+
+/// Camera-trap frames of the full data sets (`camera_trap/` under
+/// `$CAMTRAPD_DATA`), as [`GOLDEN`].
+const GOLDEN_CAMERA_TRAP: &[(&str, &str, f32, f32)] = &[
     // An empty camera-trap frame gets a label anyway (the problem camtrapd exists for) ...
     (
         "camera_trap/empty/empty/speciesnet_blank.jpg",
@@ -59,8 +55,9 @@ const GOLDEN: &[(&str, &str, f32, f32)] = &[
 
 const TOLERANCE: f32 = 0.01;
 
-fn check(model_dir: &Path, fp32: bool) {
-    let data = common::shared_data();
+/// Checks the golden outputs of `golden` (paths under `dir`); returns how
+/// many were below the 0.5 threshold.
+fn check(model_dir: &Path, fp32: bool, dir: &Path, golden: &[(&str, &str, f32, f32)]) -> u64 {
     let model = Model::load(model_dir).unwrap();
     let overrides = Overrides {
         default_threshold: Some(0.5),
@@ -68,8 +65,9 @@ fn check(model_dir: &Path, fp32: bool) {
         ..Overrides::default()
     };
     let mut p = Pipeline::new(model, &overrides, Vec::new(), "test".into()).unwrap();
-    for (i, (file, label, s8, s32)) in GOLDEN.iter().enumerate() {
-        let path = data.join(file);
+    let mut below = 0;
+    for (i, (file, label, s8, s32)) in golden.iter().enumerate() {
+        let path = dir.join(file);
         let limits = DecodeLimits::default();
         let decoded = decode_file_for(&path, &limits, &p.decode_target()).unwrap();
         let whole = decode_file(&path, &limits).unwrap();
@@ -119,21 +117,46 @@ fn check(model_dir: &Path, fp32: bool) {
         let expected = if want >= 0.5 {
             Verdict::Detection
         } else {
+            below += 1;
             Verdict::Rejected(RejectReason::BelowThreshold)
         };
         assert_eq!(c.decision.verdict, expected, "{file}");
     }
     // Each photo twice: cropped and whole.
-    assert_eq!(p.stats().classified, 2 * GOLDEN.len() as u64);
-    assert_eq!(p.stats().rejected(RejectReason::BelowThreshold), 4);
+    assert_eq!(p.stats().classified, 2 * golden.len() as u64);
+    assert_eq!(
+        p.stats().rejected(RejectReason::BelowThreshold),
+        2 * below as u64
+    );
+    below
 }
 
 #[test]
 fn int8_model_golden_outputs() {
-    check(&common::default_model(), false);
+    let m = common::default_model();
+    assert_eq!(check(&m, false, &common::sample_photos(), GOLDEN), 0);
 }
 
 #[test]
 fn fp32_model_golden_outputs() {
-    check(&common::fp32_model(), true);
+    let m = common::fp32_model();
+    assert_eq!(check(&m, true, &common::sample_photos(), GOLDEN), 0);
+}
+
+#[test]
+fn int8_model_golden_outputs_on_camera_trap_frames() {
+    let Some(data) = common::full_data("two camera-trap frames (camera_trap/)") else {
+        return;
+    };
+    let m = common::default_model();
+    assert_eq!(check(&m, false, &data, GOLDEN_CAMERA_TRAP), 2);
+}
+
+#[test]
+fn fp32_model_golden_outputs_on_camera_trap_frames() {
+    let Some(data) = common::full_data("two camera-trap frames (camera_trap/)") else {
+        return;
+    };
+    let m = common::fp32_model();
+    assert_eq!(check(&m, true, &data, GOLDEN_CAMERA_TRAP), 2);
 }

@@ -572,11 +572,12 @@ fn weight_only_int8_bundle_runs_the_fp32_plan() {
 
 /// camtrapd's own x86 operators (the AVX-512 short-K matmul kernel and the
 /// fused depthwise + ReLU6) give the scores tract's own kernels give: the
-/// same top-3 labels and scores within 1e-5 on 12 zoo12 photos, with both
+/// same top-3 labels and scores within 1e-5 on the sample photos (labels,
+/// backgrounds and other animals), with both
 /// on and with both turned off through their environment variables.
 #[test]
 fn own_kernels_give_the_scores_of_tracts_kernels() {
-    let photos = common::shared_data().join("zoo12/known/elephant");
+    let photos = common::sample_photos();
     let run = |off: bool| -> Vec<serde_json::Value> {
         let mut cmd = common::camtrapd_cmd();
         cmd.args(["classify", "--json", "-k", "3", "-m"])
@@ -595,12 +596,11 @@ fn own_kernels_give_the_scores_of_tracts_kernels() {
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
-            .take(12)
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
     let (ours, tracts) = (run(false), run(true));
-    assert_eq!(ours.len(), 12);
+    assert!(ours.len() >= 25, "{} photos", ours.len());
     assert_eq!(ours.len(), tracts.len());
     for (a, b) in ours.iter().zip(&tracts) {
         assert_eq!(a["source"], b["source"]);

@@ -1,4 +1,5 @@
-//! The motion gate on real camera-trap frames (../shared/data/camera_trap):
+//! The motion gate on real camera-trap frames (`camera_trap/` of the full
+//! data sets, `$CAMTRAPD_DATA`; skipped, saying so, without them):
 //! JPEG re-compression noise and an exposure change are not motion, an
 //! animal walking in is, and a mask hides it.
 
@@ -13,8 +14,13 @@ fn at(s: i64) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 29, 6, 0, 0).unwrap() + chrono::Duration::seconds(s)
 }
 
-fn load(rel: &str) -> RgbImage {
-    let p = common::shared_data().join("camera_trap").join(rel);
+/// The full data sets' folder, or `None` (the test is skipped, saying so).
+fn data() -> Option<std::path::PathBuf> {
+    common::full_data("two camera-trap frames (camera_trap/)")
+}
+
+fn load(data: &std::path::Path, rel: &str) -> RgbImage {
+    let p = data.join("camera_trap").join(rel);
     let img = decode_file(&p, &DecodeLimits::default()).unwrap();
     // A camera's VGA stream.
     image::imageops::resize(&img, 640, 480, image::imageops::FilterType::Triangle)
@@ -39,8 +45,14 @@ fn paste(img: &RgbImage, patch: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> Rg
 
 #[test]
 fn a_real_empty_scene_is_still_an_animal_walking_in_is_motion() {
-    let blank = load("empty/empty/speciesnet_blank.jpg");
-    let bear = load("unknown/american_black_bear/speciesnet_american_black_bear.jpg");
+    let Some(data) = data() else {
+        return;
+    };
+    let blank = load(&data, "empty/empty/speciesnet_blank.jpg");
+    let bear = load(
+        &data,
+        "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
+    );
     let cfg = MotionConfig {
         enabled: true,
         heartbeat_secs: 0.0,
@@ -93,8 +105,14 @@ fn jpeg(img: &RgbImage) -> Vec<u8> {
 /// luma at 1/4 scale decides as it does on the decoded RGB frames.
 #[test]
 fn the_gate_on_jpeg_luma_decides_as_on_the_decoded_frame() {
-    let blank = load("empty/empty/speciesnet_blank.jpg");
-    let bear = load("unknown/american_black_bear/speciesnet_american_black_bear.jpg");
+    let Some(data) = data() else {
+        return;
+    };
+    let blank = load(&data, "empty/empty/speciesnet_blank.jpg");
+    let bear = load(
+        &data,
+        "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
+    );
     let mut bright = blank.clone();
     for p in bright.pixels_mut() {
         for c in p.0.iter_mut() {
@@ -160,8 +178,14 @@ fn a_gated_source_decodes_for_the_model_only_what_the_gate_lets_through() {
     use camtrapd::source::files::{FilesConfig, FilesSource};
     use camtrapd::source::{FrameSource, SourceEvent};
 
-    let blank = load("empty/empty/speciesnet_blank.jpg");
-    let bear = load("unknown/american_black_bear/speciesnet_american_black_bear.jpg");
+    let Some(data) = data() else {
+        return;
+    };
+    let blank = load(&data, "empty/empty/speciesnet_blank.jpg");
+    let bear = load(
+        &data,
+        "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
+    );
     let t = tempfile::tempdir().unwrap();
     std::fs::write(t.path().join("f1.jpg"), jpeg(&blank)).unwrap();
     std::fs::write(t.path().join("f2.jpg"), jpeg(&recompress(&blank, 70))).unwrap();

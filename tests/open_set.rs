@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{default_model, shared_data};
+use common::{default_model, sample_photo};
 
 fn camtrapd(args: &[&str]) -> Output {
     common::camtrapd_cmd()
@@ -21,52 +21,52 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// elephant/ (5, one of which ImageNet sees as a hippopotamus), llama/ (3),
+/// From the sample photos (examples/photos): elephant/ (5, one of which
+/// ImageNet sees as a hippopotamus), llama/ (3),
 /// nothing/ (3 background photos) and other_animals/ (dalmatian, platypus,
 /// rooster, and two emus that ImageNet takes for llamas): the layout users have.
 fn tiny_dataset(dir: &Path) {
-    let z = shared_data().join("zoo12");
     for (folder, files) in [
         (
             "elephant",
             vec![
-                "known/elephant/c101_image_0001.jpg",
-                "known/elephant/c101_image_0002.jpg",
-                "known/elephant/c101_image_0003.jpg",
-                "known/elephant/c101_image_0004.jpg",
-                "known/elephant/c101_image_0050.jpg",
+                "elephant/c101_image_0001.jpg",
+                "elephant/c101_image_0002.jpg",
+                "elephant/c101_image_0003.jpg",
+                "elephant/c101_image_0004.jpg",
+                "elephant/c101_image_0050.jpg",
             ],
         ),
         (
             "llama",
             vec![
-                "known/llama/c101_image_0001.jpg",
-                "known/llama/c101_image_0002.jpg",
-                "known/llama/c101_image_0003.jpg",
+                "llama/c101_image_0001.jpg",
+                "llama/c101_image_0002.jpg",
+                "llama/c101_image_0003.jpg",
             ],
         ),
         (
             "nothing",
             vec![
-                "nothing/background/c101_image_0001.jpg",
-                "nothing/background/c101_image_0002.jpg",
-                "nothing/background/c101_image_0003.jpg",
+                "nothing/c101_image_0001.jpg",
+                "nothing/c101_image_0002.jpg",
+                "nothing/c101_image_0003.jpg",
             ],
         ),
         (
             "other_animals",
             vec![
-                "unknown/dalmatian/c101_image_0001.jpg",
-                "unknown/platypus/c101_image_0001.jpg",
-                "unknown/rooster/c101_image_0001.jpg",
-                "known/emu/c101_image_0013.jpg",
-                "known/emu/c101_image_0036.jpg",
+                "other_animals/dalmatian/c101_image_0001.jpg",
+                "other_animals/platypus/c101_image_0001.jpg",
+                "other_animals/rooster/c101_image_0001.jpg",
+                "emu/c101_image_0013.jpg",
+                "emu/c101_image_0036.jpg",
             ],
         ),
     ] {
         std::fs::create_dir_all(dir.join(folder)).unwrap();
         for (i, f) in files.iter().enumerate() {
-            std::fs::copy(z.join(f), dir.join(folder).join(format!("{i}.jpg"))).unwrap();
+            std::fs::copy(sample_photo(f), dir.join(folder).join(format!("{i}.jpg"))).unwrap();
         }
     }
 }

@@ -12,7 +12,7 @@ use camtrapd::model::{Manifest, Model};
 use camtrapd::preprocess::Preprocessor;
 use camtrapd::train::export::export;
 use camtrapd::train::{Head, Loss};
-use common::{default_model, shared_data};
+use common::{default_model, sample_photo};
 use tract_onnx::prelude::*;
 
 /// Preprocessed input `[1, 3, 224, 224]` of a real photo, as the daemon makes it.
@@ -43,8 +43,8 @@ fn exported_graph_gives_the_head_scores_in_tract_with_a_batch_of_two() {
     let manifest = Manifest::from_path(&backbone.join("model.toml")).unwrap();
     let bytes = std::fs::read(backbone.join("model.onnx")).unwrap();
     let photos = [
-        shared_data().join("zoo12/known/elephant/c101_image_0002.jpg"),
-        shared_data().join("zoo12/nothing/background/c101_image_0001.jpg"),
+        sample_photo("elephant/c101_image_0002.jpg"),
+        sample_photo("nothing/c101_image_0001.jpg"),
     ];
     let x = Tensor::stack_tensors(
         0,
@@ -133,9 +133,9 @@ fn exported_graph_gives_the_head_scores_in_tract_with_a_batch_of_two() {
     }
 }
 
-/// A small folder data set from zoo12: three labels of 12 photos and 20
-/// background photos, as symlinks.
-fn small_dataset(root: &Path) -> PathBuf {
+/// A small folder data set from zoo12 (under `zoo12`, the full data set's
+/// folder): three labels of 12 photos and 20 background photos, as symlinks.
+fn small_dataset(root: &Path, zoo12: &Path) -> PathBuf {
     let data = root.join("photos");
     for (src, dst, n) in [
         ("known/elephant", "elephant", 12),
@@ -145,7 +145,7 @@ fn small_dataset(root: &Path) -> PathBuf {
     ] {
         let d = data.join(dst);
         std::fs::create_dir_all(&d).unwrap();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(shared_data().join("zoo12").join(src))
+        let mut files: Vec<PathBuf> = std::fs::read_dir(zoo12.join(src))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
@@ -180,8 +180,12 @@ fn train(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process:
 
 #[test]
 fn train_end_to_end_writes_a_bundle_the_daemon_runs_and_is_deterministic() {
+    let Some(full) = common::full_data("56 photos of zoo12 (12 per label, 20 backgrounds)") else {
+        return;
+    };
+    let zoo12 = full.join("zoo12");
     let t = tempfile::tempdir().unwrap();
-    let data = small_dataset(t.path());
+    let data = small_dataset(t.path(), &zoo12);
     let cache = t.path().join("cache");
     let a = t.path().join("a");
     let out = train(&data, &a, &cache, &[]);
@@ -256,7 +260,7 @@ fn train_end_to_end_writes_a_bundle_the_daemon_runs_and_is_deterministic() {
     let classify = common::camtrapd_cmd()
         .args(["classify", "--json", "--model"])
         .arg(&a)
-        .arg(shared_data().join("zoo12/known/flamingo"))
+        .arg(zoo12.join("known/flamingo"))
         .output()
         .unwrap();
     assert!(classify.status.success());
@@ -309,11 +313,8 @@ fn train_refuses_data_without_labels() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("photos/nothing");
     std::fs::create_dir_all(&d).unwrap();
-    std::os::unix::fs::symlink(
-        shared_data().join("zoo12/nothing/background/c101_image_0001.jpg"),
-        d.join("a.jpg"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(sample_photo("nothing/c101_image_0001.jpg"), d.join("a.jpg"))
+        .unwrap();
     let out = train(
         &t.path().join("photos"),
         &t.path().join("m"),

@@ -68,10 +68,10 @@ fn watchdog_pings_follow_progress_and_stop_when_the_source_stalls() {
         Some(Duration::from_millis(200))
     );
 
-    let dir = common::shared_data().join("zoo12/known/elephant");
+    let photos = camtrapd::source::files::list_images(&common::sample_photos()).unwrap();
     let frames: Vec<Frame> = (1..=10)
-        .map(|i| {
-            let p = dir.join(format!("c101_image_{i:04}.jpg"));
+        .zip(&photos)
+        .map(|(i, p)| {
             let image = decode_file(&p, &DecodeLimits::default()).unwrap();
             Frame {
                 seq: i,

@@ -3,21 +3,13 @@
 
 use std::path::PathBuf;
 
+mod data;
+#[allow(unused_imports)]
+pub use data::{full_data, sample_photo, sample_photos};
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `../shared/data` beside the checkout. Panics loudly when it is missing:
-/// these tests need the real images and must not pass vacuously.
-pub fn shared_data() -> PathBuf {
-    let p = repo().join("../shared/data");
-    assert!(
-        p.join("zoo12/known").is_dir(),
-        "test data missing: {} must hold zoo12/ and camera_trap/ (the read-only shared/ folder beside the checkout)",
-        p.display()
-    );
-    p
 }
 
 /// A file in tests/fixtures.
