@@ -32,6 +32,11 @@ pub const TEMPFAIL: u8 = 75;
 /// Configuration or model bundle error (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;
 
+/// Every exit code above, in order (the `--help` text lists each).
+pub const ALL: [u8; 9] = [
+    OK, FAILURE, USAGE, DATAERR, NOINPUT, CANTCREAT, IOERR, TEMPFAIL, CONFIG,
+];
+
 /// An error that carries its own exit code (one of the constants above).
 #[derive(Debug, thiserror::Error)]
 #[error("{1}")]

@@ -78,6 +78,24 @@ fn classify_table_and_bad_arguments() {
     );
 }
 
+/// `camtrapd --help` names every exit code the program uses, and the
+/// signals.
+#[test]
+fn help_lists_every_exit_code_and_the_signals() {
+    let out = camtrapd(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    let codes = &help[help.find("Exit codes:").expect("an exit code list")..];
+    let numbers: Vec<&str> = codes.split(|c: char| !c.is_ascii_digit()).collect();
+    for code in camtrapd::exit::ALL {
+        assert!(
+            numbers.contains(&code.to_string().as_str()),
+            "exit code {code} missing from --help:\n{codes}"
+        );
+    }
+    assert!(help.contains("SIGHUP reloads"), "{help}");
+}
+
 /// A sample background photo (no animal) that the ImageNet model scores
 /// below 0.5 (its top label: see the test that uses it).
 const BLANK: &str = "nothing/c101_image_0001.jpg";

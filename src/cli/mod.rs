@@ -53,7 +53,9 @@ Default model: $CAMTRAPD_MODEL, else models/efficientnet-lite0-imagenet (ImageNe
 Logging: RUST_LOG=error|warn|info|debug; RUST_LOG=camtrapd=debug logs one line per frame.
 Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 65 no input could be decoded,
 66 input missing, 73 MQTT spool (state directory) unusable, 74 output failed,
-78 bad configuration or model bundle.";
+75 configured camera not there yet (the systemd unit retries), 78 bad configuration
+or model bundle. Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the configuration.
+Docs: README.md and docs/ (installed in /usr/share/doc/camtrapd/).";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
