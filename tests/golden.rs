@@ -124,10 +124,7 @@ fn check(model_dir: &Path, fp32: bool, dir: &Path, golden: &[(&str, &str, f32, f
     }
     // Each photo twice: cropped and whole.
     assert_eq!(p.stats().classified, 2 * golden.len() as u64);
-    assert_eq!(
-        p.stats().rejected(RejectReason::BelowThreshold),
-        2 * below as u64
-    );
+    assert_eq!(p.stats().rejected(RejectReason::BelowThreshold), 2 * below);
     below
 }
 

@@ -72,7 +72,7 @@ fn watchdog_pings_follow_progress_and_stop_when_the_source_stalls() {
     let frames: Vec<Frame> = (1..=10)
         .zip(&photos)
         .map(|(i, p)| {
-            let image = decode_file(&p, &DecodeLimits::default()).unwrap();
+            let image = decode_file(p, &DecodeLimits::default()).unwrap();
             Frame {
                 seq: i,
                 source_id: p.display().to_string(),
