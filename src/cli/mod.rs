@@ -119,7 +119,7 @@ pub enum Command {
     /// and evaluates it on the test split.
     Train(Box<train::Args>),
     /// List the V4L2 cameras with their pixel formats, frame sizes and frame
-    /// rates (like `v4l2-ctl --list-formats-ext`), to choose [source] settings.
+    /// rates (like `v4l2-ctl --list-formats-ext`), to choose `[source]` settings.
     Devices {
         /// Device nodes to show (default: every /dev/video*).
         #[arg(value_name = "DEVICE")]

@@ -58,7 +58,7 @@ pub const EMPTY_NAMES: &str = "nothing*, empty*, blank*, background*, none, no_a
 /// Labels that `name` (a folder name or manifest label that is not a label)
 /// was probably meant as: the same name in another case, with `_`/`-` for
 /// spaces, or in the plural (`Elephants` for `elephant`); else up to three
-/// labels spelt alike (see [`crate::text::suggestions`]).
+/// labels spelt alike (see `crate::text::suggestions`).
 pub fn did_you_mean(name: &str, labels: &[String]) -> Vec<String> {
     let norm = |s: &str| s.trim().to_lowercase().replace(['_', '-'], " ");
     let n = norm(name);
