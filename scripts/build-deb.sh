@@ -10,7 +10,7 @@
 # (the linkers are set in .cargo/config.toml). Each architecture is a release
 # build: about 8-10 min on 2 cores the first time.
 # The package contents are described in Cargo.toml, [package.metadata.deb],
-# and README.md, "Debian package".
+# and docs/deployment.md, "Debian package".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo-deb >/dev/null 2>&1; then

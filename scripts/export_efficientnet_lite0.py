@@ -204,7 +204,7 @@ def toml_str(s):
 def write_manifest(bundle, name, description, labels, quantisation):
     digest = sha256(os.path.join(bundle, "model.onnx"))
     lines = [
-        "# camtrapd model bundle manifest (see README.md, 'Model bundle format').",
+        "# camtrapd model bundle manifest (see docs/models.md, 'The manifest').",
         "# Written by scripts/export_efficientnet_lite0.py: re-run it rather than editing by hand.",
         f"name = {toml_str(name)}",
         f"description = {toml_str(description)}",

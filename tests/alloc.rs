@@ -2,7 +2,7 @@
 //! inference → decision → events path, counted with a counting global
 //! allocator (a count, not a time). After warm-up our own stages must not
 //! allocate at all; what the JPEG decoder and tract allocate is counted
-//! exactly and must not grow from frame to frame (see README.md,
+//! exactly and must not grow from frame to frame (see docs/benchmarks.md,
 //! "Allocations per frame").
 //!
 //! Only the measuring thread's allocations count (the frame path runs on
@@ -247,7 +247,7 @@ fn the_frame_path_allocates_nothing_of_ours_after_warm_up() {
         );
     }
 
-    // Exact counts of what remains, all in third-party code (README.md,
+    // Exact counts of what remains, all in third-party code (docs/benchmarks.md,
     // "Allocations per frame", explains each). They depend on the image size
     // and on tract's kernel choice for this CPU (x86-64 here).
     let (p, m, d) = stages[7];

@@ -73,7 +73,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "path = \"MODEL\"",
         "path = \"/nonexistent/model\"",
-        "invalid config file {cfg}, line 9, column 8: `model.path` = \"/nonexistent/model\": model bundle /nonexistent/model: no such folder; a bundle is a folder with model.onnx and model.toml (see README.md, 'Model bundle format')",
+        "invalid config file {cfg}, line 9, column 8: `model.path` = \"/nonexistent/model\": model bundle /nonexistent/model: no such folder; a bundle is a folder with model.onnx and model.toml (see docs/models.md, 'The manifest')",
     ),
     (
         "default_threshold = 0.5",

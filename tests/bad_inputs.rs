@@ -26,7 +26,7 @@ const BARS: &[(u32, u32, [u8; 3])] = &[
     (56, 24, [255, 255, 255]),
 ];
 
-/// Every file of tests/fixtures/bad/ and its outcome (README.md, "Robustness").
+/// Every file of tests/fixtures/bad/ and its outcome (docs/robustness.md, "The bad-input corpus").
 const CORPUS: &[(&str, Outcome)] = &[
     ("bars.jpg", Decoded(64, 48, BARS)),
     ("bars_cut_10.jpg", Refused("truncated")),

@@ -1,5 +1,5 @@
 //! The per-frame detection: what sinks publish for each frame that passed the
-//! decision. Serialised as one JSON object (see README.md, "Detections").
+//! decision. Serialised as one JSON object (see docs/mqtt.md, "Detections").
 
 use serde::Serialize;
 

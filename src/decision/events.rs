@@ -149,7 +149,7 @@ pub struct BestFrame {
 }
 
 /// One event message (`new`, `update` or `end`), serialised as one JSON
-/// object (see README.md, "Events").
+/// object (see docs/mqtt.md, "Events").
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventMessage {
     /// `new`, `update` or `end`.

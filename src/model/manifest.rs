@@ -1,6 +1,6 @@
 //! The model bundle manifest, `model.toml`: what the ONNX graph expects as
 //! input, what its outputs mean, its labels, default thresholds and where it
-//! came from. See README.md, "Model bundle format", for a commented example.
+//! came from. See docs/models.md, "The manifest", for a commented example.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -39,7 +39,7 @@ pub use manifest::{Manifest, ManifestError};
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The bundle folder or one of its files is missing.
-    #[error("model bundle {dir}: {what}; a bundle is a folder with model.onnx and model.toml (see README.md, 'Model bundle format')")]
+    #[error("model bundle {dir}: {what}; a bundle is a folder with model.onnx and model.toml (see docs/models.md, 'The manifest')")]
     Missing {
         /// The bundle folder.
         dir: PathBuf,

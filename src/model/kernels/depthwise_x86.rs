@@ -20,8 +20,8 @@
 //! aarch64 kernel (`arm64simd_depthwise_c_f32`), registered through the same
 //! `inventory` collection tract-linalg's own kernels use. tract then picks
 //! it like one of its own: on EfficientNet-Lite0 on one x86 core the
-//! depthwise layers get several times faster (figures in README.md,
-//! "Benchmark"). Nothing changes on ARM, where tract has its own kernel.
+//! depthwise layers get several times faster (figures in
+//! docs/benchmarks.md). Nothing changes on ARM, where tract has its own kernel.
 //!
 //! The arithmetic is bias + Σ tap × input with fused multiply-adds, as on
 //! aarch64; results differ from the scalar walk by float rounding only
