@@ -140,20 +140,21 @@ fn fp32_model_golden_outputs() {
     assert_eq!(check(&m, true, &common::sample_photos(), GOLDEN), 0);
 }
 
-#[test]
-fn int8_model_golden_outputs_on_camera_trap_frames() {
+/// The golden outputs of the camera-trap frames (both below 0.5), when the
+/// full data sets are there.
+fn check_camera_trap(model_dir: &Path, fp32: bool) {
     let Some(data) = common::full_data("two camera-trap frames (camera_trap/)") else {
         return;
     };
-    let m = common::default_model();
-    assert_eq!(check(&m, false, &data, GOLDEN_CAMERA_TRAP), 2);
+    assert_eq!(check(model_dir, fp32, &data, GOLDEN_CAMERA_TRAP), 2);
+}
+
+#[test]
+fn int8_model_golden_outputs_on_camera_trap_frames() {
+    check_camera_trap(&common::default_model(), false);
 }
 
 #[test]
 fn fp32_model_golden_outputs_on_camera_trap_frames() {
-    let Some(data) = common::full_data("two camera-trap frames (camera_trap/)") else {
-        return;
-    };
-    let m = common::fp32_model();
-    assert_eq!(check(&m, true, &data, GOLDEN_CAMERA_TRAP), 2);
+    check_camera_trap(&common::fp32_model(), true);
 }

@@ -14,9 +14,18 @@ fn at(s: i64) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 29, 6, 0, 0).unwrap() + chrono::Duration::seconds(s)
 }
 
-/// The full data sets' folder, or `None` (the test is skipped, saying so).
-fn data() -> Option<std::path::PathBuf> {
-    common::full_data("two camera-trap frames (camera_trap/)")
+/// The blank camera-trap frame and the same camera's frame with a black
+/// bear, from the full data sets; `None` (the test is skipped, saying so)
+/// without them.
+fn blank_and_bear() -> Option<(RgbImage, RgbImage)> {
+    let data = common::full_data("two camera-trap frames (camera_trap/)")?;
+    Some((
+        load(&data, "empty/empty/speciesnet_blank.jpg"),
+        load(
+            &data,
+            "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
+        ),
+    ))
 }
 
 fn load(data: &std::path::Path, rel: &str) -> RgbImage {
@@ -45,14 +54,9 @@ fn paste(img: &RgbImage, patch: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> Rg
 
 #[test]
 fn a_real_empty_scene_is_still_an_animal_walking_in_is_motion() {
-    let Some(data) = data() else {
+    let Some((blank, bear)) = blank_and_bear() else {
         return;
     };
-    let blank = load(&data, "empty/empty/speciesnet_blank.jpg");
-    let bear = load(
-        &data,
-        "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
-    );
     let cfg = MotionConfig {
         enabled: true,
         heartbeat_secs: 0.0,
@@ -105,14 +109,9 @@ fn jpeg(img: &RgbImage) -> Vec<u8> {
 /// luma at 1/4 scale decides as it does on the decoded RGB frames.
 #[test]
 fn the_gate_on_jpeg_luma_decides_as_on_the_decoded_frame() {
-    let Some(data) = data() else {
+    let Some((blank, bear)) = blank_and_bear() else {
         return;
     };
-    let blank = load(&data, "empty/empty/speciesnet_blank.jpg");
-    let bear = load(
-        &data,
-        "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
-    );
     let mut bright = blank.clone();
     for p in bright.pixels_mut() {
         for c in p.0.iter_mut() {
@@ -178,14 +177,9 @@ fn a_gated_source_decodes_for_the_model_only_what_the_gate_lets_through() {
     use camtrapd::source::files::{FilesConfig, FilesSource};
     use camtrapd::source::{FrameSource, SourceEvent};
 
-    let Some(data) = data() else {
+    let Some((blank, bear)) = blank_and_bear() else {
         return;
     };
-    let blank = load(&data, "empty/empty/speciesnet_blank.jpg");
-    let bear = load(
-        &data,
-        "unknown/american_black_bear/speciesnet_american_black_bear.jpg",
-    );
     let t = tempfile::tempdir().unwrap();
     std::fs::write(t.path().join("f1.jpg"), jpeg(&blank)).unwrap();
     std::fs::write(t.path().join("f2.jpg"), jpeg(&recompress(&blank, 70))).unwrap();
