@@ -6,6 +6,8 @@
 //! * [`outputs`]: running the model over a data set, with a cache;
 //! * [`metrics`]: AUROC, FPR@95%TPR, AUPR, OSCR;
 //! * [`calibrate`]: per-label thresholds at a target precision;
+//! * [`unseen`]: the unseen-species estimate (species-out and label-out
+//!   folds) and the calibration that holds on it;
 //! * [`report`]: the side-by-side evaluation of every score function, as
 //!   JSON and as a self-contained HTML page with plots.
 
@@ -14,3 +16,4 @@ pub mod dataset;
 pub mod metrics;
 pub mod outputs;
 pub mod report;
+pub mod unseen;
