@@ -57,7 +57,7 @@ fn exported_graph_gives_the_head_scores_in_tract_with_a_batch_of_two() {
         (Loss::Entropic, 3),
     ] {
         let head = random_head(loss, labels, 1280, 5);
-        let onnx = export(&bytes, "embedding", &head).unwrap();
+        let onnx = export(&bytes, "embedding", &head, None).unwrap();
         let model = tract_onnx::onnx()
             .model_for_read(&mut onnx.as_slice())
             .unwrap();
@@ -220,9 +220,20 @@ fn train_end_to_end_writes_a_bundle_the_daemon_runs_and_is_deterministic() {
         (3, 3, 14)
     );
     assert!(
-        stdout.contains("on 21 labelled + 12 \"nothing\" embeddings"),
+        stdout.contains("on 24 labelled + 14 \"nothing\" images"),
         "{stdout}"
     );
+    // Held-out calibration and the unseen-species estimate: one empty-frame
+    // group and three labels held out in turn, each refitted.
+    assert!(stdout.contains("4 folds refitted"), "{stdout}");
+    assert!(
+        stdout.contains("unseen animals published (estimated): "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("label-out: "), "{stdout}");
+    let thresholds = std::fs::read_to_string(a.join("thresholds.toml")).unwrap();
+    assert!(thresholds.contains("method = \"held-out\""), "{thresholds}");
+    assert!(thresholds.contains("fitted_by = "), "{thresholds}");
     // The bundle loads as the daemon loads it, with the trained labels and
     // the sigmoid head, calibrated thresholds and a kNN bank of the 24
     // labelled training photos.

@@ -11,12 +11,13 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::decision::thresholds::{
-    f32_for_file, groups_fingerprint, CalibrationInfo, LabelCalibration,
+    f32_for_file, groups_fingerprint, CalibrationInfo, HeldOutInfo, LabelCalibration,
 };
 use crate::decision::{Calibrated, Overrides, Policy, ScoreFn, Scorer, ThresholdsFile};
-use crate::eval::calibrate::{calibrate_labels, calibrate_pooled, score_all, LabelThreshold};
+use crate::eval::calibrate::score_all;
 use crate::eval::dataset::{self, Category, Item};
 use crate::eval::outputs::{self, Cache, Outputs};
+use crate::eval::unseen::{self, Achieved, Estimate, FoldData, FoldScores, Protocol, RecallCap};
 use crate::exit;
 use crate::model::Model;
 
@@ -73,6 +74,12 @@ pub struct Args {
     /// published detections that are right.
     #[arg(long, default_value_t = 0.95, value_name = "P")]
     pub target_precision: f64,
+    /// held-out (default): each label also keeps at most a share of its
+    /// photos, chosen so that precision holds when each species and label is
+    /// left out in turn (for animals nobody photographed); ordinary: the
+    /// lowest threshold reaching the precision on these photos.
+    #[arg(long, value_enum, default_value_t = Calibration::HeldOut)]
+    pub calibration: Calibration,
     /// Score function: msp, msp_temp, max_logit, energy, sigmoid, knn
     /// (default: the config's, else knn when the model bundle has an embedding bank, else msp_temp).
     #[arg(long, value_name = "NAME")]
@@ -81,6 +88,15 @@ pub struct Args {
     /// else thresholds.toml next to the config, else in the current folder).
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// How thresholds are fitted (`--calibration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Calibration {
+    /// Held-out calibration ([`crate::eval::unseen`]).
+    HeldOut,
+    /// The lowest threshold per label reaching the target precision.
+    Ordinary,
 }
 
 /// Readable items with their model outputs, and the unreadable ones with why.
@@ -314,6 +330,114 @@ impl Setup {
         ))
     }
 
+    /// A scorer for `f` whose decision labels are the current ones without
+    /// those in `drop` (their classes count as "none of my labels"); `None`
+    /// for `knn`, whose bank has no labels to leave out.
+    fn scorer_without(&self, f: ScoreFn, t: f32, drop: &[usize]) -> Option<Scorer> {
+        if f == ScoreFn::Knn {
+            return None;
+        }
+        let base = self.scorer(f, t).ok()?;
+        let m = self.model.manifest();
+        let groups: Vec<Vec<usize>> = match base.groups() {
+            Some(g) => g.to_vec(),
+            None => (0..self.labels.len()).map(|i| vec![i]).collect(),
+        };
+        let kept = groups
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !drop.contains(i))
+            .map(|(_, g)| g)
+            .collect();
+        Some(Scorer::new(
+            f,
+            m.output.kind,
+            m.output.activation,
+            Some(kept),
+            t,
+            None,
+        ))
+    }
+
+    /// The folds of the unseen-species estimate for a model that is not
+    /// refitted (calibration only): species-out over the negative groups of
+    /// `items` (data-set labels of unknown and empty images), and label-out
+    /// (each label's classes made "none of my labels") unless the score is
+    /// `knn`.
+    pub fn fixed_folds(
+        &self,
+        f: ScoreFn,
+        t: f32,
+        items: &[&Item],
+        outs: &[&Outputs],
+    ) -> anyhow::Result<Vec<FoldData>> {
+        let truth = self.truth(items);
+        let full = FoldScores {
+            n_labels: self.labels.len(),
+            truth: truth.clone(),
+            scored: score_all(
+                &self.scorer(f, t).map_err(|e| CodedError(exit::USAGE, e))?,
+                outs,
+            ),
+        };
+        let mut folds = Vec::new();
+        for category in [Category::Unknown, Category::Empty] {
+            let groups: Vec<String> = items
+                .iter()
+                .filter(|i| i.category == category)
+                .map(|i| i.label.clone())
+                .collect();
+            for held_out in unseen::group_folds(&groups, unseen::MAX_SPECIES_FOLDS) {
+                folds.push(FoldData {
+                    held: items
+                        .iter()
+                        .map(|i| i.category == category && held_out.contains(&i.label))
+                        .collect(),
+                    fold: unseen::Fold {
+                        protocol: Protocol::SpeciesOut,
+                        held_out,
+                        empty: category == Category::Empty,
+                    },
+                    scores: full.clone(),
+                });
+            }
+        }
+        if self.labels.len() >= 2 {
+            for held_out in unseen::group_folds(&self.labels, unseen::MAX_LABEL_FOLDS) {
+                let drop: Vec<usize> = held_out
+                    .iter()
+                    .filter_map(|l| self.labels.iter().position(|x| x == l))
+                    .collect();
+                let Some(scorer) = self.scorer_without(f, t, &drop) else {
+                    break;
+                };
+                let kept: Vec<usize> = (0..self.labels.len())
+                    .filter(|i| !drop.contains(i))
+                    .collect();
+                folds.push(FoldData {
+                    held: truth
+                        .iter()
+                        .map(|t| t.is_some_and(|t| drop.contains(&t)))
+                        .collect(),
+                    fold: unseen::Fold {
+                        protocol: Protocol::LabelOut,
+                        held_out,
+                        empty: false,
+                    },
+                    scores: FoldScores {
+                        n_labels: kept.len(),
+                        truth: truth
+                            .iter()
+                            .map(|t| t.and_then(|t| kept.iter().position(|k| *k == t)))
+                            .collect(),
+                        scored: score_all(&scorer, outs),
+                    },
+                });
+            }
+        }
+        Ok(folds)
+    }
+
     /// Fits the temperature for `msp_temp` on the known images among `items`.
     pub fn fit_temperature(&self, items: &[&Item], outs: &[Outputs]) -> Option<f32> {
         let truth = self.truth(items);
@@ -426,32 +550,42 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     let refs: Vec<&Outputs> = outs.iter().collect();
     let scored = score_all(&scorer, &refs);
     let target = args.target_precision;
-    let mut per_label = calibrate_labels(setup.labels.len(), &truth, &scored, target);
-    let mut pooled = calibrate_pooled(&truth, &scored, target);
-    // A label without calibration photos has nothing to calibrate on: it
-    // uses the pooled default (what the table says is what the file holds).
-    for t in &mut per_label {
-        if t.support == 0 {
-            t.threshold = None;
-        }
-    }
-    // A threshold above every score of a 0..1 score function stays a valid one.
-    if score_fn.bounded() {
-        for t in per_label.iter_mut().chain([&mut pooled]) {
-            t.threshold = t.threshold.map(|v| v.min(1.0));
-        }
-    }
-    let default_txt = fmt_threshold(pooled.threshold);
-
-    // The table.
+    let full = FoldScores {
+        n_labels: setup.labels.len(),
+        truth: truth.clone(),
+        scored,
+    };
+    let folds = setup.fixed_folds(score_fn, temperature, &items, &refs)?;
+    let n = items.len();
+    let all = vec![true; n];
+    let held_setup = unseen::Setup {
+        full: &full,
+        folds: &folds,
+        calib: &all,
+        countable: &all,
+        target,
+    };
+    let held_out = args.calibration == Calibration::HeldOut;
+    let cap = if held_out {
+        unseen::select_recall_cap(&held_setup)
+    } else {
+        RecallCap::ordinary()
+    };
+    let estimate = (!folds.is_empty()).then(|| unseen::estimate(&held_setup, held_out, FIXED_HOW));
+    let fitted = unseen::fit(&full, &all, target, cap.cap);
+    let ordinary = ordinary_figure(&full, &fitted, &items, &all, "on these calibration photos");
+    let outcome = Outcome::new(
+        score_fn,
+        target,
+        setup.labels.clone(),
+        fitted,
+        &full,
+        &all,
+        cap,
+        estimate,
+        ordinary,
+    );
     let mut out = std::io::stdout().lock();
-    let width = setup
-        .labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(5)
-        .clamp(9, 32);
     writeln!(
         out,
         "{score_fn} thresholds for precision {target} on {} ({}{} known, {} unknown/empty images){}",
@@ -465,68 +599,7 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
             String::new()
         }
     )?;
-    writeln!(
-        out,
-        "{:<width$} {:>10} {:>9} {:>7} {:>7}  NOTE",
-        "LABEL", "THRESHOLD", "PRECISION", "RECALL", "SUPPORT"
-    )?;
-    let mut warnings = Vec::new();
-    let row = |name: &str,
-               t: &LabelThreshold,
-               out: &mut dyn Write,
-               warnings: &mut Vec<String>|
-     -> std::io::Result<()> {
-        let is_default = name == "(default)";
-        let note = if t.support == 0 && !is_default {
-            warnings.push(format!("no calibration photos of {name}: it uses the pooled default threshold {default_txt}; add photos of it to calibrate it"));
-            "no calibration photos: uses the default".to_string()
-        } else if t.threshold.is_none() {
-            "never the top label: uses the default".to_string()
-        } else if t.reached {
-            String::new()
-        } else if is_default {
-            warnings.push(format!(
-                "the pooled default threshold (for labels without their own) reaches precision {:.3} at best (at recall {}), below the target {target}; add photos of your labels and of what they are confused with, or lower --target-precision",
-                t.precision.unwrap_or(0.0),
-                pct(t.recall)
-            ));
-            "target not reached".into()
-        } else if t.true_positives == 0 {
-            warnings.push(format!("{name}: no calibration image is rightly taken for {name}; its threshold is set above every score (it will not be published). Add images of {name}, or check its label group."));
-            "target not reached: silenced".into()
-        } else {
-            warnings.push(format!(
-                "{name}: precision {target} is out of reach on this data (best {:.3}, at recall {}); its threshold gives that best precision. Add more images of {name} and of what it is confused with, or lower --target-precision.",
-                t.precision.unwrap_or(0.0),
-                pct(t.recall)
-            ));
-            "target not reached".into()
-        };
-        writeln!(
-            out,
-            "{name:<width$} {:>10} {:>9} {:>7} {:>7}  {note}",
-            fmt_threshold(t.threshold),
-            pct(t.precision),
-            pct(t.recall),
-            t.support
-        )
-    };
-    for (l, t) in setup.labels.iter().zip(&per_label) {
-        row(l, t, &mut out, &mut warnings)?;
-    }
-    row("(default)", &pooled, &mut out, &mut warnings)?;
-    for (l, t) in setup.labels.iter().zip(&per_label) {
-        if (1..MIN_PHOTOS).contains(&t.support) {
-            warnings.push(format!(
-                "only {} calibration photo{} of {l}: its threshold rests on too few photos to be reliable; add photos of it ({MIN_PHOTOS} or more)",
-                t.support,
-                if t.support == 1 { "" } else { "s" }
-            ));
-        }
-    }
-    if known == items.len() {
-        warnings.push("thresholds were not tested against unknown animals or empty frames: add a folder of them (e.g. other_animals/ and nothing/) so that the thresholds learn what to reject".into());
-    }
+    let warnings = outcome.print(&mut out)?;
     drop(out);
     for w in &warnings {
         let _ = writeln!(std::io::stderr(), "warning: {w}");
@@ -555,38 +628,12 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
             .as_ref()
             .filter(|_| score_fn == ScoreFn::Knn)
             .map(|b| b.sha256().to_string()),
-        default: pooled.threshold.map(f32_for_file),
-        labels: setup
-            .labels
-            .iter()
-            .zip(&per_label)
-            .filter_map(|(l, t)| Some((l.clone(), f32_for_file(t.threshold?))))
-            .collect(),
-        calibration: Some(CalibrationInfo {
-            target_precision: target,
-            data: args.common.data.display().to_string(),
-            split: split.clone().unwrap_or_default(),
-            known_images: known,
-            unknown_images: items.len() - known,
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            camtrapd: env!("CARGO_PKG_VERSION").to_string(),
-            per_label: setup
-                .labels
-                .iter()
-                .zip(&per_label)
-                .map(|(l, t)| {
-                    (
-                        l.clone(),
-                        LabelCalibration {
-                            reached: t.reached,
-                            precision: t.precision,
-                            recall: t.recall,
-                            support: t.support,
-                        },
-                    )
-                })
-                .collect(),
-        }),
+        default: outcome.default_threshold(),
+        labels: outcome.thresholds_map(),
+        calibration: Some(outcome.calibration_info(
+            args.common.data.display().to_string(),
+            split.clone().unwrap_or_default(),
+        )),
     };
     let header = format!(
         "camtrapd thresholds: written by `camtrapd calibrate` for model {} ({}).\nScores are {} ({}); re-run calibrate rather than editing by hand.\nName this file in the daemon config: [decision] thresholds_file = \"...\"",
@@ -673,4 +720,337 @@ fn relative_to(path: &Path, base: &Path) -> String {
     p.strip_prefix(&b)
         .map(|r| r.display().to_string())
         .unwrap_or_else(|_| p.display().to_string())
+}
+
+/// How the fold models of `calibrate` and `eval` are made.
+pub(crate) const FIXED_HOW: &str =
+    "model not refitted: each species or label left out of calibration only";
+
+/// The ordinary figure: unknown animals (not empty frames) among the items
+/// where `use_item` is true that `fitted` publishes, and where they are.
+pub(crate) fn ordinary_figure(
+    full: &FoldScores,
+    fitted: &unseen::Fitted,
+    items: &[&Item],
+    use_item: &[bool],
+    what: &str,
+) -> Option<(usize, usize, String)> {
+    let (mut published, mut images) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        if use_item[i] && item.category == Category::Unknown {
+            images += 1;
+            published += usize::from(unseen::published(&full.scored, &fitted.thresholds, i));
+        }
+    }
+    (images > 0).then(|| (published, images, what.to_string()))
+}
+
+/// A finished calibration, as `calibrate` and `train` print and write it.
+pub(crate) struct Outcome {
+    pub score_fn: ScoreFn,
+    pub target: f64,
+    pub labels: Vec<String>,
+    pub fitted: unseen::Fitted,
+    /// Per label, at the final thresholds on the calibration photos.
+    pub achieved: Vec<Achieved>,
+    /// All labels together.
+    pub pooled: Achieved,
+    pub cap: RecallCap,
+    pub estimate: Option<Estimate>,
+    /// Unknown animals published at the thresholds: (published, images, where).
+    pub ordinary: Option<(usize, usize, String)>,
+    /// Known and unknown/empty calibration photos.
+    pub known: usize,
+    pub unknown: usize,
+}
+
+impl Outcome {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        score_fn: ScoreFn,
+        target: f64,
+        labels: Vec<String>,
+        fitted: unseen::Fitted,
+        full: &FoldScores,
+        calib: &[bool],
+        cap: RecallCap,
+        estimate: Option<Estimate>,
+        ordinary: Option<(usize, usize, String)>,
+    ) -> Outcome {
+        let (achieved, pooled) = unseen::achieved(full, calib, &fitted.thresholds);
+        let known = (0..calib.len())
+            .filter(|&i| calib[i] && full.truth[i].is_some())
+            .count();
+        let total = calib.iter().filter(|c| **c).count();
+        Outcome {
+            score_fn,
+            target,
+            labels,
+            fitted,
+            achieved,
+            pooled,
+            cap,
+            estimate,
+            ordinary,
+            known,
+            unknown: total - known,
+        }
+    }
+
+    /// The pooled default threshold, for the file.
+    pub fn default_threshold(&self) -> Option<f64> {
+        self.fitted
+            .pooled
+            .threshold
+            .filter(|t| t.is_finite())
+            .map(|t| f32_for_file(self.bounded(t)))
+    }
+
+    fn bounded(&self, t: f32) -> f32 {
+        if self.score_fn.bounded() {
+            t.min(1.0)
+        } else {
+            t
+        }
+    }
+
+    /// Per label: its own threshold (labels without calibration photos use the default).
+    pub fn thresholds_map(&self) -> std::collections::BTreeMap<String, f64> {
+        self.labels
+            .iter()
+            .zip(&self.fitted.thresholds)
+            .zip(&self.fitted.fitted_by)
+            .filter(|(_, by)| **by != unseen::FittedBy::Default)
+            .filter(|((_, t), _)| t.is_finite())
+            .map(|((l, t), _)| (l.clone(), f32_for_file(self.bounded(*t))))
+            .collect()
+    }
+
+    /// The `[calibration]` table of the thresholds file.
+    pub fn calibration_info(&self, data: String, split: String) -> CalibrationInfo {
+        let u = self.estimate.as_ref().and_then(|e| e.unseen_animals);
+        CalibrationInfo {
+            target_precision: self.target,
+            data,
+            split,
+            known_images: self.known,
+            unknown_images: self.unknown,
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            camtrapd: env!("CARGO_PKG_VERSION").to_string(),
+            held_out: Some(HeldOutInfo {
+                method: if self.cap.folds > 0 {
+                    "held-out".into()
+                } else {
+                    "ordinary".into()
+                },
+                recall_cap: self.cap.cap,
+                held_out_precision: self.cap.precision,
+                folds: self.cap.folds,
+                how: self
+                    .estimate
+                    .as_ref()
+                    .map_or_else(String::new, |e| e.how.clone()),
+                unseen_animals_published: u.map(|u| u.mean),
+                unseen_min: u.map(|u| u.min),
+                unseen_max: u.map(|u| u.max),
+            }),
+            per_label: self
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let a = self.achieved[i];
+                    (
+                        l.clone(),
+                        LabelCalibration {
+                            reached: a.precision().is_some_and(|p| p >= self.target),
+                            precision: a.precision(),
+                            recall: a.recall(),
+                            support: a.support,
+                            fitted_by: Some(self.fitted.fitted_by[i].as_str().to_string()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Prints the per-label table, how the thresholds were fitted and the
+    /// unseen-species estimate; returns the warnings to print after it.
+    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<Vec<String>> {
+        let target = self.target;
+        let width = self
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(5)
+            .clamp(9, 32);
+        writeln!(
+            out,
+            "{:<width$} {:>10} {:>9} {:>7} {:>7}  {:<10}  NOTE",
+            "LABEL", "THRESHOLD", "PRECISION", "RECALL", "SUPPORT", "FITTED BY"
+        )?;
+        let mut warnings = Vec::new();
+        let default_txt = fmt_threshold(
+            self.fitted
+                .pooled
+                .threshold
+                .filter(|t| t.is_finite())
+                .map(|t| self.bounded(t)),
+        );
+        for (i, l) in self.labels.iter().enumerate() {
+            let search = &self.fitted.per_label[i];
+            let a = self.achieved[i];
+            let by = self.fitted.fitted_by[i];
+            let reached = a.precision().is_some_and(|p| p >= target);
+            let note = if a.support == 0 {
+                warnings.push(format!("no calibration photos of {l}: it uses the pooled default threshold {default_txt}; add photos of it to calibrate it"));
+                "no calibration photos: uses the default".to_string()
+            } else if search.threshold.is_none() {
+                "never the top label: uses the default".to_string()
+            } else if reached || a.accepted == 0 && search.reached {
+                String::new()
+            } else if search.true_positives == 0 {
+                warnings.push(format!("{l}: no calibration image is rightly taken for {l}; its threshold is set above every score (it will not be published). Add images of {l}, or check its label group."));
+                "target not reached: silenced".into()
+            } else {
+                warnings.push(format!(
+                    "{l}: precision {target} is out of reach on this data (best {:.3}, at recall {}); its threshold gives that best precision. Add more images of {l} and of what it is confused with, or lower --target-precision.",
+                    a.precision().unwrap_or(0.0),
+                    pct(a.recall())
+                ));
+                "target not reached".into()
+            };
+            let t = self.fitted.thresholds[i];
+            writeln!(
+                out,
+                "{l:<width$} {:>10} {:>9} {:>7} {:>7}  {:<10}  {note}",
+                fmt_threshold(t.is_finite().then(|| self.bounded(t))),
+                pct(a.precision()),
+                pct(a.recall()),
+                a.support,
+                by.as_str()
+            )?;
+            if (1..MIN_PHOTOS).contains(&a.support) {
+                warnings.push(format!(
+                    "only {} calibration photo{} of {l}: its threshold rests on too few photos to be reliable; add photos of it ({MIN_PHOTOS} or more)",
+                    a.support,
+                    if a.support == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        writeln!(
+            out,
+            "{:<width$} {:>10} {:>9} {:>7} {:>7}  {:<10}  for labels without their own",
+            "(default)",
+            default_txt,
+            pct(self.pooled.precision()),
+            pct(self.pooled.recall()),
+            self.pooled.support,
+            "pooled"
+        )?;
+        if self.unknown == 0 {
+            warnings.push("thresholds were not tested against unknown animals or empty frames: add a folder of them (e.g. other_animals/ and nothing/) so that the thresholds learn what to reject".into());
+        }
+        writeln!(out)?;
+        if self.cap.folds == 0 && !self.cap.too_few {
+            writeln!(
+                out,
+                "fitted the ordinary way (--calibration ordinary): the lowest threshold per label reaching precision {target} on these photos"
+            )?;
+        } else if self.cap.folds == 0 {
+            writeln!(
+                out,
+                "fitted the ordinary way (lowest threshold per label reaching precision {target}): fewer than {} species and labels to hold out",
+                unseen::MIN_FOLDS
+            )?;
+            warnings.push(format!(
+                "fewer than {} species (folders of other animals or empty frames) and labels to hold out: the thresholds were fitted the ordinary way and may let species nobody photographed through; add a folder per species of other animals you have photos of",
+                unseen::MIN_FOLDS
+            ));
+        } else {
+            writeln!(
+                out,
+                "held-out calibration: each label keeps at most {:.0}% of its calibration photos (recall cap {:.2}), chosen so that precision reaches {target} when each of {} species and labels is left out in turn{}",
+                self.cap.cap * 100.0,
+                self.cap.cap,
+                self.cap.folds,
+                match (self.cap.reached, self.cap.precision) {
+                    (true, Some(p)) => format!(" (held-out precision {p:.3})"),
+                    (false, Some(p)) => {
+                        warnings.push(format!(
+                            "even keeping half of each label's photos, precision on held-out species and labels is {p:.3}, below {target}: the thresholds use the cap with the best precision; expect more false alarms from animals nobody photographed, or lower --target-precision"
+                        ));
+                        format!(" (target not reached: {p:.3} at best)")
+                    }
+                    _ => String::new(),
+                }
+            )?;
+        }
+        if let Some(e) = &self.estimate {
+            print_estimate(e, self.ordinary.as_ref(), out, &mut warnings)?;
+        }
+        Ok(warnings)
+    }
+}
+
+/// Prints the unseen-species estimate beside the ordinary figure; adds the
+/// plain-words warning when the two differ by more than 1.5×.
+pub(crate) fn print_estimate(
+    e: &Estimate,
+    ordinary: Option<&(usize, usize, String)>,
+    out: &mut dyn Write,
+    warnings: &mut Vec<String>,
+) -> std::io::Result<()> {
+    let p = |v: f64| format!("{:.1}%", v * 100.0);
+    if let Some((published, images, what)) = ordinary {
+        writeln!(
+            out,
+            "unknown animals published {what}: {} ({published} of {images})",
+            p(*published as f64 / (*images).max(1) as f64)
+        )?;
+    }
+    match e.unseen_animals {
+        Some(u) => {
+            writeln!(
+                out,
+                "unseen animals published (estimated): {} (from {} to {} across {} held-out species and labels; {})",
+                p(u.mean),
+                p(u.min),
+                p(u.max),
+                u.folds,
+                e.how
+            )?;
+            for (name, s) in [("species-out", e.species_out), ("label-out", e.label_out)] {
+                if let Some(s) = s {
+                    writeln!(
+                        out,
+                        "  {name}: {} over {} fold{} ({} photos)",
+                        p(s.mean),
+                        s.folds,
+                        if s.folds == 1 { "" } else { "s" },
+                        s.images
+                    )?;
+                }
+            }
+        }
+        None => writeln!(
+            out,
+            "unseen animals published (estimated): not available (no species or label could be held out)"
+        )?,
+    }
+    if let Some(s) = e.empty_out {
+        writeln!(
+            out,
+            "  empty frames of a kind held out: {} published ({} fold{})",
+            p(s.mean),
+            s.folds,
+            if s.folds == 1 { "" } else { "s" }
+        )?;
+    }
+    if let Some(w) = e.warning(ordinary.map(|(a, b, _)| *a as f64 / (*b).max(1) as f64)) {
+        warnings.push(w);
+    }
+    Ok(())
 }

@@ -17,6 +17,7 @@ use crate::eval::report::{
     calibrated_point, calibrated_thresholds, markdown_table, render_html, score_metrics, Confusion,
     Counts, FalseAccept, ImageRow, LabelPoint, OperatingPoint, Report, ScoreRow, Unreadable,
 };
+use crate::eval::unseen::{self, Estimate, FoldScores};
 use crate::exit;
 
 use super::calibrate::{Common, Setup};
@@ -44,6 +45,11 @@ pub struct Args {
     /// Folder for report.html and report.json.
     #[arg(short, long, default_value = ".", value_name = "DIR")]
     pub out: PathBuf,
+    /// An unseen-species estimate made elsewhere (by `camtrapd train`, with
+    /// the head retrained per fold) to report instead of the one `eval`
+    /// makes with the model as it is.
+    #[arg(skip)]
+    pub estimate: Option<Estimate>,
 }
 
 fn share(a: usize, b: usize) -> Option<f64> {

@@ -11,13 +11,18 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::decision::{Calibrated, ScoreFn};
+use crate::decision::Calibrated;
 use crate::eval::dataset::{self, Category, Item};
-use crate::eval::outputs::{self, Cache};
+use crate::eval::outputs::{self, Cache, Outputs};
+use crate::eval::unseen::{self, Fold, FoldData, Protocol};
 use crate::exit;
+use crate::model::manifest::{Activation, OutputKind};
 use crate::model::Model;
-use crate::train::{self, export, Examples, Loss, TrainConfig};
+use crate::train::evidence::EvidenceParams;
+use crate::train::folds::{Fitted, Prepared};
+use crate::train::{self, export, Loss, TrainConfig};
 
+use super::calibrate::{Calibration, Outcome};
 use super::CodedError;
 
 /// Arguments of `camtrapd train`.
@@ -44,6 +49,12 @@ pub struct Args {
     /// get a uniform softmax target).
     #[arg(long, value_enum, default_value_t = Loss::Sigmoid)]
     pub loss: Loss,
+    /// How the bundle decides: evidence (the head's logit plus two second
+    /// opinions of the backbone, ImageNet agreement with the label's photos
+    /// and the nearest photo of the label; rejects far more unseen species,
+    /// see docs/open-set.md) or head (the head's own score only).
+    #[arg(long, value_enum, default_value_t = Decision::Evidence)]
+    pub decision: Decision,
     /// A folder (or manifest label) that holds "nothing" images although its
     /// name is not nothing*/empty*/...; repeat for several.
     #[arg(long = "negatives", value_name = "NAME")]
@@ -82,6 +93,10 @@ pub struct Args {
     /// Neighbour of the kNN score (`score = "knn"`); 0 writes no embedding bank.
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub knn_k: usize,
+    /// held-out (default) or ordinary calibration of the thresholds (see
+    /// `camtrapd calibrate --help`).
+    #[arg(long, value_enum, default_value_t = Calibration::HeldOut)]
+    pub calibration: Calibration,
     /// Precision the calibrated thresholds aim for.
     #[arg(long, default_value_t = 0.95, value_name = "P")]
     pub target_precision: f64,
@@ -104,6 +119,25 @@ pub struct Args {
     /// Leave out manifest rows whose image does not exist.
     #[arg(long)]
     pub allow_missing: bool,
+}
+
+/// How a trained bundle decides (`--decision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Decision {
+    /// The head's logit combined with the second opinions ([`crate::train::evidence`]).
+    Evidence,
+    /// The head's own score.
+    Head,
+}
+
+impl Decision {
+    /// `evidence` or `head`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Evidence => "evidence",
+            Decision::Head => "head",
+        }
+    }
 }
 
 /// L2 strengths tried when `--l2` is not given; the one with the lowest
@@ -272,7 +306,10 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         eprintln!("warning: no \"nothing\" images among the training images: the head never learns what to ignore; add a folder nothing/ of empty frames and other animals");
     }
 
-    // Embeddings (cached by content hash).
+    // Backbone outputs of every image, all splits (cached by content hash):
+    // the embedding trains the head, the ImageNet logits feed the second
+    // opinions, and the calib and test images are scored from them for the
+    // held-out calibration and the unseen-species estimate.
     let mut cache = if args.no_cache {
         Cache::disabled()
     } else {
@@ -286,39 +323,45 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     };
     let t_embed = Instant::now();
     let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let run = outputs::run(&mut backbone, &train_items, &mut cache, quiet)?;
+    let all_items: Vec<&Item> = items.iter().collect();
+    let run = outputs::run(&mut backbone, &all_items, &mut cache, quiet)?;
     let embed_secs = t_embed.elapsed().as_secs_f64();
     println!(
-        "embedded {} training images in {embed_secs:.1} s ({} from the cache, {} computed)",
+        "embedded {} images ({} training) in {embed_secs:.1} s ({} from the cache, {} computed)",
+        all_items.len(),
         train_items.len(),
         run.cached,
         run.computed
     );
-    let mut ok_items = Vec::new();
-    let mut embeddings = Vec::new();
-    for (item, o) in train_items.iter().zip(run.outputs) {
+    let mut ok_items: Vec<&Item> = Vec::new();
+    let mut backbone_outs = Vec::new();
+    for (item, o) in all_items.iter().zip(run.outputs) {
         match o {
             Ok(o) => {
                 ok_items.push(*item);
-                embeddings.push(o.embedding);
+                backbone_outs.push(o);
             }
             Err(e) => eprintln!("warning: {}: skipped: {e}", item.path.display()),
         }
     }
-    let dim = backbone.embedding_dim().unwrap_or(0);
-    let target = |i: &Item| {
-        (i.category == Category::Known)
-            .then(|| labels.iter().position(|l| *l == i.label))
-            .flatten()
-    };
-    let (tr_ix, va_ix) = train::hold_out(&ok_items, args.val_fraction, args.seed);
-    let mut tr = Examples::new(dim);
-    let mut va = Examples::new(dim);
-    for &i in &tr_ix {
-        tr.push(&embeddings[i], target(ok_items[i]));
+    let evidence = (args.decision == Decision::Evidence).then(EvidenceParams::default);
+    if evidence.is_some() && args.loss == Loss::SoftmaxNothing {
+        eprintln!("warning: --loss softmax-nothing has no per-label logits for the second opinions: the bundle decides with the head alone (--decision head)");
     }
-    for &i in &va_ix {
-        va.push(&embeddings[i], target(ok_items[i]));
+    let evidence = evidence.filter(|_| args.loss != Loss::SoftmaxNothing);
+    if evidence.is_some()
+        && backbone_outs
+            .first()
+            .is_some_and(|o| o.scores.len() < 2 || o.embedding.is_empty())
+    {
+        return Err(CodedError(
+            exit::CONFIG,
+            format!(
+                "backbone {}: the second opinions need its ImageNet logits and its embedding; pass --decision head for a backbone without a classifier output",
+                backbone_dir.display()
+            ),
+        )
+        .into());
     }
     let cfg = TrainConfig {
         loss: args.loss,
@@ -328,51 +371,162 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         seed: args.seed,
         class_balanced: !args.no_class_weights,
     };
+    let base = Prepared {
+        items: &ok_items,
+        outputs: &backbone_outs,
+        labels: &labels,
+        train_split: &args.train_split,
+        cfg: &cfg,
+        val_fraction: args.val_fraction,
+        evidence,
+    };
     let t_train = Instant::now();
+    let has_val = args.val_fraction > 0.0;
     let grid: Vec<f64> = match args.l2 {
         Some(l) => vec![l],
-        None if va.is_empty() => vec![TrainConfig::default().l2],
+        None if !has_val => vec![TrainConfig::default().l2],
         None => L2_GRID.to_vec(),
     };
-    let mut best: Option<(Head, train::TrainReport, f64)> = None;
+    let mut best: Option<(Fitted, f64)> = None;
     for l2 in grid {
-        let (head, rep) =
-            train::head::train(&tr, &va, labels.len(), &TrainConfig { l2, ..cfg.clone() })
-                .map_err(|e| CodedError(exit::DATAERR, e.to_string()))?;
-        if args.l2.is_none() && !va.is_empty() {
+        let c = TrainConfig { l2, ..cfg.clone() };
+        let f = Prepared { cfg: &c, ..base }
+            .fit(&[], &[])
+            .map_err(|e| CodedError(exit::DATAERR, e.to_string()))?;
+        if args.l2.is_none() && has_val {
             println!(
                 "  L2 {l2:<6}: held-out loss {:.4} (epoch {} of {})",
-                rep.val_loss, rep.best_epoch, rep.epochs
+                f.report.val_loss, f.report.best_epoch, f.report.epochs
             );
         }
-        if best.as_ref().is_none_or(|b| rep.val_loss < b.1.val_loss) {
-            best = Some((head, rep, l2));
+        if best
+            .as_ref()
+            .is_none_or(|b| f.report.val_loss < b.0.report.val_loss)
+        {
+            best = Some((f, l2));
         }
     }
-    let Some((head, rep, l2)) = best else {
+    let Some((fitted, l2)) = best else {
         return Err(CodedError(exit::FAILURE, "no head was trained".into()).into());
     };
+    let (head, rep) = (&fitted.head, &fitted.report);
     let train_secs = t_train.elapsed().as_secs_f64();
-    let count = |ex: &Examples| {
-        let neg = ex.targets.iter().filter(|t| t.is_none()).count();
-        (ex.len() - neg, neg)
-    };
-    let ((tk, tn), (vk, vn)) = (count(&tr), count(&va));
+    let train_known = ok_items
+        .iter()
+        .filter(|i| i.split == args.train_split && i.category == Category::Known)
+        .count();
+    let train_neg = ok_items
+        .iter()
+        .filter(|i| i.split == args.train_split && i.category != Category::Known)
+        .count();
     println!(
-        "trained a head with the {} loss ({} labels, {} outputs, L2 {l2}) on {tk} labelled + {tn} \"nothing\" embeddings in {train_secs:.1} s: {} epochs, kept epoch {} (held-out loss {:.4} on {vk} + {vn} images, training objective {:.4})",
+        "trained a head with the {} loss ({} labels, {} outputs, L2 {l2}) on {train_known} labelled + {train_neg} \"nothing\" images in {train_secs:.1} s: {} epochs, kept epoch {} (held-out loss {:.4}, training objective {:.4}){}",
         args.loss,
         labels.len(),
         head.outputs(),
         rep.epochs,
         rep.best_epoch,
         rep.val_loss,
-        rep.train_loss
+        rep.train_loss,
+        if fitted.evidence.is_some() {
+            "; decides with second opinions (ImageNet agreement, nearest photo of the label)"
+        } else {
+            ""
+        }
     );
+
+    // Held-out calibration and the unseen-species estimate: a head refitted
+    // without each species (negative group) and each label in turn.
+    let t_folds = Instant::now();
+    let final_cfg = TrainConfig { l2, ..cfg.clone() };
+    let prep = Prepared {
+        cfg: &final_cfg,
+        ..base
+    };
+    let full = fitted.scores(&ok_items, &backbone_outs);
+    let folds = retrained_folds(&prep, &ok_items, &backbone_outs, quiet)?;
+    let calib_mask: Vec<bool> = ok_items
+        .iter()
+        .map(|i| i.split == args.calib_split)
+        .collect();
+    let test_mask: Vec<bool> = ok_items
+        .iter()
+        .map(|i| i.split == args.test_split)
+        .collect();
+    if !calib_mask.iter().any(|c| *c) {
+        return Err(CodedError(
+            exit::DATAERR,
+            format!(
+                "no image in the calibration split {:?}; thresholds are fitted on it",
+                args.calib_split
+            ),
+        )
+        .into());
+    }
+    let countable = vec![true; ok_items.len()];
+    let held_setup = unseen::Setup {
+        full: &full,
+        folds: &folds,
+        calib: &calib_mask,
+        countable: &countable,
+        target: args.target_precision,
+    };
+    let held_out = args.calibration == Calibration::HeldOut;
+    let cap = if held_out {
+        unseen::select_recall_cap(&held_setup)
+    } else {
+        unseen::RecallCap::ordinary()
+    };
+    let estimate =
+        (!folds.is_empty()).then(|| unseen::estimate(&held_setup, held_out, RETRAINED_HOW));
+    let thresholds = unseen::fit(&full, &calib_mask, args.target_precision, cap.cap);
+    let folds_secs = t_folds.elapsed().as_secs_f64();
+    let ordinary = super::calibrate::ordinary_figure(
+        &full,
+        &thresholds,
+        &ok_items,
+        &test_mask,
+        &format!("on the {} split", args.test_split),
+    );
+    let score = fitted.score_fn();
+    let outcome = Outcome::new(
+        score,
+        args.target_precision,
+        labels.clone(),
+        thresholds,
+        &full,
+        &calib_mask,
+        cap,
+        estimate,
+        ordinary,
+    );
+    println!(
+        "\n{score} thresholds for precision {} on split {:?} ({} known, {} unknown/empty images); {} folds refitted in {folds_secs:.1} s",
+        args.target_precision,
+        args.calib_split,
+        outcome.known,
+        outcome.unknown,
+        folds.len()
+    );
+    let warnings = outcome.print(&mut std::io::stdout().lock())?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
 
     // The bundle: one ONNX graph, the bank, the manifest.
     let backbone_onnx = std::fs::read(backbone_dir.join("model.onnx"))
         .with_context(|| format!("reading {}", backbone_dir.join("model.onnx").display()))?;
-    let bytes = export::export(&backbone_onnx, &embedding_name, &head).map_err(|e| {
+    let imagenet_output = backbone.manifest().output.name.clone();
+    let bytes = export::export(
+        &backbone_onnx,
+        &embedding_name,
+        head,
+        fitted
+            .evidence
+            .as_ref()
+            .map(|e| (e, imagenet_output.as_str())),
+    )
+    .map_err(|e| {
         CodedError(
             exit::CONFIG,
             format!("backbone {}: {e}", backbone_dir.display()),
@@ -382,9 +536,9 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     let onnx_sha = train::sha256_hex(&bytes);
     let bank_rows: Vec<Vec<f32>> = ok_items
         .iter()
-        .zip(&embeddings)
-        .filter(|(i, _)| i.category == Category::Known)
-        .map(|(_, e)| e.clone())
+        .zip(&backbone_outs)
+        .filter(|(i, _)| i.category == Category::Known && i.split == args.train_split)
+        .map(|(_, o)| o.embedding.clone())
         .collect();
     let knn = if args.knn_k > 0 {
         let _ = std::fs::remove_file(args.out.join("knn-bank.npy"));
@@ -407,10 +561,10 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         .context("backbone model.toml has no [input]")?;
     let mut input_table = toml::Table::new();
     input_table.insert("input".into(), input);
-    let (out_name, kind, activation) = match args.loss {
-        Loss::Sigmoid => (export::LOGITS, "logits", "sigmoid"),
-        Loss::Entropic => (export::LOGITS, "logits", "softmax"),
-        Loss::SoftmaxNothing => (export::PROBABILITIES, "probabilities", "softmax"),
+    let (out_name, kind, activation) = match fitted.output() {
+        (OutputKind::Logits, Activation::Sigmoid) => (export::LOGITS, "logits", "sigmoid"),
+        (OutputKind::Logits, Activation::Softmax) => (export::LOGITS, "logits", "softmax"),
+        (OutputKind::Probabilities, _) => (export::PROBABILITIES, "probabilities", "softmax"),
     };
     let command = std::env::args()
         .enumerate()
@@ -440,6 +594,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         labels.iter().map(|l| quote(l)).collect::<Vec<_>>().join(", "),
         toml::to_string(&input_table)?,
         match args.loss {
+            _ if fitted.evidence.is_some() => "per-label logits = the head's logit (\"nothing\" images taught as all-zero) combined with two second opinions of the backbone: ImageNet agreement with the label's photos and the nearest photo of the label (see docs/open-set.md). Outputs: logits [batch, N], probabilities = sigmoid(logits), embedding.",
             Loss::Sigmoid => "one-vs-rest sigmoid head: \"nothing\" images were taught to score low on every label. Outputs: logits [batch, N], probabilities = sigmoid(logits), embedding.",
             Loss::Entropic => "softmax head trained with the Entropic Open-Set loss (\"nothing\" images: uniform target). Outputs: logits [batch, N], probabilities = softmax(logits), embedding.",
             Loss::SoftmaxNothing => "softmax head with an extra \"nothing\" class: logits [batch, N + 1]; probabilities [batch, N] = softmax(logits) without the \"nothing\" column, so they sum to 1 - P(nothing) and \"nothing\" is never a label.",
@@ -447,7 +602,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         quote(&embedding_name),
     );
     let provenance = format!(
-        "\n[provenance]\nsource = {}\nlicence = {}\nsha256 = \"{onnx_sha}\"\n{}\n[provenance.training]\ncommand = {}\nloss = \"{}\"\nbackbone = {}\nbackbone_sha256 = \"{}\"\ndata = {}\ndata_sha256 = \"{data_sha256}\"\nsplit = {}\nseed = {}\nimages = {}\nepochs = {}\nl2 = {l2:?}\n",
+        "\n[provenance]\nsource = {}\nlicence = {}\nsha256 = \"{onnx_sha}\"\n{}\n[provenance.training]\ncommand = {}\nloss = \"{}\"\nbackbone = {}\nbackbone_sha256 = \"{}\"\ndata = {}\ndata_sha256 = \"{data_sha256}\"\nsplit = {}\nseed = {}\nimages = {}\nepochs = {}\nl2 = {l2:?}\ndecision = \"{}\"\n{}",
         quote(&format!(
             "camtrapd {} train: backbone {} (sha256 {}) up to its output {embedding_name:?}, plus a linear head (Gemm) trained on it; one ONNX graph",
             env!("CARGO_PKG_VERSION"),
@@ -467,9 +622,15 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         quote(&args.train_split),
         args.seed,
         quote(&format!(
-            "{tk} labelled + {tn} nothing trained, {vk} + {vn} held out for early stopping"
+            "{train_known} labelled + {train_neg} nothing in the training split, {}% held out of them for early stopping",
+            (args.val_fraction * 100.0).round()
         )),
         quote(&format!("{} run, kept {}", rep.epochs, rep.best_epoch)),
+        args.decision.as_str(),
+        fitted.evidence.as_ref().map_or(String::new(), |e| format!(
+            "evidence = {{ head_weight = {}, knn_weight = {}, imagenet_temperature = {}, offset = {} }}\n",
+            e.params.head_weight, e.params.knn_weight, e.params.temperature, e.params.offset
+        )),
     );
     let write_manifest = |thresholds: &str| -> anyhow::Result<()> {
         std::fs::write(
@@ -495,8 +656,9 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     let mut model = Model::load(&args.out)?;
     check_export(
         &mut model,
-        &head,
+        &fitted,
         ok_items.first().map(|i| i.path.as_path()),
+        backbone_outs.first(),
     )?;
     println!(
         "wrote {} (model.onnx {} bytes{})",
@@ -510,11 +672,56 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     );
     drop(model);
 
-    // Thresholds on the calibration split (calibrate), into the manifest.
-    let score = ScoreFn::head_default(match activation {
-        "sigmoid" => crate::model::manifest::Activation::Sigmoid,
-        _ => crate::model::manifest::Activation::Softmax,
-    });
+    // The thresholds fitted above, into thresholds.toml and the manifest.
+    let thresholds_path = args.out.join("thresholds.toml");
+    let file = crate::decision::ThresholdsFile {
+        score,
+        model_sha256: onnx_sha.clone(),
+        label_groups_sha256: None,
+        temperature: None,
+        knn_k: None,
+        knn_bank_sha256: None,
+        default: outcome.default_threshold(),
+        labels: outcome.thresholds_map(),
+        calibration: Some(
+            outcome.calibration_info(splits_data.display().to_string(), args.calib_split.clone()),
+        ),
+    };
+    Calibrated::save(
+        &thresholds_path,
+        &file,
+        &format!(
+            "camtrapd thresholds: written by `camtrapd train` for model {name} ({}).\nScores are {score} ({}); they are also in model.toml, [thresholds].",
+            args.out.display(),
+            score.title()
+        ),
+    )
+    .with_context(|| format!("writing {}", thresholds_path.display()))?;
+    let mut t = format!(
+        "\n# Calibrated by `camtrapd train` on split {:?} for precision {}, {} (details: thresholds.toml)\n[thresholds]\nscore = \"{score}\"\n",
+        args.calib_split,
+        args.target_precision,
+        if outcome.cap.folds > 0 {
+            format!("held-out calibration, recall cap {:.2}", outcome.cap.cap)
+        } else {
+            "ordinary calibration".to_string()
+        }
+    );
+    if let Some(d) = file.default {
+        t.push_str(&format!("default = {d}\n"));
+    }
+    t.push_str("[thresholds.labels]\n");
+    for (l, v) in &file.labels {
+        t.push_str(&format!("{} = {v}\n", quote(l)));
+    }
+    write_manifest(&t)?;
+    Model::load(&args.out)?;
+    println!(
+        "wrote the thresholds to {} and {} ([thresholds], score {score}): the daemon uses them with [model] path = {:?} and no thresholds_file",
+        thresholds_path.display(),
+        args.out.join("model.toml").display(),
+        args.out.display().to_string()
+    );
     let common = |split: &str| super::calibrate::Common {
         data: splits_data.clone(),
         split: Some(split.to_string()),
@@ -524,33 +731,6 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         no_cache: args.no_cache,
         allow_missing: args.allow_missing,
     };
-    let thresholds_path = args.out.join("thresholds.toml");
-    println!();
-    super::calibrate::calibrate(&super::calibrate::Args {
-        common: common(&args.calib_split),
-        target_precision: args.target_precision,
-        score: Some(score),
-        out: Some(thresholds_path.clone()),
-    })?;
-    let cal = Calibrated::load(&thresholds_path)?;
-    let mut t = format!(
-        "\n# Calibrated by `camtrapd calibrate` on split {:?} for precision {} (details: thresholds.toml)\n[thresholds]\nscore = \"{score}\"\n",
-        args.calib_split, args.target_precision
-    );
-    if let Some(d) = cal.file.default {
-        t.push_str(&format!("default = {d}\n"));
-    }
-    t.push_str("[thresholds.labels]\n");
-    for (l, v) in &cal.file.labels {
-        t.push_str(&format!("{} = {v}\n", quote(l)));
-    }
-    write_manifest(&t)?;
-    Model::load(&args.out)?;
-    println!(
-        "and into {} ([thresholds], score {score}): the daemon uses them with [model] path = {:?} and no thresholds_file",
-        args.out.join("model.toml").display(),
-        args.out.display().to_string()
-    );
 
     // Evaluation on the test split (eval).
     let report = args
@@ -564,9 +744,10 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         calib_data: None,
         target_precision: args.target_precision,
         out: report.clone(),
+        estimate: outcome.estimate.clone(),
     })?;
     println!(
-        "\ntraining took {:.0} s in all (embedding {embed_secs:.1} s, head {train_secs:.1} s); the bundle {} is ready: [model] path = {:?}",
+        "\ntraining took {:.0} s in all (embedding {embed_secs:.1} s, head {train_secs:.1} s, held-out folds {folds_secs:.1} s); the bundle {} is ready: [model] path = {:?}",
         started.elapsed().as_secs_f64(),
         args.out.display(),
         args.out.display().to_string()
@@ -575,10 +756,18 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Runs the bundle on one training image and compares its scores with the
-/// in-memory head on the same embedding: the export must not change them
-/// (|difference| ≤ 1e-3 on logits or probabilities).
-fn check_export(model: &mut Model, head: &Head, image: Option<&Path>) -> anyhow::Result<()> {
-    let Some(path) = image else { return Ok(()) };
+/// in-memory head (and second opinions) on the same backbone outputs
+/// `backbone`: the export must not change them (|difference| ≤ 1e-3 on
+/// logits or probabilities).
+fn check_export(
+    model: &mut Model,
+    fitted: &Fitted,
+    image: Option<&Path>,
+    backbone: Option<&Outputs>,
+) -> anyhow::Result<()> {
+    let (Some(path), Some(backbone)) = (image, backbone) else {
+        return Ok(());
+    };
     let item = Item {
         path: path.to_path_buf(),
         label: String::new(),
@@ -591,10 +780,7 @@ fn check_export(model: &mut Model, head: &Head, image: Option<&Path>) -> anyhow:
     let Some(Ok(o)) = run.outputs.into_iter().next() else {
         return Ok(());
     };
-    let want = match head.loss {
-        Loss::SoftmaxNothing => head.probabilities(&o.embedding),
-        _ => head.logits(&o.embedding),
-    };
+    let want = fitted.raw(backbone);
     let diff = want
         .iter()
         .zip(&o.scores)
@@ -618,4 +804,94 @@ fn check_export(model: &mut Model, head: &Head, image: Option<&Path>) -> anyhow:
     Ok(())
 }
 
-use crate::train::Head;
+/// How [`retrained_folds`] makes its fold models.
+const RETRAINED_HOW: &str = "head and second opinions retrained per fold";
+
+/// The folds of the unseen-species estimate with the head retrained per
+/// fold: species-out over the negative groups (data-set labels of unknown
+/// and empty images, kept apart), label-out over the labels (with two or
+/// more). Every image of a held-out group or label is held out, whatever
+/// its split: no fold model ever saw it.
+fn retrained_folds(
+    prep: &Prepared,
+    items: &[&Item],
+    outs: &[Outputs],
+    quiet: bool,
+) -> anyhow::Result<Vec<FoldData>> {
+    let mut specs: Vec<(Fold, Vec<bool>)> = Vec::new();
+    for category in [Category::Unknown, Category::Empty] {
+        let groups: Vec<String> = items
+            .iter()
+            .filter(|i| i.category == category)
+            .map(|i| i.label.clone())
+            .collect();
+        for held_out in unseen::group_folds(&groups, unseen::MAX_SPECIES_FOLDS) {
+            let held = items
+                .iter()
+                .map(|i| i.category == category && held_out.contains(&i.label))
+                .collect();
+            specs.push((
+                Fold {
+                    protocol: Protocol::SpeciesOut,
+                    held_out,
+                    empty: category == Category::Empty,
+                },
+                held,
+            ));
+        }
+    }
+    if prep.labels.len() >= 2 {
+        for held_out in unseen::group_folds(prep.labels, unseen::MAX_LABEL_FOLDS) {
+            let held = items
+                .iter()
+                .map(|i| i.category == Category::Known && held_out.contains(&i.label))
+                .collect();
+            specs.push((
+                Fold {
+                    protocol: Protocol::LabelOut,
+                    held_out,
+                    empty: false,
+                },
+                held,
+            ));
+        }
+    }
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(specs.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("refitting folds {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    };
+    let mut folds = Vec::with_capacity(specs.len());
+    for (fold, held) in specs {
+        bar.set_message(format!(
+            "{} {}",
+            fold.protocol.as_str(),
+            fold.held_out.join(",")
+        ));
+        let (drop_labels, drop_groups): (&[String], &[String]) = match fold.protocol {
+            Protocol::LabelOut => (&fold.held_out, &[]),
+            Protocol::SpeciesOut => (&[], &fold.held_out),
+        };
+        let fitted = prep.fit(drop_labels, drop_groups).map_err(|e| {
+            CodedError(
+                exit::DATAERR,
+                format!(
+                    "fold {} {}: {e}",
+                    fold.protocol.as_str(),
+                    fold.held_out.join(", ")
+                ),
+            )
+        })?;
+        folds.push(FoldData {
+            fold,
+            held,
+            scores: fitted.scores(items, outs),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(folds)
+}

@@ -79,9 +79,40 @@ pub struct CalibrationInfo {
     pub created: String,
     /// camtrapd version.
     pub camtrapd: String,
+    /// Held-out calibration: the recall cap chosen on folds that hide one
+    /// species or label at a time, and the unseen-species estimate
+    /// (absent: ordinary calibration, or a file from an older camtrapd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOutInfo>,
     /// Per label: what the threshold achieves on the calibration data.
     #[serde(default)]
     pub per_label: BTreeMap<String, LabelCalibration>,
+}
+
+/// How held-out calibration went (see [`crate::eval::unseen`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutInfo {
+    /// `held-out` (the recall cap was chosen on held-out folds) or
+    /// `ordinary` (too few species and labels to hold any out).
+    pub method: String,
+    /// Each label keeps at most this share of its calibration photos (1: no cap).
+    pub recall_cap: f64,
+    /// Precision on the held-out folds at the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_precision: Option<f64>,
+    /// Folds used.
+    pub folds: usize,
+    /// How the fold models were made.
+    pub how: String,
+    /// Unseen animals published (estimated): mean share over the folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_animals_published: Option<f64>,
+    /// Lowest fold share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_min: Option<f64>,
+    /// Highest fold share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_max: Option<f64>,
 }
 
 /// What one label's threshold achieves on the calibration data.
@@ -97,6 +128,9 @@ pub struct LabelCalibration {
     pub recall: Option<f64>,
     /// Known images of the label.
     pub support: usize,
+    /// How the threshold was fitted: `precision`, `recall-cap` or `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_by: Option<String>,
 }
 
 /// The loaded thresholds file and where it came from.
@@ -232,6 +266,7 @@ mod tests {
                 unknown_images: 5,
                 created: "2026-11-29T12:00:00Z".into(),
                 camtrapd: "0.1.0".into(),
+                held_out: None,
                 per_label: [(
                     "African elephant".to_string(),
                     LabelCalibration {
@@ -239,6 +274,7 @@ mod tests {
                         precision: Some(1.0),
                         recall: Some(0.5),
                         support: 4,
+                        fitted_by: None,
                     },
                 )]
                 .into_iter()

@@ -279,6 +279,61 @@ pub fn published(s: &Scored, thresholds: &[f32], i: usize) -> bool {
     thresholds.get(top).is_some_and(|t| score >= *t)
 }
 
+/// What thresholds achieve on some photos, for one label or all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Achieved {
+    /// Photos of the label (all labels: every known photo).
+    pub support: usize,
+    /// Photos published as the label.
+    pub accepted: usize,
+    /// Of those, rightly.
+    pub right: usize,
+}
+
+impl Achieved {
+    /// `right / accepted` (`None` when nothing is published).
+    pub fn precision(&self) -> Option<f64> {
+        (self.accepted > 0).then(|| self.right as f64 / self.accepted as f64)
+    }
+
+    /// `right / support` (`None` without photos of the label).
+    pub fn recall(&self) -> Option<f64> {
+        (self.support > 0).then(|| self.right as f64 / self.support as f64)
+    }
+}
+
+/// Per label and over all labels, what `thresholds` achieve on the items
+/// where `use_item` is true.
+pub fn achieved(
+    s: &FoldScores,
+    use_item: &[bool],
+    thresholds: &[f32],
+) -> (Vec<Achieved>, Achieved) {
+    let mut per = vec![Achieved::default(); s.n_labels];
+    for (i, &u) in use_item.iter().enumerate() {
+        if !u {
+            continue;
+        }
+        let truth = s.truth.get(i).copied().flatten();
+        if let Some(a) = truth.and_then(|t| per.get_mut(t)) {
+            a.support += 1;
+        }
+        if published(&s.scored, thresholds, i) {
+            let top = s.scored.top[i];
+            if let Some(a) = per.get_mut(top) {
+                a.accepted += 1;
+                a.right += usize::from(truth == Some(top));
+            }
+        }
+    }
+    let all = per.iter().fold(Achieved::default(), |a, b| Achieved {
+        support: a.support + b.support,
+        accepted: a.accepted + b.accepted,
+        right: a.right + b.right,
+    });
+    (per, all)
+}
+
 /// One fold's model variant and which items it holds out.
 #[derive(Debug, Clone)]
 pub struct FoldData {
@@ -438,8 +493,23 @@ pub struct RecallCap {
     pub precision: Option<f64>,
     /// Whether it reaches the target.
     pub reached: bool,
-    /// Folds used (0: ordinary calibration, too few groups).
+    /// Folds used (0: ordinary calibration).
     pub folds: usize,
+    /// Ordinary calibration because fewer than [`MIN_FOLDS`] folds could be used.
+    pub too_few: bool,
+}
+
+impl RecallCap {
+    /// No cap: the ordinary calibration, as asked for.
+    pub fn ordinary() -> RecallCap {
+        RecallCap {
+            cap: 1.0,
+            precision: None,
+            reached: false,
+            folds: 0,
+            too_few: false,
+        }
+    }
 }
 
 /// Chooses the recall cap for the final thresholds (see the module docs).
@@ -453,10 +523,8 @@ pub fn select_recall_cap(setup: &Setup) -> RecallCap {
         .count();
     if usable < MIN_FOLDS {
         return RecallCap {
-            cap: 1.0,
-            precision: None,
-            reached: false,
-            folds: 0,
+            too_few: true,
+            ..RecallCap::ordinary()
         };
     }
     let grid = setup.grid();
@@ -467,6 +535,7 @@ pub fn select_recall_cap(setup: &Setup) -> RecallCap {
         precision,
         reached,
         folds: usable,
+        too_few: false,
     }
 }
 
@@ -824,6 +893,6 @@ mod tests {
             folds: &folds[..2],
             ..setup.clone()
         });
-        assert_eq!((two.cap, two.folds), (1.0, 0));
+        assert_eq!((two.cap, two.folds, two.too_few), (1.0, 0, true));
     }
 }

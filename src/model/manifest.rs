@@ -265,6 +265,27 @@ pub struct TrainingProvenance {
     pub epochs: String,
     /// The L2 regularisation strength used.
     pub l2: f64,
+    /// How the bundle decides: `evidence` (the head combined with second
+    /// opinions of the backbone) or `head`; absent in older bundles (head).
+    #[serde(default)]
+    pub decision: Option<String>,
+    /// The weights of the second opinions (`decision = "evidence"`).
+    #[serde(default)]
+    pub evidence: Option<EvidenceProvenance>,
+}
+
+/// The fixed weights of a bundle's second opinions (see `train::evidence`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceProvenance {
+    /// Weight of the head's logit.
+    pub head_weight: f32,
+    /// Weight of the nearest-photo cosine similarity.
+    pub knn_weight: f32,
+    /// Temperature of the backbone's ImageNet softmax.
+    pub imagenet_temperature: f32,
+    /// Offset of the combined logit.
+    pub offset: f32,
 }
 
 /// Errors reading or checking a manifest.

@@ -13,9 +13,12 @@
 //!   sigmoid:          logits ─► Sigmoid ─► probabilities [batch, N]
 //!   entropic:         logits ─► Softmax(axis 1) ─► probabilities [batch, N]
 //!   softmax-nothing:  logits [batch, N+1] ─► Softmax(axis 1) ─► Slice(columns 0..N) ─► probabilities [batch, N]
+//!   second opinions:  head logits, the backbone's own ImageNet logits and the embedding
+//!                     ─► combined logits [batch, N] ─► Sigmoid ─► probabilities [batch, N]
 //! ```
 //!
-//! The outputs are `logits`, `probabilities` and the embedding (kept for the
+//! With second opinions ([`super::evidence`]) the backbone's ImageNet
+//! classifier stays in the graph (not as an output). The outputs are `logits`, `probabilities` and the embedding (kept for the
 //! kNN score), all f32 with the backbone's symbolic batch dimension.
 
 use std::collections::HashSet;
@@ -23,12 +26,17 @@ use std::collections::HashSet;
 use prost::Message;
 use tract_onnx::pb;
 
+use super::evidence::{Evidence, BC_EPSILON};
 use super::head::{Head, Loss};
 
 /// Name of the raw head output `[batch, K]`.
 pub const LOGITS: &str = "logits";
 /// Name of the 0..1 per-label output `[batch, N]`.
 pub const PROBABILITIES: &str = "probabilities";
+/// The head's own logits inside a graph with second opinions.
+pub const HEAD_LOGITS: &str = "head.logits";
+/// The backbone's ImageNet logits inside a graph with second opinions.
+pub const IMAGENET: &str = "evidence.imagenet_logits";
 
 /// Errors of the export.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,15 @@ fn i64_tensor(name: &str, data: &[i64]) -> pb::TensorProto {
     }
 }
 
+fn ints_attr(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
 fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.to_string(),
@@ -138,12 +155,21 @@ fn prune(g: &mut pb::GraphProto) {
 /// `model.onnx`) after its output `embedding` (`[batch, D]`, D = `head.dim`)
 /// and returns the new model's bytes, with the outputs `logits`
 /// `[batch, K]`, `probabilities` `[batch, N]` and `embedding` (see the
-/// module docs).
+/// module docs). With `evidence` (the second opinions and the name of the
+/// backbone's ImageNet logits output), the backbone's classifier is kept
+/// inside the graph and `logits` is the combined per-label logit of
+/// [`super::evidence`].
 ///
 /// # Errors
-/// [`ExportError`] when the backbone is not ONNX, has no output `embedding`,
-/// an opset below 11, or already uses the names the head needs.
-pub fn export(backbone: &[u8], embedding: &str, head: &Head) -> Result<Vec<u8>, ExportError> {
+/// [`ExportError`] when the backbone is not ONNX, has no output `embedding`
+/// (or no ImageNet output for `evidence`), an opset below 11, or already
+/// uses the names the head needs.
+pub fn export(
+    backbone: &[u8],
+    embedding: &str,
+    head: &Head,
+    evidence: Option<(&Evidence, &str)>,
+) -> Result<Vec<u8>, ExportError> {
     let mut model = pb::ModelProto::decode(backbone)?;
     let opset = model
         .opset_import
@@ -182,10 +208,29 @@ pub fn export(backbone: &[u8], embedding: &str, head: &Head) -> Result<Vec<u8>, 
             .unwrap_or_default(),
         _ => pb::tensor_shape_proto::Dimension::default(),
     };
-    // Drop the backbone's own classifier: keep only what the embedding needs.
+    // The backbone's ImageNet logits stay inside the graph for the second
+    // opinions, renamed so that they never clash with the head's names;
+    // everything else the new outputs do not need (without evidence: the
+    // whole classifier) is pruned at the end.
+    if let Some((_, imagenet)) = evidence {
+        if !g.output.iter().any(|o| o.name == imagenet) {
+            return Err(ExportError::Graph(format!(
+                "the backbone has no output {imagenet:?} (its ImageNet logits), which the second opinions need"
+            )));
+        }
+        for n in &mut g.node {
+            for t in n.output.iter_mut().chain(n.input.iter_mut()) {
+                if t == imagenet {
+                    *t = IMAGENET.to_string();
+                }
+            }
+        }
+    }
     g.output.retain(|o| o.name == embedding);
     g.value_info.clear();
-    prune(g);
+    if evidence.is_none() {
+        prune(g);
+    }
     let taken: HashSet<&str> = g
         .node
         .iter()
@@ -196,6 +241,7 @@ pub fn export(backbone: &[u8], embedding: &str, head: &Head) -> Result<Vec<u8>, 
     let names = [
         LOGITS,
         PROBABILITIES,
+        HEAD_LOGITS,
         "head.weight",
         "head.bias",
         "head.softmax",
@@ -203,7 +249,11 @@ pub fn export(backbone: &[u8], embedding: &str, head: &Head) -> Result<Vec<u8>, 
         "head.ends",
         "head.axes",
     ];
-    if let Some(n) = names.iter().find(|n| taken.contains(**n)) {
+    if let Some(n) = names.iter().find(|n| taken.contains(**n)).or_else(|| {
+        taken
+            .iter()
+            .find(|t| t.starts_with("evidence.") && **t != IMAGENET)
+    }) {
         return Err(ExportError::Graph(format!(
             "the backbone already has a tensor named {n:?}, which the head needs"
         )));
@@ -217,9 +267,170 @@ pub fn export(backbone: &[u8], embedding: &str, head: &Head) -> Result<Vec<u8>, 
         "head/Gemm",
         "Gemm",
         &[embedding, "head.weight", "head.bias"],
-        LOGITS,
+        if evidence.is_some() {
+            HEAD_LOGITS
+        } else {
+            LOGITS
+        },
         vec![int_attr("transB", 1)],
     ));
+    if let Some((ev, _)) = evidence {
+        if head.loss == Loss::SoftmaxNothing || ev.labels != n || ev.dim != head.dim {
+            return Err(ExportError::Graph(format!(
+                "second opinions need a {n}-label head without a \"nothing\" output on {}-wide embeddings (got {} labels, {}-wide, loss {})",
+                head.dim, ev.labels, ev.dim, head.loss
+            )));
+        }
+        append_evidence(g, opset, embedding, ev);
+        g.node.push(node(
+            "head/Sigmoid",
+            "Sigmoid",
+            &[LOGITS],
+            PROBABILITIES,
+            vec![],
+        ));
+    } else {
+        append_activation(g, head);
+    }
+    g.output = vec![
+        value_info(LOGITS, &batch, if evidence.is_some() { n } else { k }),
+        value_info(PROBABILITIES, &batch, n),
+        emb,
+    ];
+    prune(g);
+    model.producer_name = "camtrapd train".into();
+    model.producer_version = env!("CARGO_PKG_VERSION").into();
+    Ok(model.encode_to_vec())
+}
+
+/// The second opinions as ONNX nodes (see [`super::evidence`]): from the
+/// backbone's ImageNet logits ([`IMAGENET`]) and `embedding` to [`LOGITS`]:
+///
+/// ```text
+/// imagenet ─► Mul(1/T) ─► Softmax ─► Sqrt ─► MatMul(√q [C, N]) ─► Add(ε) ─► Log ──────────┐
+/// embedding ─► Div(‖x‖) ─► MatMul(bank [D, M]) ─► Reshape [B, 1, M] ─► Add(mask [N, M])     │
+///           ─► ReduceMax(axis 2) ─► Mul(b) ──────────────────────────────────────────────┤
+/// head logits ─► Mul(a) ─────────────────────────────────────────────────────────► Add ─► Add(c) ─► logits
+/// ```
+fn append_evidence(g: &mut pb::GraphProto, opset: i64, embedding: &str, ev: &Evidence) {
+    let (n, c, d, m) = (ev.labels, ev.classes, ev.dim, ev.bank_labels.len());
+    let p = &ev.params;
+    let scalar = |name: &str, v: f32| f32_tensor(name, &[1], &[v]);
+    // √q transposed to [C, N], the bank transposed to [D, M].
+    let mut q_t = vec![0.0f32; c * n];
+    for l in 0..n {
+        for j in 0..c {
+            q_t[j * n + l] = ev.sqrt_profile[l * c + j];
+        }
+    }
+    let mut bank_t = vec![0.0f32; d * m];
+    for r in 0..m {
+        for j in 0..d {
+            bank_t[j * m + r] = ev.bank[r * d + j];
+        }
+    }
+    // 0 where the bank row belongs to the label, -10 elsewhere (cosines are >= -1).
+    let mut mask = vec![-10.0f32; n * m];
+    for (r, &l) in ev.bank_labels.iter().enumerate() {
+        mask[l * m + r] = 0.0;
+    }
+    g.initializer.extend([
+        scalar("evidence.inv_t", 1.0 / p.temperature),
+        f32_tensor("evidence.sqrt_profile_t", &[c, n], &q_t),
+        scalar("evidence.eps", BC_EPSILON),
+        f32_tensor("evidence.ones", &[d, 1], &vec![1.0; d]),
+        scalar("evidence.tiny", 1e-12),
+        f32_tensor("evidence.bank_t", &[d, m], &bank_t),
+        i64_tensor("evidence.shape", &[0, 1, m as i64]),
+        f32_tensor("evidence.mask", &[n, m], &mask),
+        scalar("evidence.a", p.head_weight),
+        scalar("evidence.b", p.knn_weight),
+        scalar("evidence.c", p.offset),
+    ]);
+    let nodes = [
+        ("Mul", vec![IMAGENET, "evidence.inv_t"], "evidence.scaled"),
+        ("Softmax", vec!["evidence.scaled"], "evidence.p"),
+        ("Sqrt", vec!["evidence.p"], "evidence.sqrt_p"),
+        (
+            "MatMul",
+            vec!["evidence.sqrt_p", "evidence.sqrt_profile_t"],
+            "evidence.bc",
+        ),
+        (
+            "Add",
+            vec!["evidence.bc", "evidence.eps"],
+            "evidence.bc_eps",
+        ),
+        ("Log", vec!["evidence.bc_eps"], "evidence.log_bc"),
+        ("Mul", vec![embedding, embedding], "evidence.sq"),
+        (
+            "MatMul",
+            vec!["evidence.sq", "evidence.ones"],
+            "evidence.sumsq",
+        ),
+        ("Sqrt", vec!["evidence.sumsq"], "evidence.norm"),
+        (
+            "Max",
+            vec!["evidence.norm", "evidence.tiny"],
+            "evidence.norm_safe",
+        ),
+        (
+            "Div",
+            vec![embedding, "evidence.norm_safe"],
+            "evidence.unit",
+        ),
+        (
+            "MatMul",
+            vec!["evidence.unit", "evidence.bank_t"],
+            "evidence.sims",
+        ),
+        (
+            "Reshape",
+            vec!["evidence.sims", "evidence.shape"],
+            "evidence.sims3",
+        ),
+        (
+            "Add",
+            vec!["evidence.sims3", "evidence.mask"],
+            "evidence.masked",
+        ),
+        ("ReduceMax", vec!["evidence.masked"], "evidence.knn"),
+        ("Mul", vec![HEAD_LOGITS, "evidence.a"], "evidence.z"),
+        ("Mul", vec!["evidence.knn", "evidence.b"], "evidence.kw"),
+        ("Add", vec!["evidence.z", "evidence.log_bc"], "evidence.s1"),
+        ("Add", vec!["evidence.s1", "evidence.kw"], "evidence.s2"),
+        ("Add", vec!["evidence.s2", "evidence.c"], LOGITS),
+    ];
+    for (i, (op, inputs, out)) in nodes.into_iter().enumerate() {
+        let mut attrs = Vec::new();
+        let mut inputs = inputs;
+        match op {
+            "Softmax" => attrs.push(int_attr("axis", 1)),
+            // ReduceMax takes its axes as an attribute before opset 18, as an input from 18.
+            "ReduceMax" if opset < 18 => {
+                attrs.push(ints_attr("axes", &[2]));
+                attrs.push(int_attr("keepdims", 0));
+            }
+            "ReduceMax" => {
+                g.initializer.push(i64_tensor("evidence.axes", &[2]));
+                inputs.push("evidence.axes");
+                attrs.push(int_attr("keepdims", 0));
+            }
+            _ => {}
+        }
+        g.node.push(node(
+            &format!("evidence/{i:02}_{op}"),
+            op,
+            &inputs,
+            out,
+            attrs,
+        ));
+    }
+}
+
+/// The head's activation nodes after its Gemm (no second opinions).
+fn append_activation(g: &mut pb::GraphProto, head: &Head) {
+    let n = head.labels;
     match head.loss {
         Loss::Sigmoid => g.node.push(node(
             "head/Sigmoid",
@@ -255,12 +466,4 @@ pub fn export(backbone: &[u8], embedding: &str, head: &Head) -> Result<Vec<u8>, 
             ));
         }
     }
-    g.output = vec![
-        value_info(LOGITS, &batch, k),
-        value_info(PROBABILITIES, &batch, n),
-        emb,
-    ];
-    model.producer_name = "camtrapd train".into();
-    model.producer_version = env!("CARGO_PKG_VERSION").into();
-    Ok(model.encode_to_vec())
 }

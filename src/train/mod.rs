@@ -13,7 +13,9 @@
 //! out for early stopping, and the split manifest written for data sets
 //! without a `split` column.
 
+pub mod evidence;
 pub mod export;
+pub mod folds;
 pub mod head;
 
 use std::path::Path;
