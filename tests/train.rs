@@ -133,6 +133,90 @@ fn exported_graph_gives_the_head_scores_in_tract_with_a_batch_of_two() {
     }
 }
 
+#[test]
+fn exported_second_opinions_give_the_combined_logits_in_tract() {
+    // The graph with second opinions (the backbone's ImageNet classifier
+    // kept inside, the per-label nearest photo as MatMul + masked
+    // ReduceMax) against the Rust definition in train::evidence on the
+    // backbone's own outputs for the same two photos. Tolerance 1e-3 on
+    // the combined logits (f32 sums of 1000 and 1280 products in tract, f64
+    // in Rust; the nearest-photo term is weighted 10).
+    use camtrapd::train::evidence::{Evidence, EvidenceParams};
+    let backbone = default_model();
+    let manifest = Manifest::from_path(&backbone.join("model.toml")).unwrap();
+    let bytes = std::fs::read(backbone.join("model.onnx")).unwrap();
+    let photos = [
+        sample_photo("elephant/c101_image_0002.jpg"),
+        sample_photo("nothing/c101_image_0001.jpg"),
+        sample_photo("flamingo/c101_image_0004.jpg"),
+        sample_photo("llama/c101_image_0001.jpg"),
+    ];
+    let x: Vec<Tensor> = photos.iter().map(|p| input(&manifest, p)).collect();
+    let plan = |onnx: &[u8]| {
+        tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .unwrap()
+            .with_input_fact(0, f32::fact([2, 3, 224, 224]).into())
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap()
+    };
+    let flat = |t: &TValue| -> Vec<f32> {
+        t.to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+    };
+    // The backbone's own outputs (ImageNet logits, embedding) of all four photos.
+    let bb = plan(&bytes);
+    let mut imagenet = Vec::new();
+    let mut embedding = Vec::new();
+    for pair in x.chunks(2) {
+        let out = bb
+            .run(tvec![Tensor::stack_tensors(0, pair).unwrap().into()])
+            .unwrap();
+        let (l, e) = (flat(&out[0]), flat(&out[1]));
+        imagenet.extend(l.chunks(1000).map(<[f32]>::to_vec));
+        embedding.extend(e.chunks(1280).map(<[f32]>::to_vec));
+    }
+    // Two labels: "elephant" from photos 0 and 2, "llama" from photo 3.
+    let params = EvidenceParams::default();
+    let ev = Evidence::fit(
+        2,
+        params,
+        [(0usize, 0usize), (0, 2), (1, 3)]
+            .iter()
+            .map(|&(l, i)| (l, embedding[i].as_slice(), imagenet[i].as_slice())),
+    )
+    .unwrap();
+    let head = random_head(Loss::Sigmoid, 2, 1280, 9);
+    let onnx = export(&bytes, "embedding", &head, Some((&ev, "logits"))).unwrap();
+    let out = plan(&onnx)
+        .run(tvec![Tensor::stack_tensors(0, &x[..2]).unwrap().into()])
+        .unwrap();
+    assert_eq!(out.len(), 3, "logits, probabilities, embedding");
+    let (logits, probs) = (flat(&out[0]), flat(&out[1]));
+    assert_eq!((logits.len(), probs.len()), (4, 4));
+    for row in 0..2 {
+        let z = head.logits(&embedding[row]);
+        let mut want = Vec::new();
+        ev.combine(&z, &embedding[row], &imagenet[row], &mut want);
+        for (j, (a, b)) in logits[row * 2..row * 2 + 2].iter().zip(&want).enumerate() {
+            assert!((a - b).abs() < 1e-3, "photo {row} label {j}: onnx {a}, Rust {b}");
+            let p = probs[row * 2 + j];
+            assert!((p - 1.0 / (1.0 + (-b).exp())).abs() < 1e-4);
+        }
+    }
+    // Photo 0 is in the elephant bank: its nearest elephant photo is itself
+    // (cosine 1), so the elephant logit carries the full nearest-photo weight.
+    let z0 = head.logits(&embedding[0]);
+    let mut s = Vec::new();
+    ev.combine(&z0, &embedding[0], &imagenet[0], &mut s);
+    assert!(s[0] > s[1], "{s:?}");
+    // The ImageNet classifier stays in the graph: the file keeps its weights.
+    let without = export(&bytes, "embedding", &head, None).unwrap();
+    assert!(onnx.len() > without.len() + 1_000_000);
+}
+
 /// A small folder data set from zoo12 (under `zoo12`, the full data set's
 /// folder): three labels of 12 photos and 20 background photos, as symlinks.
 fn small_dataset(root: &Path, zoo12: &Path) -> PathBuf {

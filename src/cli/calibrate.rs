@@ -361,9 +361,9 @@ impl Setup {
 
     /// The folds of the unseen-species estimate for a model that is not
     /// refitted (calibration only): species-out over the negative groups of
-    /// `items` (data-set labels of unknown and empty images), and label-out
-    /// (each label's classes made "none of my labels") unless the score is
-    /// `knn`.
+    /// `items` (data-set labels of unknown and empty images), and, with
+    /// label groups, label-out (each group's classes made "none of my
+    /// labels") unless the score is `knn`.
     pub fn fixed_folds(
         &self,
         f: ScoreFn,
@@ -402,7 +402,12 @@ impl Setup {
                 });
             }
         }
-        if self.labels.len() >= 2 {
+        // Label-out without refitting is honest only when the decision labels
+        // are groups of a larger model's classes (the held-out group's classes
+        // then compete as "none of my labels", as an unlisted species would);
+        // a classifier trained on the label itself would still reject it too
+        // well: `camtrapd train` refits the head per fold instead.
+        if self.labels.len() >= 2 && !self.overrides.label_groups.is_empty() {
             for held_out in unseen::group_folds(&self.labels, unseen::MAX_LABEL_FOLDS) {
                 let drop: Vec<usize> = held_out
                     .iter()
@@ -558,12 +563,14 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     let folds = setup.fixed_folds(score_fn, temperature, &items, &refs)?;
     let n = items.len();
     let all = vec![true; n];
+    let empty: Vec<bool> = items.iter().map(|i| i.category == Category::Empty).collect();
     let held_setup = unseen::Setup {
         full: &full,
         folds: &folds,
         calib: &all,
         countable: &all,
         target,
+        empty: &empty,
     };
     let held_out = args.calibration == Calibration::HeldOut;
     let cap = if held_out {
@@ -724,7 +731,7 @@ fn relative_to(path: &Path, base: &Path) -> String {
 
 /// How the fold models of `calibrate` and `eval` are made.
 pub(crate) const FIXED_HOW: &str =
-    "model not refitted: each species or label left out of calibration only";
+    "model not refitted: each species (and each label group) left out of calibration only; label-out with the head refitted per label is in `camtrapd train`";
 
 /// The ordinary figure: unknown animals (not empty frames) among the items
 /// where `use_item` is true that `fitted` publishes, and where they are.

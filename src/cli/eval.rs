@@ -15,7 +15,8 @@ use crate::eval::dataset::Category;
 use crate::eval::outputs::Outputs;
 use crate::eval::report::{
     calibrated_point, calibrated_thresholds, markdown_table, render_html, score_metrics, Confusion,
-    Counts, FalseAccept, ImageRow, LabelPoint, OperatingPoint, Report, ScoreRow, Unreadable,
+    Counts, FalseAccept, ImageRow, LabelPoint, Mistake, OperatingPoint, Report, ScoreRow,
+    Unreadable,
 };
 use crate::eval::unseen::{self, Estimate, FoldScores};
 use crate::exit;
@@ -337,6 +338,40 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             if ci.split.is_empty() { String::new() } else { format!(", split {}", ci.split) }
         ));
     }
+    // How the figures hold on species nobody photographed.
+    let ordinary = false_accepts
+        .iter()
+        .find(|f| f.group == "unknown")
+        .and_then(|f| f.share);
+    let held_out = setup
+        .overrides
+        .calibrated
+        .as_ref()
+        .and_then(|c| c.file.calibration.as_ref())
+        .and_then(|c| c.held_out.as_ref())
+        .is_some_and(|h| h.method == "held-out");
+    let estimate = match &args.estimate {
+        Some(e) => Some(e.clone()),
+        None => fixed_estimate(
+            &setup,
+            &policy,
+            (&items, &outs),
+            calib.as_ref().map(|(ci, co)| (ci.as_slice(), co.as_slice())),
+            args.target_precision,
+            held_out,
+        )?,
+    };
+    let unseen = estimate.map(|estimate| crate::eval::report::Unseen {
+        warning: estimate.warning(ordinary),
+        calibration: if args.estimate.is_some() || held_out {
+            "held-out".into()
+        } else {
+            "ordinary".into()
+        },
+        estimate,
+        ordinary,
+    });
+    let mistakes = mistakes(&images, &labels, &policy);
     let report = Report {
         camtrapd: env!("CARGO_PKG_VERSION").to_string(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -382,6 +417,8 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             })
             .collect(),
         images,
+        unseen,
+        mistakes,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -452,6 +489,39 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             c.truth, c.published_as, c.count
         )?;
     }
+    if let Some(u) = &report.unseen {
+        writeln!(out)?;
+        let mut warnings = Vec::new();
+        let ordinary = u.ordinary.map(|o| {
+            let n = report.counts.unknown;
+            (
+                (o * n as f64).round() as usize,
+                n,
+                format!(
+                    "here{}",
+                    split
+                        .as_deref()
+                        .map_or(String::new(), |s| format!(" (split {s})"))
+                ),
+            )
+        });
+        super::calibrate::print_estimate(&u.estimate, ordinary.as_ref(), &mut out, &mut warnings)?;
+        if args.estimate.is_none() {
+            writeln!(
+                out,
+                "  (thresholds of each fold fitted by {} calibration{})",
+                u.calibration,
+                if u.calibration == "ordinary" {
+                    ", as the configured ones were; `camtrapd calibrate` now calibrates held-out"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        for w in warnings {
+            writeln!(out, "caution: {w}")?;
+        }
+    }
     writeln!(
         out,
         "\nwrote {} and {}",
@@ -460,4 +530,104 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
     )?;
     setup.finish();
     Ok(())
+}
+
+/// The unseen-species estimate for a model as it is (calibration only, see
+/// [`super::calibrate::FIXED_HOW`]): the calibration photos (when there are
+/// any) and the evaluated ones, folds over their species and labels, fold
+/// thresholds fitted on the calibration photos without the fold (on the
+/// evaluated photos without it when there is no calibration split).
+fn fixed_estimate(
+    setup: &Setup,
+    policy: &Policy,
+    eval: (&[&crate::eval::dataset::Item], &[Outputs]),
+    calib: Option<(&[&crate::eval::dataset::Item], &[Outputs])>,
+    target: f64,
+    held_out: bool,
+) -> anyhow::Result<Option<Estimate>> {
+    let f = policy.score_fn();
+    let t = policy.scorer().temperature();
+    let mut items: Vec<&crate::eval::dataset::Item> = Vec::new();
+    let mut outs: Vec<&Outputs> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let n_calib = calib.map_or(0, |(ci, _)| ci.len());
+    for (i, o) in calib
+        .into_iter()
+        .flat_map(|(ci, co)| ci.iter().zip(co))
+        .chain(eval.0.iter().zip(eval.1))
+    {
+        if seen.insert(i.path.clone()) {
+            items.push(*i);
+            outs.push(o);
+        }
+    }
+    let folds = setup.fixed_folds(f, t, &items, &outs)?;
+    if folds.is_empty() {
+        return Ok(None);
+    }
+    let scorer = setup.scorer(f, t).map_err(|e| CodedError(exit::USAGE, e))?;
+    let full = FoldScores {
+        n_labels: setup.labels.len(),
+        truth: setup.truth(&items),
+        scored: score_all(&scorer, &outs),
+    };
+    let calib_mask: Vec<bool> = (0..items.len())
+        .map(|i| n_calib == 0 || i < n_calib)
+        .collect();
+    let countable = vec![true; items.len()];
+    let empty: Vec<bool> = items.iter().map(|i| i.category == Category::Empty).collect();
+    Ok(Some(unseen::estimate(
+        &unseen::Setup {
+            full: &full,
+            folds: &folds,
+            calib: &calib_mask,
+            countable: &countable,
+            target,
+            empty: &empty,
+        },
+        held_out,
+        super::calibrate::FIXED_HOW,
+    )))
+}
+
+/// At most this many thumbnails of each kind of mistake in report.html.
+const MAX_THUMBNAILS: usize = 60;
+
+/// The mistakes at the configured thresholds (unknown and empty photos
+/// published; photos of a label not published with it), with thumbnails.
+fn mistakes(images: &[ImageRow], labels: &[String], policy: &Policy) -> Vec<Mistake> {
+    let f = policy.score_fn();
+    let mut out = Vec::new();
+    let (mut published, mut missed) = (0, 0);
+    for im in images {
+        let kind = match (im.category, im.published) {
+            (Category::Known, true) if im.top == im.label => continue,
+            (Category::Known, _) => "missed",
+            (_, true) => "published",
+            (_, false) => continue,
+        };
+        let n = if kind == "missed" {
+            &mut missed
+        } else {
+            &mut published
+        };
+        *n += 1;
+        if *n > MAX_THUMBNAILS {
+            continue;
+        }
+        let threshold = labels
+            .iter()
+            .position(|l| *l == im.top)
+            .map_or(f32::NAN, |i| policy.threshold(i));
+        out.push(Mistake {
+            kind,
+            path: im.path.clone(),
+            label: im.label.clone(),
+            top: im.top.clone(),
+            score: im.scores.get(&f).copied().unwrap_or(f32::NAN),
+            threshold,
+            thumbnail: crate::eval::report::thumbnail_data_uri(std::path::Path::new(&im.path), 160),
+        });
+    }
+    out
 }

@@ -464,12 +464,17 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         .into());
     }
     let countable = vec![true; ok_items.len()];
+    let empty: Vec<bool> = ok_items
+        .iter()
+        .map(|i| i.category == Category::Empty)
+        .collect();
     let held_setup = unseen::Setup {
         full: &full,
         folds: &folds,
         calib: &calib_mask,
         countable: &countable,
         target: args.target_precision,
+        empty: &empty,
     };
     let held_out = args.calibration == Calibration::HeldOut;
     let cap = if held_out {

@@ -51,6 +51,68 @@ pub struct Report {
     pub unreadable: Vec<Unreadable>,
     /// Per image: label, top label, every score, published or not.
     pub images: Vec<ImageRow>,
+    /// How the figures hold on species nobody photographed.
+    pub unseen: Option<Unseen>,
+    /// The mistakes at the configured thresholds, with thumbnails (HTML only).
+    #[serde(skip)]
+    pub mistakes: Vec<Mistake>,
+}
+
+/// The unseen-species estimate beside the ordinary figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unseen {
+    /// The estimate, fold by fold.
+    pub estimate: super::unseen::Estimate,
+    /// Share of the unknown animals among the evaluated photos published at
+    /// the configured thresholds (the ordinary figure).
+    pub ordinary: Option<f64>,
+    /// How the fold thresholds were fitted: `held-out` or `ordinary`.
+    pub calibration: String,
+    /// The plain-words warning when the estimate exceeds the ordinary figure by more than 1.5×.
+    pub warning: Option<String>,
+}
+
+/// One mistake at the configured thresholds, for the report's thumbnails.
+#[derive(Debug, Clone)]
+pub struct Mistake {
+    /// `published` (an unknown or empty photo published) or `missed` (a
+    /// photo of a label not published with its label).
+    pub kind: &'static str,
+    /// The file.
+    pub path: String,
+    /// What it shows (data-set label).
+    pub label: String,
+    /// The top label.
+    pub top: String,
+    /// Its confidence under the configured score function.
+    pub score: f32,
+    /// The top label's threshold.
+    pub threshold: f32,
+    /// A small JPEG as a `data:` URI, if the file could be read.
+    pub thumbnail: Option<String>,
+}
+
+/// A thumbnail of an image file as a `data:image/jpeg;base64,...` URI:
+/// decoded as the daemon decodes (limits, EXIF orientation), shrunk to fit
+/// `size`×`size` pixels, JPEG quality 75. `None` when it cannot be read.
+pub fn thumbnail_data_uri(path: &std::path::Path, size: u32) -> Option<String> {
+    use base64::Engine;
+    let img = crate::decode::decode_file(path, &crate::decode::DecodeLimits::default()).ok()?;
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    let scale = (f64::from(size) / f64::from(w.max(h))).min(1.0);
+    let thumb = image::imageops::thumbnail(
+        &img,
+        ((f64::from(w) * scale).round() as u32).max(1),
+        ((f64::from(h) * scale).round() as u32).max(1),
+    );
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 75)
+        .encode_image(&thumb)
+        .ok()?;
+    Some(format!(
+        "data:image/jpeg;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(jpeg)
+    ))
 }
 
 /// Image counts.
@@ -648,6 +710,9 @@ pub fn render_html(r: &Report) -> String {
             esc(c)
         ));
     }
+    if let Some(u) = &r.unseen {
+        h.push_str(&unseen_html(u));
+    }
     h.push_str(&format!(
         "<h2>Score functions side by side</h2><p>Closed-set accuracy (top label right, known images only): <b>{}</b>.{}</p>\n<table><tr><th>score function</th><th>AUROC</th><th>AUROC vs unknown animals</th><th>AUROC vs empty</th><th>FPR@95%TPR</th><th>AUPR</th><th>OSCR</th>",
         pct(r.closed_set_accuracy),
@@ -765,6 +830,7 @@ pub fn render_html(r: &Report) -> String {
         }
     }
     h.push_str("</div>\n");
+    h.push_str(&mistakes_html(&r.mistakes));
     if !r.unreadable.is_empty() {
         h.push_str("<h2>Unreadable images</h2><ul>");
         for u in &r.unreadable {
@@ -777,5 +843,95 @@ pub fn render_html(r: &Report) -> String {
         h.push_str("</ul>\n");
     }
     h.push_str("<p class=\"note\">Per-image scores are in report.json. Sources: MSP (Hendrycks &amp; Gimpel 2017), temperature scaling (Guo et al. 2017), max-logit (Vaze et al. 2022), energy (Liu et al. 2020), kNN (Sun et al. 2022), OSCR (Dhamija et al. 2018).</p></body></html>\n");
+    h
+}
+
+fn share(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+/// The "animals nobody photographed" section.
+fn unseen_html(u: &Unseen) -> String {
+    let e = &u.estimate;
+    let mut h = String::from("<h2>Animals nobody photographed</h2>\n");
+    match e.unseen_animals {
+        Some(s) => h.push_str(&format!(
+            "<p style=\"font-size:120%\">Unseen animals published (estimated): <b>{}</b> (from {} to {} across {} held-out species and labels){}</p>\n",
+            share(s.mean),
+            share(s.min),
+            share(s.max),
+            s.folds,
+            u.ordinary.map_or(String::new(), |o| format!(
+                "; unknown animals published among these photos: <b>{}</b>",
+                share(o)
+            ))
+        )),
+        None => h.push_str("<p>Unseen animals published (estimated): not available: no species or label could be held out.</p>\n"),
+    }
+    if let Some(w) = &u.warning {
+        h.push_str(&format!(
+            "<p style=\"background:#fff3cd;padding:.4em\"><b>Expect more at your camera</b>: {}</p>\n",
+            esc(w)
+        ));
+    }
+    h.push_str(&format!(
+        "<p class=\"note\">The ordinary figure counts unknown animals of the species in your photos, at thresholds fitted on photos of the same species: it is optimistic for the animals that matter most, the ones nobody photographed. The estimate hides one species (a folder of other animals or of empty frames) or one of your labels at a time from {}, fits the thresholds without it ({} calibration), and counts how many of its photos would be published. A held-out label stands for an animal that looks like one of yours. Expect the estimate at your camera.</p>\n<details><summary>Fold by fold</summary><table><tr><th>protocol</th><th>held out</th><th>photos</th><th>published</th><th>share</th><th>recall cap</th></tr>\n",
+        esc(&e.how),
+        esc(&u.calibration)
+    ));
+    for f in &e.folds {
+        h.push_str(&format!(
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>\n",
+            f.fold.protocol.as_str(),
+            if f.fold.empty { " (empty frames)" } else { "" },
+            esc(&f.fold.held_out.join(", ")),
+            f.images,
+            f.published,
+            share(f.share),
+            f.cap
+        ));
+    }
+    h.push_str("</table></details>\n");
+    h
+}
+
+/// Thumbnails of the mistakes at the configured thresholds.
+fn mistakes_html(m: &[Mistake]) -> String {
+    if m.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from("<h2>The mistakes, photo by photo</h2>\n");
+    for (kind, title, what) in [
+        ("published", "Published, but not one of your labels", "unknown animals and empty frames that would become detections"),
+        ("missed", "Photos of your labels that were missed", "not published, or published with another label"),
+    ] {
+        let v: Vec<&Mistake> = m.iter().filter(|x| x.kind == kind).collect();
+        if v.is_empty() {
+            continue;
+        }
+        h.push_str(&format!(
+            "<h3>{title} ({})</h3><p class=\"note\">{what}; score and threshold under the configured score function.</p><div class=\"grid\">\n",
+            v.len()
+        ));
+        for x in v {
+            let img = x.thumbnail.as_deref().map_or_else(
+                || "<div style=\"width:160px;height:120px;background:#eee\"></div>".to_string(),
+                |src| format!("<img src=\"{src}\" alt=\"\" style=\"max-width:160px;max-height:160px\">"),
+            );
+            let file = std::path::Path::new(&x.path)
+                .file_name()
+                .map_or_else(|| x.path.clone(), |f| f.to_string_lossy().into_owned());
+            h.push_str(&format!(
+                "<figure style=\"margin:4px;width:164px;font-size:80%\">{img}<figcaption><b>{}</b> taken for <b>{}</b><br>score {:.3} (threshold {:.3})<br><span class=\"note\" title=\"{}\">{}</span></figcaption></figure>\n",
+                esc(&x.label),
+                esc(if x.top.is_empty() { "-" } else { &x.top }),
+                x.score,
+                x.threshold,
+                esc(&x.path),
+                esc(&file)
+            ));
+        }
+        h.push_str("</div>\n");
+    }
     h
 }

@@ -30,13 +30,14 @@
 //! reaches the target when every negative calibration photo is counted at
 //! the estimated unseen rate:
 //!
-//! `precision(r) = TP(r) / (TP(r) + FP_known(r) + N_neg · mean_f rate_f(r))`
+//! `precision(r) = TP(r) / (TP(r) + FP_known(r) + N_animal · A(r) + N_empty · E(r))`
 //!
 //! where `TP` and `FP_known` count calibration photos of the labels
-//! published with the right and a wrong label, `N_neg` is the number of
-//! negative calibration photos (the number of known ones when there are
-//! none), and `rate_f(r)` is fold `f`'s rate at thresholds fitted without
-//! it. For the estimate itself, fold `f`'s cap is chosen from the other
+//! published with the right and a wrong label, `N_animal` and `N_empty` are
+//! the unknown-animal and empty-frame calibration photos (`N_animal` is the
+//! number of known ones when there are no negatives at all), and `A(r)` and
+//! `E(r)` are the mean rates of the animal folds and of the empty-frame
+//! folds, each fold's rate taken at thresholds fitted without it. For the estimate itself, fold `f`'s cap is chosen from the other
 //! folds only, so that no fold grades the choice it helped make.
 //!
 //! Sources: grouped (leave-one-group-out) cross-validation (e.g. Roberts et
@@ -360,6 +361,10 @@ pub struct Setup<'a> {
     pub countable: &'a [bool],
     /// Target precision.
     pub target: f64,
+    /// Per item: an empty frame (no animal); the other negatives are
+    /// unknown animals. Empty frames count at the rate of the folds that
+    /// hold out empty frames, unknown animals at the animal folds' rate.
+    pub empty: &'a [bool],
 }
 
 /// One fold's published share at one recall cap.
@@ -376,8 +381,13 @@ struct Grid {
     rates: Vec<Vec<Rate>>,
     /// Per cap: (right, wrong-label) published calibration photos of the labels.
     known: Vec<(usize, usize)>,
-    /// Negative calibration photos (or known ones when there are none).
-    n_unseen: usize,
+    /// Unknown-animal calibration photos (known ones when there are no
+    /// negatives at all), counted at the animal folds' rate.
+    n_animal: usize,
+    /// Empty-frame calibration photos, counted at the empty folds' rate.
+    n_empty: usize,
+    /// Per fold: whether it holds out empty frames.
+    empty: Vec<bool>,
 }
 
 impl Setup<'_> {
@@ -431,17 +441,25 @@ impl Setup<'_> {
                 (right, wrong)
             })
             .collect();
-        let negatives = (0..n)
-            .filter(|&i| self.calib[i] && self.full.truth[i].is_none())
-            .count();
-        let knowns = (0..n)
-            .filter(|&i| self.calib[i] && self.full.truth[i].is_some())
-            .count();
+        let count = |want: Option<bool>| {
+            (0..n)
+                .filter(|&i| {
+                    self.calib[i]
+                        && match want {
+                            None => self.full.truth[i].is_some(),
+                            Some(e) => self.full.truth[i].is_none() && self.empty.get(i) == Some(&e),
+                        }
+                })
+                .count()
+        };
+        let (n_animal, n_empty, knowns) = (count(Some(false)), count(Some(true)), count(None));
         Grid {
             caps,
             rates,
             known,
-            n_unseen: if negatives > 0 { negatives } else { knowns },
+            n_animal: if n_animal + n_empty > 0 { n_animal } else { knowns },
+            n_empty,
+            empty: self.folds.iter().map(|f| f.fold.empty).collect(),
         }
     }
 }
@@ -449,17 +467,21 @@ impl Setup<'_> {
 impl Grid {
     /// Held-out precision at cap index `g` over the folds in `folds`.
     fn precision(&self, g: usize, folds: &[usize]) -> Option<f64> {
-        let usable: Vec<f64> = folds
-            .iter()
-            .filter_map(|&f| {
-                let r = self.rates[f][g];
-                (r.images > 0).then(|| r.published as f64 / r.images as f64)
-            })
-            .collect();
-        if usable.is_empty() {
-            return None;
-        }
-        let unseen = self.n_unseen as f64 * usable.iter().sum::<f64>() / usable.len() as f64;
+        let mean = |empty: Option<bool>| -> Option<f64> {
+            let v: Vec<f64> = folds
+                .iter()
+                .filter(|&&f| empty.is_none_or(|e| self.empty[f] == e))
+                .filter_map(|&f| {
+                    let r = self.rates[f][g];
+                    (r.images > 0).then(|| r.published as f64 / r.images as f64)
+                })
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let all = mean(None)?;
+        let animal = mean(Some(false)).unwrap_or(all);
+        let empty = mean(Some(true)).unwrap_or(animal);
+        let unseen = self.n_animal as f64 * animal + self.n_empty as f64 * empty;
         let (tp, fp) = self.known[g];
         let denom = tp as f64 + fp as f64 + unseen;
         Some(if denom > 0.0 { tp as f64 / denom } else { 0.0 })
@@ -785,13 +807,14 @@ mod tests {
         let names: Vec<&str> = groups.iter().map(|g| g.0).collect();
         let folds = species_folds(&full, &group, &names);
         let n = full.truth.len();
-        let (calib, countable) = (vec![true; n], vec![true; n]);
+        let (calib, countable, empty) = (vec![true; n], vec![true; n], vec![false; n]);
         let setup = Setup {
             full: &full,
             folds: &folds,
             calib: &calib,
             countable: &countable,
             target: 0.95,
+            empty: &empty,
         };
         for held_out_calibration in [false, true] {
             let e = estimate(&setup, held_out_calibration, "fixed model");
@@ -848,13 +871,14 @@ mod tests {
         let names: Vec<&str> = groups.iter().map(|g| g.0).collect();
         let folds = species_folds(&full, &group, &names);
         let n = full.truth.len();
-        let (calib, countable) = (vec![true; n], vec![true; n]);
+        let (calib, countable, empty) = (vec![true; n], vec![true; n], vec![false; n]);
         let setup = Setup {
             full: &full,
             folds: &folds,
             calib: &calib,
             countable: &countable,
             target: 0.95,
+            empty: &empty,
         };
         let cap = select_recall_cap(&setup);
         // Only keeping the 10 best photos (r = 0.50) clears 0.6025.
