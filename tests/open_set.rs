@@ -149,9 +149,14 @@ fn calibrate_writes_thresholds_the_daemon_uses_and_refuses_for_another_score() {
     assert!((thr("elephant") - 0.0858).abs() < 2e-3, "{file}");
     assert!((thr("llama") - 0.6371).abs() < 2e-3, "{file}");
     assert!(
-        so.contains("(default)      0.637     1.000   0.875       8"),
+        so.contains("(default)      0.637     1.000   0.875       8  pooled"),
         "{so}"
     );
+    // Held-out calibration over the two negative folders and the two label
+    // groups, and the unseen-species estimate beside the ordinary figure.
+    assert!(so.contains("held-out calibration: each label keeps at most"), "{so}");
+    assert!(so.contains("unseen animals published (estimated): "), "{so}");
+    assert!(file.contains("method = \"held-out\""), "{file}");
     eprintln!("{so}\n{file}");
 
     // The daemon uses it: detections carry the score function.
@@ -457,7 +462,7 @@ fn misnamed_label_folders_are_shown_and_warned_about() {
     }
     assert!(!se.contains("it will not be published"), "{se}");
     assert!(
-        so.contains("elephant           -         -       -       0  no calibration photos: uses the default"),
+        so.contains("elephant           -         -       -       0  default     no calibration photos: uses the default"),
         "{so}"
     );
     let t: toml::Value =

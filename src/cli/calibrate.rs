@@ -760,8 +760,10 @@ pub(crate) struct Outcome {
     pub fitted: unseen::Fitted,
     /// Per label, at the final thresholds on the calibration photos.
     pub achieved: Vec<Achieved>,
-    /// All labels together.
+    /// All labels together, each at its own threshold.
     pub pooled: Achieved,
+    /// All labels together at the one default (pooled) threshold.
+    pub default_achieved: Achieved,
     pub cap: RecallCap,
     pub estimate: Option<Estimate>,
     /// Unknown animals published at the thresholds: (published, images, where).
@@ -785,6 +787,8 @@ impl Outcome {
         ordinary: Option<(usize, usize, String)>,
     ) -> Outcome {
         let (achieved, pooled) = unseen::achieved(full, calib, &fitted.thresholds);
+        let one = fitted.pooled.threshold.unwrap_or(f32::INFINITY);
+        let default_achieved = unseen::achieved(full, calib, &vec![one; fitted.thresholds.len()]).1;
         let known = (0..calib.len())
             .filter(|&i| calib[i] && full.truth[i].is_some())
             .count();
@@ -796,6 +800,7 @@ impl Outcome {
             fitted,
             achieved,
             pooled,
+            default_achieved,
             cap,
             estimate,
             ordinary,
@@ -933,7 +938,9 @@ impl Outcome {
             writeln!(
                 out,
                 "{l:<width$} {:>10} {:>9} {:>7} {:>7}  {:<10}  {note}",
-                fmt_threshold(t.is_finite().then(|| self.bounded(t))),
+                fmt_threshold(
+                    (t.is_finite() && by != unseen::FittedBy::Default).then(|| self.bounded(t))
+                ),
                 pct(a.precision()),
                 pct(a.recall()),
                 a.support,
@@ -952,9 +959,9 @@ impl Outcome {
             "{:<width$} {:>10} {:>9} {:>7} {:>7}  {:<10}  for labels without their own",
             "(default)",
             default_txt,
-            pct(self.pooled.precision()),
-            pct(self.pooled.recall()),
-            self.pooled.support,
+            pct(self.default_achieved.precision()),
+            pct(self.default_achieved.recall()),
+            self.default_achieved.support,
             "pooled"
         )?;
         if self.unknown == 0 {
