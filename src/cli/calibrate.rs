@@ -964,6 +964,13 @@ impl Outcome {
             self.default_achieved.support,
             "pooled"
         )?;
+        writeln!(
+            out,
+            "all labels at their thresholds: precision {}, recall {} on these {} photos",
+            pct(self.pooled.precision()),
+            pct(self.pooled.recall()),
+            self.known + self.unknown
+        )?;
         if self.unknown == 0 {
             warnings.push("thresholds were not tested against unknown animals or empty frames: add a folder of them (e.g. other_animals/ and nothing/) so that the thresholds learn what to reject".into());
         }

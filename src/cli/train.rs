@@ -406,9 +406,32 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
             best = Some((f, l2));
         }
     }
-    let Some((fitted, l2)) = best else {
+    let Some((mut fitted, l2)) = best else {
         return Err(CodedError(exit::FAILURE, "no head was trained".into()).into());
     };
+    // The offset of the combined logit: 85% of the calibration photos of the
+    // labels score above sigmoid 0.5 for their own label, so that scores
+    // and thresholds read like probabilities. A constant shift changes no
+    // decision and no ranking.
+    if fitted.evidence.is_some() {
+        let mut own = Vec::new();
+        for (item, o) in ok_items.iter().zip(&backbone_outs) {
+            if item.split != args.calib_split || item.category != Category::Known {
+                continue;
+            }
+            if let Some(l) = labels.iter().position(|x| *x == item.label) {
+                own.push(fitted.raw(o)[l]);
+            }
+        }
+        own.sort_by(f32::total_cmp);
+        if let (Some(ev), Some(&q)) = (
+            fitted.evidence.as_mut(),
+            own.get((own.len() as f64 * 0.15) as usize),
+        ) {
+            ev.params.offset -= q;
+        }
+    }
+    let evidence = fitted.evidence.as_ref().map(|e| e.params);
     let (head, rep) = (&fitted.head, &fitted.report);
     let train_secs = t_train.elapsed().as_secs_f64();
     let train_known = ok_items
@@ -441,6 +464,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     let final_cfg = TrainConfig { l2, ..cfg.clone() };
     let prep = Prepared {
         cfg: &final_cfg,
+        evidence,
         ..base
     };
     let full = fitted.scores(&ok_items, &backbone_outs);

@@ -25,9 +25,10 @@
 //! `s_l = a · z_l + ln(BC_l + ε) + b · kNN_l + c`
 //!
 //! and `sigmoid(s_l)` is its 0..1 score; the top label is the highest
-//! `s_l`. The weights `a`, `b`, `T` and the offset `c` are fixed
+//! `s_l`. The weights `a`, `b` and `T` are fixed
 //! ([`EvidenceParams::default`]), chosen on the zoo12 species-out and
-//! label-out protocols (docs/open-set.md). Nothing here needs "nothing"
+//! label-out protocols (docs/open-set.md); the offset `c` only moves the
+//! scores to read like probabilities. Nothing here needs "nothing"
 //! photos: the head uses them, the second opinions only the labels'
 //! photos. The whole computation is ONNX nodes appended to the bundle's
 //! graph ([`super::export`]), so the daemon runs it unchanged.
@@ -46,7 +47,9 @@ pub struct EvidenceParams {
     pub knn_weight: f32,
     /// `T`: temperature of the backbone's ImageNet softmax.
     pub temperature: f32,
-    /// `c`: offset, so that `sigmoid(s)` is near 0.5 where thresholds usually fall.
+    /// `c`: offset. `camtrapd train` sets it so that 85% of the labels'
+    /// calibration photos score above 0.5 for their own label (scores then
+    /// read like probabilities); a constant shift changes no decision.
     pub offset: f32,
 }
 
