@@ -26,8 +26,9 @@ use super::CodedError;
 /// Fewer calibration photos of a label than this are warned about.
 const MIN_PHOTOS: usize = 10;
 
-/// The score functions `calibrate` uses unless told otherwise, first
-/// available wins: `knn` (fewest false accepts on zoo12 and on camera-trap
+/// The score functions `calibrate` uses unless told otherwise (and the
+/// model is not a bundle trained with second opinions, whose own score is
+/// used), first available wins: `knn` (fewest false accepts on zoo12 and on camera-trap
 /// frames at calibrated thresholds; needs an embedding bank, `camtrapd
 /// bank`), else `msp_temp` (best AUROC and FPR@95%TPR on zoo12). See
 /// README.md, "Measuring and calibrating open-set rejection".
@@ -500,7 +501,18 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     let mut setup = Setup::load(&args.common, true)?;
     let m = setup.model.manifest().clone();
     let bank = setup.model.knn_bank().is_some();
+    // A bundle trained with second opinions already folds the nearest
+    // labelled photo and the ImageNet agreement into its logits: its own
+    // score is the one to calibrate.
+    let evidence = m
+        .provenance
+        .training
+        .as_ref()
+        .is_some_and(|t| t.decision.as_deref() == Some("evidence"));
     let score_fn = args.score.or(setup.overrides.score_fn).unwrap_or_else(|| {
+        if evidence {
+            return ScoreFn::head_default(m.output.activation);
+        }
         RECOMMENDED_SCORES
             .into_iter()
             .find(|f| {
@@ -607,6 +619,12 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
         }
     )?;
     let warnings = outcome.print(&mut out)?;
+    if m.provenance.training.is_some() && outcome.cap.folds > 0 {
+        writeln!(
+            out,
+            "note: this bundle was made by `camtrapd train`, which also held out each label (refitting the head without it) and so fits stricter thresholds; `calibrate` keeps the model as it is and holds out species only. To recalibrate on new photos, re-run `camtrapd train` with them"
+        )?;
+    }
     drop(out);
     for w in &warnings {
         let _ = writeln!(std::io::stderr(), "warning: {w}");
