@@ -154,8 +154,14 @@ fn calibrate_writes_thresholds_the_daemon_uses_and_refuses_for_another_score() {
     );
     // Held-out calibration over the two negative folders and the two label
     // groups, and the unseen-species estimate beside the ordinary figure.
-    assert!(so.contains("held-out calibration: each label keeps at most"), "{so}");
-    assert!(so.contains("unseen animals published (estimated): "), "{so}");
+    assert!(
+        so.contains("held-out calibration: each label keeps at most"),
+        "{so}"
+    );
+    assert!(
+        so.contains("unseen animals published (estimated): "),
+        "{so}"
+    );
     assert!(file.contains("method = \"held-out\""), "{file}");
     eprintln!("{so}\n{file}");
 
@@ -310,6 +316,50 @@ fn eval_reports_every_score_function_and_reuses_the_cache() {
     assert_eq!(op["confusions"][0]["published_as"], "llama");
     let html = std::fs::read_to_string(env.tmp.path().join("report/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("ROC") && html.contains("How to read this"));
+    // The unseen-species estimate: the folder of other animals and the
+    // empty frames left out of calibration (species-out), and each label
+    // group made "none of my labels" (label-out), each fold once.
+    let folds = r["unseen"]["estimate"]["folds"].as_array().unwrap();
+    let mut seen: Vec<(String, String)> = folds
+        .iter()
+        .map(|f| {
+            (
+                f["fold"]["protocol"].as_str().unwrap().to_string(),
+                f["fold"]["held_out"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("label-out", "elephant"),
+            ("label-out", "llama"),
+            ("species-out", "nothing"),
+            ("species-out", "other_animals")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(r["unseen"]["calibration"], "ordinary");
+    let ordinary = r["unseen"]["ordinary"].as_f64().unwrap();
+    assert!((ordinary - 0.2).abs() < 1e-9, "1 of the 5 unknown photos");
+    assert!(
+        so.contains("unseen animals published (estimated): "),
+        "{so}"
+    );
+    assert!(html.contains("Animals nobody photographed") && html.contains("Fold by fold"));
+    // Thumbnails of the two mistakes at 0.5: the emu published as a llama,
+    // and the elephant photo that was missed.
+    assert!(html.contains("The mistakes, photo by photo"));
+    assert_eq!(
+        html.matches("src=\"data:image/jpeg;base64,").count(),
+        2,
+        "{html}"
+    );
+    assert!(
+        html.contains("<b>other_animals</b> taken for <b>llama</b>"),
+        "{html}"
+    );
     // Histogram y-axes count whole images: the ticks between a label's
     // caption and its x-axis (0.0 .. 1.0) are integers.
     let hist = &html[html.find("Score histograms per label").unwrap()..];

@@ -164,7 +164,11 @@ fn exported_second_opinions_give_the_combined_logits_in_tract() {
             .unwrap()
     };
     let flat = |t: &TValue| -> Vec<f32> {
-        t.to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+        t.to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
     };
     // The backbone's own outputs (ImageNet logits, embedding) of all four photos.
     let bb = plan(&bytes);
@@ -201,7 +205,10 @@ fn exported_second_opinions_give_the_combined_logits_in_tract() {
         let mut want = Vec::new();
         ev.combine(&z, &embedding[row], &imagenet[row], &mut want);
         for (j, (a, b)) in logits[row * 2..row * 2 + 2].iter().zip(&want).enumerate() {
-            assert!((a - b).abs() < 1e-3, "photo {row} label {j}: onnx {a}, Rust {b}");
+            assert!(
+                (a - b).abs() < 1e-3,
+                "photo {row} label {j}: onnx {a}, Rust {b}"
+            );
             let p = probs[row * 2 + j];
             assert!((p - 1.0 / (1.0 + (-b).exp())).abs() < 1e-4);
         }

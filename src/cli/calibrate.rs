@@ -575,7 +575,10 @@ pub(crate) fn calibrate(args: &Args) -> anyhow::Result<()> {
     let folds = setup.fixed_folds(score_fn, temperature, &items, &refs)?;
     let n = items.len();
     let all = vec![true; n];
-    let empty: Vec<bool> = items.iter().map(|i| i.category == Category::Empty).collect();
+    let empty: Vec<bool> = items
+        .iter()
+        .map(|i| i.category == Category::Empty)
+        .collect();
     let held_setup = unseen::Setup {
         full: &full,
         folds: &folds,

@@ -356,7 +356,9 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
             &setup,
             &policy,
             (&items, &outs),
-            calib.as_ref().map(|(ci, co)| (ci.as_slice(), co.as_slice())),
+            calib
+                .as_ref()
+                .map(|(ci, co)| (ci.as_slice(), co.as_slice())),
             args.target_precision,
             held_out,
         )?,
@@ -575,7 +577,10 @@ fn fixed_estimate(
         .map(|i| n_calib == 0 || i < n_calib)
         .collect();
     let countable = vec![true; items.len()];
-    let empty: Vec<bool> = items.iter().map(|i| i.category == Category::Empty).collect();
+    let empty: Vec<bool> = items
+        .iter()
+        .map(|i| i.category == Category::Empty)
+        .collect();
     Ok(Some(unseen::estimate(
         &unseen::Setup {
             full: &full,

@@ -902,8 +902,16 @@ fn mistakes_html(m: &[Mistake]) -> String {
     }
     let mut h = String::from("<h2>The mistakes, photo by photo</h2>\n");
     for (kind, title, what) in [
-        ("published", "Published, but not one of your labels", "unknown animals and empty frames that would become detections"),
-        ("missed", "Photos of your labels that were missed", "not published, or published with another label"),
+        (
+            "published",
+            "Published, but not one of your labels",
+            "unknown animals and empty frames that would become detections",
+        ),
+        (
+            "missed",
+            "Photos of your labels that were missed",
+            "not published, or published with another label",
+        ),
     ] {
         let v: Vec<&Mistake> = m.iter().filter(|x| x.kind == kind).collect();
         if v.is_empty() {
@@ -916,7 +924,11 @@ fn mistakes_html(m: &[Mistake]) -> String {
         for x in v {
             let img = x.thumbnail.as_deref().map_or_else(
                 || "<div style=\"width:160px;height:120px;background:#eee\"></div>".to_string(),
-                |src| format!("<img src=\"{src}\" alt=\"\" style=\"max-width:160px;max-height:160px\">"),
+                |src| {
+                    format!(
+                        "<img src=\"{src}\" alt=\"\" style=\"max-width:160px;max-height:160px\">"
+                    )
+                },
             );
             let file = std::path::Path::new(&x.path)
                 .file_name()

@@ -447,7 +447,9 @@ impl Setup<'_> {
                     self.calib[i]
                         && match want {
                             None => self.full.truth[i].is_some(),
-                            Some(e) => self.full.truth[i].is_none() && self.empty.get(i) == Some(&e),
+                            Some(e) => {
+                                self.full.truth[i].is_none() && self.empty.get(i) == Some(&e)
+                            }
                         }
                 })
                 .count()
@@ -457,7 +459,11 @@ impl Setup<'_> {
             caps,
             rates,
             known,
-            n_animal: if n_animal + n_empty > 0 { n_animal } else { knowns },
+            n_animal: if n_animal + n_empty > 0 {
+                n_animal
+            } else {
+                knowns
+            },
             n_empty,
             empty: self.folds.iter().map(|f| f.fold.empty).collect(),
         }
