@@ -100,15 +100,17 @@ pub enum Command {
     Bench(bench::Args),
     /// Pick per-label thresholds from your own labelled images: for each label,
     /// the lowest threshold at which its precision reaches the target (unknown
-    /// animals and empty frames count as mistakes). Writes a thresholds file for
-    /// the config and prints a per-label table.
+    /// animals and empty frames count as mistakes), kept high enough that the
+    /// precision also holds when each species is left out in turn (held-out
+    /// calibration). Writes a thresholds file for the config and prints a
+    /// per-label table and the estimate for species nobody photographed.
     Calibrate(calibrate::Args),
     /// Measure how well the model rejects what it does not know: closed-set
     /// accuracy, known-vs-unknown AUROC, FPR@95%TPR, AUPR, OSCR for every score
     /// function side by side, and at the configured thresholds per-label
     /// precision/recall and the share of unknown and empty images that would be
     /// published. Writes report.html and report.json.
-    Eval(eval::Args),
+    Eval(Box<eval::Args>),
     /// Build the kNN embedding bank from training images into a copy of the
     /// model bundle (for score = "knn").
     Bank(bank::Args),

@@ -191,12 +191,16 @@ impl Evidence {
             }
         }
         out.clear();
-        for l in 0..self.labels {
-            let q = &self.sqrt_profile[l * self.classes..(l + 1) * self.classes];
+        for (l, (q, near)) in self
+            .sqrt_profile
+            .chunks_exact(self.classes.max(1))
+            .zip(&best)
+            .enumerate()
+        {
             let bc: f64 = q.iter().zip(&sqrt_p).map(|(a, b)| f64::from(*a) * b).sum();
             let s = f64::from(pr.head_weight) * f64::from(z.get(l).copied().unwrap_or(0.0))
                 + (bc + f64::from(BC_EPSILON)).ln()
-                + f64::from(pr.knn_weight) * best[l]
+                + f64::from(pr.knn_weight) * near
                 + f64::from(pr.offset);
             out.push(s as f32);
         }
