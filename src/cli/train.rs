@@ -611,7 +611,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         args.data.display()
     );
     let manifest_head = format!(
-        "# camtrapd model bundle manifest (see README.md, 'Model bundle format').\n# Written by `camtrapd train`: re-run it rather than editing by hand.\nname = {}\ndescription = {}\n# Labels in the order of the head's outputs.\nlabels = [{}]\n\n{}\n[output]\n# {}\nname = \"{out_name}\"\nkind = \"{kind}\"\nactivation = \"{activation}\"\nembedding = {}\n",
+        "# camtrapd model bundle manifest (see docs/models.md, 'The manifest: model.toml').\n# Written by `camtrapd train`: re-run it rather than editing by hand.\nname = {}\ndescription = {}\n# Labels in the order of the head's outputs.\nlabels = [{}]\n\n{}\n[output]\n# {}\nname = \"{out_name}\"\nkind = \"{kind}\"\nactivation = \"{activation}\"\nembedding = {}\n",
         quote(&name),
         quote(&format!(
             "{} labels, {} head trained by `camtrapd train` on the embeddings of {} ({})",
