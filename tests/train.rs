@@ -347,6 +347,8 @@ fn train_end_to_end_writes_a_bundle_the_daemon_runs_and_is_deterministic() {
     assert_eq!(model.knn_bank().unwrap().len(), 24);
     let training = m.provenance.training.as_ref().unwrap();
     assert_eq!((training.loss.as_str(), training.seed), ("sigmoid", 7));
+    // eval reads this to fit its folds as the thresholds were fitted.
+    assert_eq!(training.calibration.as_deref(), Some("held-out"));
     assert!(m.provenance.licence.contains("CC BY 4.0"));
     assert!(std::fs::read_to_string(a.join("LICENSE"))
         .unwrap()
@@ -448,6 +450,13 @@ fn shipped_zoo12_bundle_is_the_example_default_and_loads() {
     assert_eq!(
         (training.loss.as_str(), training.split.as_str()),
         ("sigmoid", "train")
+    );
+    assert_eq!(
+        (
+            training.decision.as_deref(),
+            training.calibration.as_deref()
+        ),
+        (Some("evidence"), Some("held-out"))
     );
     let out = common::camtrapd_cmd()
         .arg("check-config")

@@ -343,13 +343,27 @@ pub(crate) fn eval(args: &Args) -> anyhow::Result<()> {
         .iter()
         .find(|f| f.group == "unknown")
         .and_then(|f| f.share);
-    let held_out = setup
-        .overrides
-        .calibrated
-        .as_ref()
-        .and_then(|c| c.file.calibration.as_ref())
-        .and_then(|c| c.held_out.as_ref())
-        .is_some_and(|h| h.method == "held-out");
+    // Fit each fold's thresholds the way the configured ones were fitted:
+    // the thresholds file says how; without one, the bundle's own
+    // thresholds say it in `[provenance.training] calibration`.
+    let held_out = match setup.overrides.calibrated.as_ref() {
+        Some(c) => c
+            .file
+            .calibration
+            .as_ref()
+            .and_then(|c| c.held_out.as_ref())
+            .is_some_and(|h| h.method == "held-out"),
+        None => {
+            setup
+                .model
+                .manifest()
+                .provenance
+                .training
+                .as_ref()
+                .and_then(|t| t.calibration.as_deref())
+                == Some("held-out")
+        }
+    };
     let estimate = match &args.estimate {
         Some(e) => Some(e.clone()),
         None => fixed_estimate(

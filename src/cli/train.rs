@@ -506,6 +506,13 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     } else {
         unseen::RecallCap::ordinary()
     };
+    // What `[provenance.training] calibration` records, so that `eval`
+    // fits its folds the way these thresholds were fitted.
+    let calibration_method = if cap.folds > 0 {
+        "held-out"
+    } else {
+        "ordinary"
+    };
     let estimate =
         (!folds.is_empty()).then(|| unseen::estimate(&held_setup, held_out, RETRAINED_HOW));
     let thresholds = unseen::fit(&full, &calib_mask, args.target_precision, cap.cap);
@@ -631,7 +638,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         quote(&embedding_name),
     );
     let provenance = format!(
-        "\n[provenance]\nsource = {}\nlicence = {}\nsha256 = \"{onnx_sha}\"\n{}\n[provenance.training]\ncommand = {}\nloss = \"{}\"\nbackbone = {}\nbackbone_sha256 = \"{}\"\ndata = {}\ndata_sha256 = \"{data_sha256}\"\nsplit = {}\nseed = {}\nimages = {}\nepochs = {}\nl2 = {l2:?}\ndecision = \"{}\"\n{}",
+        "\n[provenance]\nsource = {}\nlicence = {}\nsha256 = \"{onnx_sha}\"\n{}\n[provenance.training]\ncommand = {}\nloss = \"{}\"\nbackbone = {}\nbackbone_sha256 = \"{}\"\ndata = {}\ndata_sha256 = \"{data_sha256}\"\nsplit = {}\nseed = {}\nimages = {}\nepochs = {}\nl2 = {l2:?}\ndecision = \"{}\"\ncalibration = \"{calibration_method}\"\n{}",
         quote(&format!(
             "camtrapd {} train: backbone {} (sha256 {}) up to its output {embedding_name:?}, plus a linear head (Gemm) trained on it; one ONNX graph",
             env!("CARGO_PKG_VERSION"),

@@ -272,6 +272,11 @@ pub struct TrainingProvenance {
     /// The weights of the second opinions (`decision = "evidence"`).
     #[serde(default)]
     pub evidence: Option<EvidenceProvenance>,
+    /// How the thresholds in `[thresholds]` were fitted: `held-out` (recall
+    /// cap chosen on held-out species and labels, see `eval::unseen`) or
+    /// `ordinary`; absent in older bundles (ordinary).
+    #[serde(default)]
+    pub calibration: Option<String>,
 }
 
 /// The fixed weights of a bundle's second opinions (see `train::evidence`).
