@@ -381,28 +381,14 @@ impl Setup {
                 outs,
             ),
         };
-        let mut folds = Vec::new();
-        for category in [Category::Unknown, Category::Empty] {
-            let groups: Vec<String> = items
-                .iter()
-                .filter(|i| i.category == category)
-                .map(|i| i.label.clone())
-                .collect();
-            for held_out in unseen::group_folds(&groups, unseen::MAX_SPECIES_FOLDS) {
-                folds.push(FoldData {
-                    held: items
-                        .iter()
-                        .map(|i| i.category == category && held_out.contains(&i.label))
-                        .collect(),
-                    fold: unseen::Fold {
-                        protocol: Protocol::SpeciesOut,
-                        held_out,
-                        empty: category == Category::Empty,
-                    },
-                    scores: full.clone(),
-                });
-            }
-        }
+        let mut folds: Vec<FoldData> = unseen::species_out_folds(items)
+            .into_iter()
+            .map(|(fold, held)| FoldData {
+                fold,
+                held,
+                scores: full.clone(),
+            })
+            .collect();
         // Label-out without refitting is honest only when the decision labels
         // are groups of a larger model's classes (the held-out group's classes
         // then compete as "none of my labels", as an unlisted species would);

@@ -854,28 +854,7 @@ fn retrained_folds(
     outs: &[Outputs],
     quiet: bool,
 ) -> anyhow::Result<Vec<FoldData>> {
-    let mut specs: Vec<(Fold, Vec<bool>)> = Vec::new();
-    for category in [Category::Unknown, Category::Empty] {
-        let groups: Vec<String> = items
-            .iter()
-            .filter(|i| i.category == category)
-            .map(|i| i.label.clone())
-            .collect();
-        for held_out in unseen::group_folds(&groups, unseen::MAX_SPECIES_FOLDS) {
-            let held = items
-                .iter()
-                .map(|i| i.category == category && held_out.contains(&i.label))
-                .collect();
-            specs.push((
-                Fold {
-                    protocol: Protocol::SpeciesOut,
-                    held_out,
-                    empty: category == Category::Empty,
-                },
-                held,
-            ));
-        }
-    }
+    let mut specs: Vec<(Fold, Vec<bool>)> = unseen::species_out_folds(items);
     if prep.labels.len() >= 2 {
         for held_out in unseen::group_folds(prep.labels, unseen::MAX_LABEL_FOLDS) {
             let held = items

@@ -49,6 +49,8 @@
 
 use serde::Serialize;
 
+use super::dataset::{Category, Item};
+
 use super::calibrate::{calibrate_labels, calibrate_pooled, LabelThreshold, Scored};
 
 /// Species-out folds at most (groups are dealt round-robin beyond that).
@@ -108,6 +110,36 @@ pub fn group_folds(groups: &[String], max_folds: usize) -> Vec<Vec<String>> {
     let mut folds = vec![Vec::new(); k];
     for (i, n) in names.into_iter().enumerate() {
         folds[i % k].push(n);
+    }
+    folds
+}
+
+/// The species-out folds of a data set: the data-set labels of its unknown
+/// images dealt into at most [`MAX_SPECIES_FOLDS`] folds, then those of its
+/// empty images the same way. Each fold comes with its mask over `items`
+/// (`true`: the item is held out by the fold).
+pub fn species_out_folds(items: &[&Item]) -> Vec<(Fold, Vec<bool>)> {
+    let mut folds = Vec::new();
+    for category in [Category::Unknown, Category::Empty] {
+        let groups: Vec<String> = items
+            .iter()
+            .filter(|i| i.category == category)
+            .map(|i| i.label.clone())
+            .collect();
+        for held_out in group_folds(&groups, MAX_SPECIES_FOLDS) {
+            let held = items
+                .iter()
+                .map(|i| i.category == category && held_out.contains(&i.label))
+                .collect();
+            folds.push((
+                Fold {
+                    protocol: Protocol::SpeciesOut,
+                    held_out,
+                    empty: category == Category::Empty,
+                },
+                held,
+            ));
+        }
     }
     folds
 }
