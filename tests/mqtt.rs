@@ -623,6 +623,83 @@ fn broker_outage_loses_no_detection_and_keeps_order() {
     );
 }
 
+/// Runs the daemon over 12 elephant frames (2 fps) while a retained message
+/// of `size` bytes waits on `homeassistant/status` (discovery is on by
+/// default, so camtrapd subscribes to it). Returns the daemon's stderr, the
+/// number of connections the broker logged for camtrapd's client id, and
+/// the last stats message.
+fn run_with_retained_status(size: usize) -> (String, usize, serde_json::Value) {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 12);
+    let cfg = config(tmp.path(), broker.port, "fps = 2.0", "");
+    common::broker::publish(broker.port, "homeassistant/status", &vec![b'y'; size], true);
+    let sub = Subscriber::connect(broker.port, "t-big-retained", &[DET, STATS]);
+    let mut d = Daemon::start(&cfg, "run");
+    let st = d.wait(Duration::from_secs(90));
+    assert!(st.success(), "{}", d.err());
+    let truth = d.ids();
+    assert_eq!(truth.len(), 12, "{}", d.err());
+    let dets = sub.wait_for(DET, Duration::from_secs(15), "every detection", |m| {
+        dedup(&ids(m)).0.len() >= truth.len()
+    });
+    assert_eq!(
+        dedup(&ids(&dets)).0,
+        truth,
+        "every detection, in capture order"
+    );
+    let connections = broker
+        .log()
+        .lines()
+        .filter(|l| l.contains("New client connected") && l.contains(" as camtrapd-pen-7 "))
+        .count();
+    let stats = sub.on(STATS).last().expect("a stats message").json();
+    (d.err(), connections, stats)
+}
+
+/// The issue-21 case: a 2.5 MB retained message on `homeassistant/status`
+/// (over rumqttc's old limit of `max_packet_size`, 2 MiB, it made camtrapd
+/// reconnect forever and deliver nothing). Now it is dropped on a
+/// connection that stays up: every detection is delivered, there is one
+/// warning naming the topic, the size and the setting, one connection in
+/// the broker's log, and `inbound_dropped` is 1.
+#[test]
+fn an_oversized_retained_status_message_is_dropped_once_and_delivery_goes_on() {
+    let (err, connections, stats) = run_with_retained_status(2_500_000);
+    let warning = "mqtt: dropped a 2500000 byte message on homeassistant/status: larger than max_incoming_size (65536 bytes); detections are not affected";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" WARN ")).count(),
+        1,
+        "one warning in all:\n{err}"
+    );
+    assert_eq!(connections, 1, "one connection in the broker log");
+    assert_eq!(stats["mqtt"]["inbound_dropped"], 1, "{stats}");
+    assert_eq!(stats["mqtt"]["reconnects"], 0, "{stats}");
+}
+
+/// A retained message over the 16 MiB camtrapd reads at all: the MQTT
+/// client closes the connection instead of reading it; camtrapd reconnects
+/// once without the `homeassistant/status` subscription (two connections,
+/// not a loop), warns once, and delivers every detection.
+#[test]
+fn a_status_message_too_large_to_read_costs_one_reconnect_and_the_subscription() {
+    let (err, connections, stats) = run_with_retained_status(17 << 20);
+    let warning = format!(
+        "mqtt: dropped a {} byte message on homeassistant/status: larger than the 16 MiB camtrapd reads at all, so the connection was closed to skip it; camtrapd no longer subscribes to homeassistant/status until it restarts",
+        // The packet: topic length (2), topic, packet id (QoS 1: 2), payload.
+        2 + "homeassistant/status".len() + 2 + (17 << 20)
+    );
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" WARN ")).count(),
+        1,
+        "one warning in all:\n{err}"
+    );
+    assert_eq!(connections, 2, "one reconnect, no loop");
+    assert_eq!(stats["mqtt"]["inbound_dropped"], 1, "{stats}");
+}
+
 /// A full disk under the spool: detections are held in memory (reported
 /// once, loudly), nothing crashes, and all reach the broker once it is up.
 /// The state folder is a 64 KiB tmpfs in a private mount namespace

@@ -288,9 +288,10 @@ impl Drop for Subscriber {
     }
 }
 
-/// Publishes one QoS 1 message and waits for its PUBACK.
+/// Publishes one QoS 1 message (up to 32 MiB) and waits for its PUBACK.
 pub fn publish(port: u16, topic: &str, payload: &[u8], retain: bool) {
-    let o = MqttOptions::new(format!("t-pub-{}", std::process::id()), "127.0.0.1", port);
+    let mut o = MqttOptions::new(format!("t-pub-{}", std::process::id()), "127.0.0.1", port);
+    o.set_max_packet_size(32 << 20, 32 << 20);
     let (client, mut conn) = Client::new(o, 10);
     client
         .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())

@@ -183,7 +183,7 @@ impl MqttSink {
         let link_stop = Arc::new(AtomicBool::new(false));
         let (spooled_tx, spooled) = mpsc::sync_channel(1);
         let snapshots_dropped = Arc::new(AtomicU64::new(0));
-        let ob = outbox::Outbox::new(
+        let mut ob = outbox::Outbox::new(
             spool,
             topics,
             ctx.camera.clone(),
@@ -192,6 +192,7 @@ impl MqttSink {
             spooled_tx,
             snapshots_dropped.clone(),
         );
+        ob.max_incoming = cfg.max_incoming_size;
         let outbox = std::thread::Builder::new()
             .name("mqtt-outbox".into())
             .spawn(move || ob.run(rx))
@@ -203,6 +204,7 @@ impl MqttSink {
             ha_status_topic: ha
                 .discovery
                 .then(|| format!("{}/status", ha.discovery_prefix)),
+            max_incoming: cfg.max_incoming_size,
         };
         let ltx = tx.clone();
         let stop = link_stop.clone();
