@@ -435,7 +435,35 @@ fn softmax_axis_follows_the_graphs_opset() {
         .iter()
         .map(|v| v.as_f64().unwrap() as f32)
         .collect();
-    for opset in ["opset11", "opset13"] {
+    let all = ["opset11", "opset13", "noaxis_opset11", "noaxis_opset13"];
+    let reference_of = |key: &str| -> Vec<f64> {
+        reference[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    // The four cases are three different computations.
+    assert_eq!(reference_of("noaxis_opset11"), reference_of("opset11"));
+    for (a, b) in [
+        ("opset11", "opset13"),
+        ("noaxis_opset13", "opset11"),
+        ("noaxis_opset13", "opset13"),
+    ] {
+        let gap = reference_of(a)
+            .iter()
+            .zip(reference_of(b))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(gap > 0.1, "{a} and {b} differ by only {gap}");
+    }
+    // One value computed here: no axis at opset 13, row 0 = z[0..4] with
+    // z = means · W12 (steps of 0.15 along a row): log softmax of
+    // [0, 0.15, 0.3, 0.45] at index 0 is -ln(1 + e^0.15 + e^0.3 + e^0.45).
+    let first = -(1.0f64 + 0.15f64.exp() + 0.3f64.exp() + 0.45f64.exp()).ln();
+    assert!((reference_of("noaxis_opset13")[0] - first).abs() < 1e-5);
+    for opset in all {
         let mut m = Model::load(&fixture_model(&format!("softmax_{opset}"))).unwrap();
         let input = tract_onnx::prelude::tract_ndarray::Array4::from_shape_fn(
             (1, 3, 224, 224),
