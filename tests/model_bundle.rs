@@ -659,3 +659,68 @@ fn own_kernels_give_the_scores_of_tracts_kernels() {
         }
     }
 }
+
+/// Issue 21: probabilities that are 6 stacked distributions (a softmax over
+/// the wrong axis; every value in 0..1, summing to 6) are not called logits:
+/// the message says what the evidence shows.
+#[test]
+fn probabilities_over_the_wrong_axis_are_not_called_logits() {
+    let e = load_err(&fixture_model("probabilities_wrong_axis"));
+    assert!(
+        e.ends_with(
+            "manifest output.activation does not match model.onnx: the manifest says probabilities from a softmax, but on a grey test image the 12 values of output 'probs' are all in 0..1 and sum to 6.000, not 1: a softmax over the wrong axis (e.g. one distribution per row of a reshaped output; fix the export), or independent sigmoid scores: then set activation = \"sigmoid\""
+        ),
+        "{e}"
+    );
+}
+
+/// Following the old hint (`kind = "logits"`) loaded the bundle and
+/// squashed every score to about 1/12, so every frame was rejected without
+/// a word. The start-up self-test now refuses it: with outputs in 0..1, no
+/// label's score can exceed e / (e + 11) = 0.198, below the threshold 0.5.
+/// `check-config` (and `run`) exit 78.
+#[test]
+fn a_bundle_whose_scores_can_never_reach_a_threshold_is_refused_at_start_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    std::fs::create_dir(&dir).unwrap();
+    let src = fixture_model("probabilities_wrong_axis");
+    std::fs::copy(src.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let toml = std::fs::read_to_string(src.join("model.toml")).unwrap();
+    let edited = toml.replace("kind = \"probabilities\"", "kind = \"logits\"");
+    assert_ne!(edited, toml);
+    std::fs::write(dir.join("model.toml"), edited).unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    std::fs::copy(
+        common::sample_photo("elephant/c101_image_0004.jpg"),
+        frames.join("a.jpg"),
+    )
+    .unwrap();
+    let cfg = tmp.path().join("camtrapd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n[decision]\ndefault_threshold = 0.5\n",
+            frames.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = common::camtrapd_cmd()
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains(&format!(
+            "model bundle {}: manifest output.kind does not match model.onnx: on the start-up self-test's grey image, output 'probs' holds 12 values all in 0..1 (sum 6.000): probabilities, not logits. Taken as logits (softmax over them), no label's score can exceed 0.198, below every threshold of the published labels (lowest 0.500), so no frame could ever be published. Set kind = \"probabilities\"",
+            dir.display()
+        )),
+        "{err}"
+    );
+    // The model itself loads: it is the decision that could never publish.
+    assert!(Model::load(&dir).is_ok());
+}

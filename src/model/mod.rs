@@ -85,6 +85,8 @@ pub struct Model {
     input: Option<Tensor>,
     input_shape: [usize; 4],
     outputs: TVec<TValue>,
+    /// The scores output on the start-up self-test's grey image.
+    self_test_scores: Vec<f32>,
     embedding_dim: Option<usize>,
     knn: Option<std::sync::Arc<knn_bank::KnnBank>>,
 }
@@ -305,6 +307,7 @@ impl Model {
             input: Some(input),
             input_shape,
             outputs: tvec![],
+            self_test_scores: Vec::new(),
             embedding_dim,
             knn: None,
         };
@@ -581,7 +584,7 @@ impl Model {
             path: onnx.clone(),
             message: format!("the start-up self-test inference failed: {e}"),
         })?;
-        let scores = self.scores_output()?;
+        let scores = self.scores_output()?.to_vec();
         if scores.len() != self.manifest.labels.len() || scores.iter().any(|v| !v.is_finite()) {
             return Err(ModelError::Onnx {
                 path: onnx,
@@ -592,6 +595,7 @@ impl Model {
             .iter()
             .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let sum: f32 = scores.iter().sum();
+        self.self_test_scores = scores.clone();
         if self.manifest.output.kind == manifest::OutputKind::Logits
             && self.manifest.output.activation == manifest::Activation::Softmax
             && scores.len() >= 3
@@ -616,7 +620,22 @@ impl Model {
             // softmax-nothing` does); otherwise they are logits and clamping them
             // would make every frame "confident".
             let softmax = self.manifest.output.activation == manifest::Activation::Softmax;
-            if lo < -1e-4 || hi > 1.0 + 1e-4 || (softmax && sum > 1.02) {
+            let in_unit = lo >= -1e-4 && hi <= 1.0 + 1e-4;
+            if in_unit && softmax && sum > 1.02 {
+                // Every value is a probability, but together they are not
+                // one distribution: not logits (issue 21: that hint squashed
+                // every score to about 1/N).
+                return Err(ModelError::Mismatch {
+                    dir: self.dir.clone(),
+                    field: "output.activation".into(),
+                    message: format!(
+                        "the manifest says probabilities from a softmax, but on a grey test image the {} values of output '{}' are all in 0..1 and sum to {sum:.3}, not 1: a softmax over the wrong axis (e.g. one distribution per row of a reshaped output; fix the export), or independent sigmoid scores: then set activation = \"sigmoid\"",
+                        scores.len(),
+                        self.manifest.output.name
+                    ),
+                });
+            }
+            if !in_unit {
                 return Err(ModelError::Mismatch {
                     dir: self.dir.clone(),
                     field: "output.kind".into(),
@@ -628,6 +647,12 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// The scores output on the start-up self-test's grey image (mid-grey
+    /// 128 in every pixel, through the manifest's normalisation).
+    pub fn self_test_scores(&self) -> &[f32] {
+        &self.self_test_scores
     }
 
     /// The manifest.
