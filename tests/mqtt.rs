@@ -488,6 +488,52 @@ messages = "both"
     assert_eq!(stats.last().unwrap().json()["events"], 1);
 }
 
+/// With `messages = "both"` each detected frame's snapshot is sent once:
+/// the events' best frames are among the detected frames, so `new` and
+/// `update` send no second copy (issue 21: two or three identical JPEGs per
+/// detection, with nothing to tell them apart).
+#[test]
+fn with_both_message_kinds_each_snapshot_is_sent_once() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 4);
+    let cfg = config(
+        tmp.path(),
+        broker.port,
+        "fps = 5.0",
+        "messages = \"both\"\nsnapshots = true\nsnapshot_max_size = 64",
+    );
+    let sub = Subscriber::connect(broker.port, "t-both", &["camtrapd/#"]);
+    let mut d = Daemon::start(&cfg, "run");
+    let st = d.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", d.err());
+    let truth = d.ids();
+    assert_eq!(truth.len(), 4, "{}", d.err());
+    sub.wait_for(DET, Duration::from_secs(10), "every detection", |m| {
+        dedup(&ids(m)).0.len() >= truth.len()
+    });
+    let events = sub.wait_for(EVENTS, Duration::from_secs(10), "the event's end", |m| {
+        m.iter().any(|e| e.json()["type"] == "end")
+    });
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "new"), "{kinds:?}");
+    // Anything still on its way arrives within this.
+    std::thread::sleep(Duration::from_millis(500) * common::slowdown());
+    let snaps = sub.on(SNAP);
+    assert_eq!(
+        snaps.len(),
+        truth.len(),
+        "one snapshot per detection; events: {kinds:?}"
+    );
+    let mut bodies: Vec<&[u8]> = snaps.iter().map(|m| m.payload.as_slice()).collect();
+    assert!(bodies.iter().all(|b| b.starts_with(&[0xFF, 0xD8])));
+    bodies.dedup();
+    assert_eq!(bodies.len(), truth.len(), "no JPEG sent twice in a row");
+}
+
 #[test]
 fn late_subscriber_sees_online_kill_9_gives_offline_sigterm_gives_retained_offline() {
     let broker = Broker::start("");

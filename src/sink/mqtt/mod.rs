@@ -388,7 +388,10 @@ impl Sink for MqttSink {
         self.buf.push(outbox::EVENT_TAG);
         serde_json::to_writer(&mut self.buf, e)?;
         self.spool_buf()?;
-        if let (true, Some(img)) = (self.snapshots, best) {
+        // With detections published too, every detected frame has had its
+        // snapshot, the event's best frame among them: sent once, not again
+        // for the event (issue 21).
+        if let (true, false, Some(img)) = (self.snapshots, self.messages.detections(), best) {
             self.send_snapshot(img)?;
         }
         Ok(())
