@@ -158,7 +158,7 @@ impl MqttSink {
         let spool = spool::Spool::open(&spool_path, cfg.spool_max_bytes())?;
         if !spool.is_empty() {
             log::info!(
-                "mqtt: {} detection(s) from an earlier run wait in {} and will be delivered first",
+                "mqtt: {} message(s) from an earlier run wait in {} and will be delivered first",
                 spool.len(),
                 spool_path.display()
             );
@@ -462,13 +462,13 @@ impl Sink for MqttSink {
             Some(r) => {
                 if r.undelivered > 0 {
                     log::warn!(
-                        "mqtt: {} detection(s) not yet acknowledged by the broker stay in the spool and are delivered on the next start",
+                        "mqtt: {} message(s) not yet acknowledged by the broker stay in the spool and are delivered on the next start",
                         r.undelivered
                     );
                 }
                 if r.lost_in_memory > 0 {
                     log::error!(
-                        "mqtt: {} detection(s) held in memory because the spool could not be written are lost (the broker did not take them before shutdown)",
+                        "mqtt: {} message(s) held in memory because the spool could not be written are lost (the broker did not take them before shutdown)",
                         r.lost_in_memory
                     );
                 }

@@ -447,7 +447,7 @@ impl Outbox {
         if !c.connected || c.spool_depth > 0 || c.in_memory > 0 {
             // The stats topic is out of reach while disconnected: say it in the log.
             log::info!(
-                "mqtt: {}; {} detection(s) waiting in the spool ({:.2} MiB), {} dropped, {} held in memory, {} delivered",
+                "mqtt: {}; {} message(s) waiting in the spool ({:.2} MiB), {} dropped, {} held in memory, {} delivered",
                 if c.connected { "connected" } else { "not connected" },
                 c.spool_depth,
                 c.spool_bytes as f64 / 1048576.0,
