@@ -32,6 +32,7 @@ pub(crate) fn start(
         &model.sha256()[..12],
         model_dir.display()
     );
+    log::info!("model input {}", model.manifest().input_summary());
     let src = source::open(
         &config.source,
         &config.base_dir(),
