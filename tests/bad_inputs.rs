@@ -100,16 +100,12 @@ fn every_bad_input_has_its_documented_outcome() {
 #[test]
 fn daemon_counts_every_bad_input_and_carries_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("camtrapd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
-            common::fixture("bad").display(),
-            common::default_model().display()
-        ),
-    )
-    .unwrap();
+    let cfg = common::files_config(
+        tmp.path(),
+        &common::fixture("bad"),
+        &common::default_model(),
+        "",
+    );
     let out = common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .env("RUST_LOG", "info")
@@ -139,16 +135,7 @@ fn run_daemon_over(files: &[(&str, &[u8])]) -> String {
     for (name, bytes) in files {
         std::fs::write(frames.join(name), bytes).unwrap();
     }
-    let cfg = tmp.path().join("camtrapd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
-            frames.display(),
-            common::default_model().display()
-        ),
-    )
-    .unwrap();
+    let cfg = common::files_config(tmp.path(), &frames, &common::default_model(), "");
     let out = common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .env("RUST_LOG", "info")

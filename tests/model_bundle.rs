@@ -697,23 +697,14 @@ fn a_bundle_whose_scores_can_never_reach_a_threshold_is_refused_at_start_up() {
         frames.join("a.jpg"),
     )
     .unwrap();
-    let cfg = tmp.path().join("camtrapd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n[decision]\ndefault_threshold = 0.5\n",
-            frames.display(),
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let cfg = common::files_config(
+        tmp.path(),
+        &frames,
+        &dir,
+        "[decision]\ndefault_threshold = 0.5\n",
+    );
+    let (code, err) = common::check_config(&cfg);
+    assert_eq!(code, Some(78), "{err}");
     assert!(
         err.contains(&format!(
             "model bundle {}: manifest output.kind does not match model.onnx: on the start-up self-test's grey image, output 'probs' holds 12 values all in 0..1 (sum 6.000): probabilities, not logits. Taken as logits (softmax over them), no label's score can exceed 0.198, below every threshold of the published labels (lowest 0.500), so no frame could ever be published. Set kind = \"probabilities\"",

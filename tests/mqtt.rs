@@ -1087,13 +1087,8 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         "",
         "username = \"cam\"\npassword_file = \"missing-password\"",
     );
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let (code, err) = common::check_config(&cfg);
+    assert_eq!(code, Some(78), "{err}");
     assert!(
         err.contains("[[sinks]]: kind = \"mqtt\": password_file ")
             && err.contains("missing-password: No such file or directory")
@@ -1126,13 +1121,8 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         .unwrap()
         .replace("keep_alive_secs = 2", "keep_alive_secs = 0");
     std::fs::write(&cfg, text).unwrap();
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let (code, err) = common::check_config(&cfg);
+    assert_eq!(code, Some(78), "{err}");
     assert!(
         err.contains("line 16, column 19: `sinks[0].keep_alive_secs`: 0 is out of range; allowed 1..=3600 seconds"),
         "{err}"
