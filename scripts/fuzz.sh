@@ -9,7 +9,9 @@
 #             decode (camtrapd::source::v4l2::mjpeg::decode_mjpeg)
 # Seed corpora come from the repository's own test inputs (tests/fixtures,
 # including the bad-input corpus, the example configs and the bundled
-# manifests); what the fuzzer finds goes to fuzz/corpus/ (not committed) and
+# manifests), plus for decode and mjpeg the inputs that broke something
+# before ($CAMTRAPD_DATA or ../shared/data, regressions/, when present);
+# what the fuzzer finds goes to fuzz/corpus/ (not committed) and
 # crashes to fuzz/artifacts/<target>/ (turn each into a regression test).
 #
 #   cargo install cargo-fuzz && rustup toolchain install nightly
@@ -24,8 +26,13 @@ for t in $targets; do
   corpus=fuzz/corpus/$t
   mkdir -p "$corpus"
   case "$t" in
-    decode) cp tests/fixtures/*.* tests/fixtures/bad/* "$corpus/" ;;
-    mjpeg) cp tests/fixtures/*.jpg tests/fixtures/bad/*.jpg "$corpus/" ;;
+    decode) cp tests/fixtures/*.* tests/fixtures/bad/* "$corpus/"
+      # Inputs that broke something before (not in the repository: the full data sets' regressions/).
+      regressions="${CAMTRAPD_DATA:-../shared/data}/regressions"
+      if [ -d "$regressions" ]; then cp "$regressions"/* "$corpus/"; fi ;;
+    mjpeg) cp tests/fixtures/*.jpg tests/fixtures/bad/*.jpg "$corpus/"
+      regressions="${CAMTRAPD_DATA:-../shared/data}/regressions"
+      if [ -d "$regressions" ]; then cp "$regressions"/*.jpg "$corpus/"; fi ;;
     config) cp examples/*.toml packaging/deb/camtrapd.toml "$corpus/" ;;
     manifest)
       for f in models/*/model.toml tests/fixtures/models/*/model.toml; do
@@ -34,6 +41,7 @@ for t in $targets; do
     *) echo "unknown target $t (decode, config, manifest, mjpeg)" >&2; exit 2 ;;
   esac
   echo "== $t: $secs s"
-  cargo +nightly fuzz run -O "$t" "$corpus" -- \
+  # CARGO_TARGET_DIR, when set, is where the fuzz build goes.
+  cargo +nightly fuzz run -O ${CARGO_TARGET_DIR:+--target-dir "$CARGO_TARGET_DIR"} "$t" "$corpus" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=10 -print_final_stats=1
 done

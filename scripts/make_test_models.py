@@ -12,11 +12,18 @@ Each is a complete camtrapd bundle (model.onnx + model.toml with its sha256), sm
   softmax_opset11/  GlobalAveragePool -> MatMul [3, 12] -> Reshape [batch, 3, 4] -> Softmax(axis=1) -> Log
   softmax_opset13/  -> Reshape [batch, 12]: the same graph at opset 11 and 13, where Softmax(axis=1) means
                     different things (opset <= 12: over the flattened dims 1.. ; opset 13: over dim 1 only)
+  softmax_noaxis_opset11/  the same with Softmax without an axis attribute: the default is axis=1 at
+  softmax_noaxis_opset13/  opset <= 12 (over all 12 values) and axis=-1 at opset 13 (over the 4 of each row)
+  probabilities_wrong_axis/  GlobalAveragePool -> MatMul [3, 12] -> Reshape [batch, 6, 2] -> Softmax(axis=2)
+                    -> Reshape [batch, 12], declared kind = "probabilities": 6 stacked distributions,
+                    every value in 0..1, summing to 6 (a softmax over the wrong axis, issue 21)
 
-and tests/data/softmax_reference.json: the outputs numpy computes for both opsets on an input whose
-channels hold 0.1, 0.2, 0.3 (the reference tests/model_bundle.rs compares tract with).
+and tests/data/softmax_reference.json: the outputs numpy computes for both opsets, with and without
+the axis attribute, on an input whose channels hold 0.1, 0.2, 0.3 (the reference tests/model_bundle.rs
+compares tract with); each is checked against onnxruntime's output for the same model when
+onnxruntime is installed.
 
-Needs numpy and onnx (pip install numpy onnx):  python3 scripts/make_test_models.py
+Needs numpy and onnx (pip install numpy onnx; onnxruntime optional):  python3 scripts/make_test_models.py
 """
 import hashlib
 import json
@@ -119,32 +126,76 @@ def softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def softmax_model(opset):
+def softmax_model(opset, axis=1):
+    """softmax_opset<N> (Softmax(axis=1)), or with axis=None softmax_noaxis_opset<N> (no attribute)."""
     shape3 = numpy_helper.from_array(np.array([0, 3, 4], dtype=np.int64), "shape3")
     shape12 = numpy_helper.from_array(np.array([0, 12], dtype=np.int64), "shape12")
+    if axis is None:
+        name = "softmax_noaxis_opset%d" % opset
+        soft = helper.make_node("Softmax", ["z3"], ["p3"], name="softmax_no_axis")
+    else:
+        name = "softmax_opset%d" % opset
+        soft = helper.make_node("Softmax", ["z3"], ["p3"], axis=axis, name="softmax_axis%d" % axis)
     nodes = [
         helper.make_node("GlobalAveragePool", ["input"], ["pooled"], name="pool"),
         helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
         helper.make_node("MatMul", ["flat", "w"], ["z"], name="head"),
         helper.make_node("Reshape", ["z", "shape3"], ["z3"], name="to_3x4"),
-        helper.make_node("Softmax", ["z3"], ["p3"], axis=1, name="softmax_axis1"),
+        soft,
         helper.make_node("Log", ["p3"], ["l3"], name="log"),
         helper.make_node("Reshape", ["l3", "shape12"], ["logits"], name="to_12"),
     ]
-    g = helper.make_graph(nodes, "softmax_opset%d" % opset, [nchw_input()],
+    g = helper.make_graph(nodes, name, [nchw_input()],
                           [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 12])],
                           [numpy_helper.from_array(W12, "w"), shape3, shape12])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     labels = ", ".join('"c%d"' % i for i in range(12))
-    save("softmax_opset%d" % opset, m, 'name = "softmax-opset%d"\nlabels = [%s]\n' % (opset, labels) + NCHW_INPUT +
+    save(name, m, 'name = "%s"\nlabels = [%s]\n' % (name.replace("_", "-"), labels) + NCHW_INPUT +
          '\n[output]\nname = "logits"\nkind = "logits"\nactivation = "softmax"\n')
+    return m
+
+
+def probabilities_wrong_axis():
+    shape62 = numpy_helper.from_array(np.array([0, 6, 2], dtype=np.int64), "shape62")
+    shape12 = numpy_helper.from_array(np.array([0, 12], dtype=np.int64), "shape12")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "w"], ["z"], name="head"),
+        helper.make_node("Reshape", ["z", "shape62"], ["z62"], name="to_6x2"),
+        helper.make_node("Softmax", ["z62"], ["p62"], axis=2, name="softmax_per_pair"),
+        helper.make_node("Reshape", ["p62", "shape12"], ["probs"], name="to_12"),
+    ]
+    g = helper.make_graph(nodes, "probabilities_wrong_axis", [nchw_input()],
+                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 12])],
+                          [numpy_helper.from_array(W12, "w"), shape62, shape12])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    labels = ", ".join('"c%d"' % i for i in range(12))
+    save("probabilities_wrong_axis", m, 'name = "probabilities-wrong-axis"\nlabels = [%s]\n' % labels + NCHW_INPUT +
+         '\n[output]\nname = "probs"\nkind = "probabilities"\nactivation = "softmax"\n')
+
+
+def onnxruntime_outputs(model, means):
+    """The model's output on an input whose channels hold `means` (None without onnxruntime)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    s = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.broadcast_to(means.reshape(1, 3, 1, 1), (1, 3, 224, 224)).astype(np.float32)
+    return s.run(None, {"input": x})[0].reshape(-1)
 
 
 def main():
     qlinear_add()
     nhwc_u8()
-    softmax_model(11)
-    softmax_model(13)
+    models = {
+        "opset11": softmax_model(11),
+        "opset13": softmax_model(13),
+        "noaxis_opset11": softmax_model(11, axis=None),
+        "noaxis_opset13": softmax_model(13, axis=None),
+    }
+    probabilities_wrong_axis()
     z = (MEANS @ W12).reshape(1, 3, 4)
     ref = {
         "input_channel_values": MEANS.tolist(),
@@ -152,7 +203,19 @@ def main():
         "opset11": np.log(softmax(z.reshape(1, 12), 1)).reshape(12).tolist(),
         # opset 13: normalises over dim 1 (3 values) for each of the 4 columns
         "opset13": np.log(softmax(z, 1)).reshape(12).tolist(),
+        # no axis attribute, opset <= 12: the default axis=1, as above (all 12 values)
+        "noaxis_opset11": np.log(softmax(z.reshape(1, 12), 1)).reshape(12).tolist(),
+        # no axis attribute, opset 13: the default axis=-1, over the 4 values of each of the 3 rows
+        "noaxis_opset13": np.log(softmax(z, -1)).reshape(12).tolist(),
     }
+    for key, m in models.items():
+        got = onnxruntime_outputs(m, MEANS)
+        if got is None:
+            print("onnxruntime not installed: references not cross-checked")
+            break
+        # onnxruntime's output on the same model agrees with numpy's reference.
+        assert np.allclose(got, ref[key], atol=1e-5), (key, got, ref[key])
+        print("onnxruntime agrees with numpy for", key)
     open(os.path.join(ROOT, "tests", "data", "softmax_reference.json"), "w").write(json.dumps(ref, indent=1) + "\n")
     print("wrote", OUT)
 

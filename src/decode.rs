@@ -12,9 +12,13 @@
 //!   the model only, shrunk in the DCT domain (1/2, 1/4 or 1/8) as far as
 //!   [`DecodeTarget`] allows, and cropped to the part a centre-crop model
 //!   samples when nothing else needs the rest ([`DecodeTarget::crop`],
-//!   [`Window`]). CMYK, lossless or damaged JPEGs that
-//!   libjpeg-turbo refuses or warns about go to the `image` crate's decoder
-//!   (zune-jpeg) instead, then are resized to the same size.
+//!   [`Window`]). libjpeg-turbo is the only JPEG decoder: a JPEG it refuses
+//!   is corrupt, and is never handed to another decoder (the `image`
+//!   crate's zune-jpeg panics on some of them).
+//! * Other formats go to the `image` crate's decoders. A panic in one costs
+//!   one frame ([`DecodeError::Corrupt`], "the PNG decoder failed on this
+//!   data"); with [`quiet_decoder_panics`] (the daemon calls it) no panic
+//!   message reaches stderr, only the frame's one log line.
 //! * Truncated JPEGs are detected by walking the marker segments up to the
 //!   end-of-image marker (EOI, ITU-T T.81 B.1.1.2), because decoders may return
 //!   a grey-filled image for a truncated file.
@@ -22,7 +26,6 @@
 // Parses bytes from outside: no indexing or slicing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -166,7 +169,7 @@ pub struct DecodeTarget {
     /// crop, so damage there, or damage it only notices at the end of the
     /// scan ("extraneous bytes before marker"), raises no warning, and the
     /// frame keeps libjpeg-turbo's pixels (Pillow's) where a whole decode
-    /// would warn and go to the `image` crate's decoder. Ignored without
+    /// would also keep them, but log the warning. Ignored without
     /// `input`, for squash and letterbox models (they sample the whole
     /// frame), for EXIF-rotated photos, and with `CAMTRAPD_NO_JPEG_CROP=1`.
     pub crop: bool,
@@ -391,10 +394,9 @@ pub fn decode_bytes_for(
     decode_bytes_into(bytes, limits, target, Vec::new())
 }
 
-/// As [`decode_bytes_for`], decoding a JPEG into `buf` when libjpeg-turbo
-/// decodes it (a buffer of an earlier frame of the same size: no allocation
-/// and no zeroing per frame; sources get it back through
-/// [`crate::source::FrameSource::recycle`]).
+/// As [`decode_bytes_for`], decoding a JPEG into `buf` (a buffer of an
+/// earlier frame of the same size: no allocation and no zeroing per frame;
+/// sources get it back through [`crate::source::FrameSource::recycle`]).
 ///
 /// # Errors
 /// Any [`DecodeError`]; never panics.
@@ -403,23 +405,6 @@ pub fn decode_bytes_into(
     limits: &DecodeLimits,
     target: &DecodeTarget,
     buf: Vec<u8>,
-) -> Result<Decoded, DecodeError> {
-    decode_with_fallback(bytes, limits, target, buf, |b| Cow::Borrowed(b))
-}
-
-/// The decode behind [`decode_bytes_into`]: `fallback_bytes` turns `bytes`
-/// into what the `image` crate is given when libjpeg-turbo cannot decode a
-/// JPEG (the MJPEG path inserts the standard Huffman tables there, which
-/// libjpeg-turbo does not need).
-///
-/// # Errors
-/// Any [`DecodeError`]; never panics.
-pub fn decode_with_fallback(
-    bytes: &[u8],
-    limits: &DecodeLimits,
-    target: &DecodeTarget,
-    buf: Vec<u8>,
-    fallback_bytes: fn(&[u8]) -> Cow<'_, [u8]>,
 ) -> Result<Decoded, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
@@ -433,38 +418,80 @@ pub fn decode_with_fallback(
     let format = image::guess_format(bytes).map_err(|_| DecodeError::UnknownFormat)?;
     if format == ImageFormat::Jpeg {
         check_jpeg_complete(bytes)?;
+        // libjpeg-turbo only: what it refuses is corrupt (module docs).
+        return jpeg::decode(bytes, limits, target, buf);
     }
-    // Decoders are third-party code fed with hostile bytes: a panic in one
-    // must cost one frame, not the daemon.
-    match std::panic::catch_unwind(move || {
-        if format != ImageFormat::Jpeg {
-            return decode_inner(bytes, format, limits).map(Decoded::whole);
-        }
-        if let Some(d) = jpeg::decode(bytes, limits, target, buf)? {
-            return Ok(d);
-        }
-        // libjpeg-turbo refused or warned: decode with the image crate, then
-        // shrink to the size the fast path would have given, so that a camera's
-        // frames keep one size (the motion gate restarts on a size change).
-        let img = decode_inner(&fallback_bytes(bytes), format, limits)?;
-        let (w, h) = img.dimensions();
-        let d = target.denominator(w, h);
-        Ok(Decoded::whole(if d > 1 {
-            image::imageops::resize(
-                &img,
-                w.div_ceil(d),
-                h.div_ceil(d),
-                image::imageops::FilterType::Triangle,
-            )
-        } else {
-            img
-        }))
-    }) {
+    // The `image` crate's decoders are third-party code fed with hostile
+    // bytes: a panic in one must cost one frame, not the daemon.
+    DECODER_PANIC.with(|p| p.borrow_mut().take());
+    IN_DECODER.with(|f| f.set(true));
+    let result =
+        std::panic::catch_unwind(|| decode_inner(bytes, format, limits).map(Decoded::whole));
+    IN_DECODER.with(|f| f.set(false));
+    match result {
         Ok(r) => r,
-        Err(_) => Err(DecodeError::Corrupt(
-            "the decoder panicked on this data".into(),
-        )),
+        Err(_) => {
+            let what = DECODER_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "a panic".into());
+            Err(DecodeError::Corrupt(format!(
+                "the {} decoder failed on this data ({what}; a bug in the image crate's decoder)",
+                format_name(format)
+            )))
+        }
     }
+}
+
+/// A format's usual name, for messages.
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Jpeg => "JPEG",
+        _ => "image",
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs an `image` crate decoder
+    /// ([`decode_bytes_into`]).
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The message and place of a decoder panic on this thread, recorded by
+    /// the hook of [`quiet_decoder_panics`].
+    static DECODER_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs a panic hook (once per process) that keeps panics inside the
+/// `image` crate's decoders off stderr: their message and place go into the
+/// frame's [`DecodeError::Corrupt`] instead, which the daemon logs as one
+/// line. Every other panic goes to the hook that was there before. The
+/// daemon calls it at start-up; tests and fuzzing do not, so a decoder
+/// panic stays visible to them (libFuzzer stops on it).
+pub fn quiet_decoder_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_DECODER.with(|f| f.get()) {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                DECODER_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn decode_inner(

@@ -105,6 +105,9 @@ pub struct CameraStats {
     pub corrupt: u64,
     /// Frames skipped after a stream start (`warmup_frames`).
     pub warmup_skipped: u64,
+    /// MJPEG frames sent without Huffman tables (as many UVC webcams do),
+    /// read with the standard tables of ITU-T T.81 Annex K.
+    pub repaired: u64,
     /// Times the camera came back after being offline.
     pub reconnects: u64,
 }
@@ -209,12 +212,13 @@ impl std::fmt::Display for Snapshot {
         if let Some(c) = &self.camera {
             write!(
                 f,
-                " camera {{{}, captured: {}, dropped: {}, corrupt: {}, warmup_skipped: {}, reconnects: {}}}",
+                " camera {{{}, captured: {}, dropped: {}, corrupt: {}, warmup_skipped: {}, repaired: {}, reconnects: {}}}",
                 if c.online { "online" } else { "offline" },
                 c.captured,
                 c.dropped,
                 c.corrupt,
                 c.warmup_skipped,
+                c.repaired,
                 c.reconnects
             )?;
         }
@@ -260,16 +264,18 @@ mod tests {
             dropped: 3,
             corrupt: 1,
             warmup_skipped: 5,
+            repaired: 110,
             reconnects: 2,
         });
         let snap = s.snapshot();
         let line = snap.to_string();
         assert!(
-            line.contains("camera {online, captured: 120, dropped: 3, corrupt: 1, warmup_skipped: 5, reconnects: 2}"),
+            line.contains("camera {online, captured: 120, dropped: 3, corrupt: 1, warmup_skipped: 5, repaired: 110, reconnects: 2}"),
             "{line}"
         );
         let j = serde_json::to_value(&snap).unwrap();
         assert_eq!(j["camera"]["dropped"], 3);
+        assert_eq!(j["camera"]["repaired"], 110);
         assert_eq!(j["camera"]["online"], true);
     }
 }

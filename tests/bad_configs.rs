@@ -128,7 +128,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "host = \"localhost\"",
         "hots = \"localhost\"",
-        "invalid config file {cfg}, line 20, column 1: `sinks[0].hots`: unknown field `hots`, expected one of `host`, `port`, `topic_prefix`, `client_id`, `username`, `password_file`, `password_env`, `keep_alive_secs`, `reconnect_max_secs`, `max_packet_size`, `messages`, `snapshots`, `snapshot_max_size`, `state_dir`, `spool_max_mb`, `shutdown_timeout_secs`, `tls`, `home_assistant`; did you mean `host`?",
+        "invalid config file {cfg}, line 20, column 1: `sinks[0].hots`: unknown field `hots`, expected one of `host`, `port`, `topic_prefix`, `client_id`, `username`, `password_file`, `password_env`, `keep_alive_secs`, `reconnect_max_secs`, `max_packet_size`, `max_incoming_size`, `messages`, `snapshots`, `snapshot_max_size`, `state_dir`, `spool_max_mb`, `shutdown_timeout_secs`, `tls`, `home_assistant`; did you mean `host`?",
     ),
     (
         "port = 1883",

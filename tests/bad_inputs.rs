@@ -100,16 +100,12 @@ fn every_bad_input_has_its_documented_outcome() {
 #[test]
 fn daemon_counts_every_bad_input_and_carries_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("camtrapd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
-            common::fixture("bad").display(),
-            common::default_model().display()
-        ),
-    )
-    .unwrap();
+    let cfg = common::files_config(
+        tmp.path(),
+        &common::fixture("bad"),
+        &common::default_model(),
+        "",
+    );
     let out = common::camtrapd_cmd()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .env("RUST_LOG", "info")
@@ -129,3 +125,92 @@ fn daemon_counts_every_bad_input_and_carries_on() {
         "{err}"
     );
 }
+
+/// Runs the daemon over `files` (name, bytes) with `RUST_BACKTRACE=1`;
+/// returns its stderr, after checking it exited 0 with no panic text.
+fn run_daemon_over(files: &[(&str, &[u8])]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(frames.join(name), bytes).unwrap();
+    }
+    let cfg = common::files_config(tmp.path(), &frames, &common::default_model(), "");
+    let out = common::camtrapd_cmd()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    err
+}
+
+/// The 557-byte JPEG fuzzing found (issue 21; `regressions/` of the full
+/// data sets). libjpeg-turbo only warns about its header, but camtrapd took
+/// the warning for a refusal and handed the file to the `image` crate,
+/// whose zune-jpeg 0.5.15 panics on it (`src/idct/avx2.rs:246`). Now
+/// libjpeg-turbo, the only JPEG decoder, decodes it with its warning, to
+/// the pixels Pillow 11.3.0 gives (the same libjpeg-turbo; byte sum
+/// 824436), and the daemon classifies it: no panic text, no warning.
+#[test]
+fn the_jpeg_that_panicked_zune_jpeg_decodes_as_in_pillow() {
+    let Some(data) = common::full_data("regressions/zune_jpeg_idct_avx2_panic.jpg") else {
+        return;
+    };
+    let file = data.join("regressions/zune_jpeg_idct_avx2_panic.jpg");
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len(), 557);
+    let img = decode_file(&file, &DecodeLimits::default()).unwrap();
+    assert_eq!(img.dimensions(), (64, 48));
+    assert_eq!(img.get_pixel(0, 0).0, [44, 44, 44]);
+    assert_eq!(img.get_pixel(4, 0).0, [49, 49, 49]);
+    let sum: u64 = img.as_raw().iter().map(|&b| u64::from(b)).sum();
+    assert_eq!(sum, 824_436, "Pillow 11.3.0's decode of the same file");
+    let err = run_daemon_over(&[("bad.jpg", &bytes)]);
+    assert!(!err.contains(" WARN "), "{err}");
+    assert!(err.contains("final stats: frames 1 classified 1 "), "{err}");
+}
+
+/// A JPEG libjpeg-turbo refuses (a component with sampling factor 0 in the
+/// frame header, as the fuzzers make them) is `corrupt` with
+/// libjpeg-turbo's message, is not tried with another decoder, and costs
+/// the daemon one warning line.
+#[test]
+fn a_jpeg_libjpeg_turbo_refuses_is_one_corrupt_frame_and_one_line() {
+    let mut bytes = std::fs::read(common::fixture("bad/bars.jpg")).unwrap();
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    // Marker, length, precision, height, width, Nf, then the first
+    // component's id and its sampling factors.
+    bytes[sof + 2 + 2 + 6 + 1] = 0x01;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad_sampling.jpg");
+    std::fs::write(&file, &bytes).unwrap();
+    let e = decode_file(&file, &DecodeLimits::default()).unwrap_err();
+    assert_eq!(e.reason(), "corrupt", "{e}");
+    assert_eq!(e.to_string(), REFUSED);
+    let err = run_daemon_over(&[("bad_sampling.jpg", &bytes)]);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("bad_sampling.jpg"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(" WARN "), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(&format!("bad_sampling.jpg: skipped: {REFUSED}")),
+        "{}",
+        lines[0]
+    );
+    assert!(err.contains("unreadable {corrupt: 1}"), "{err}");
+}
+
+/// What camtrapd says about that file: libjpeg-turbo's own message.
+const REFUSED: &str = "corrupt image: Bogus sampling factors";

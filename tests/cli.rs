@@ -225,6 +225,19 @@ fn config_errors_exit_78_with_file_line_column() {
     let out = camtrapd(&["check-config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("OK"));
+    // What the daemon feeds the model, as the run log also says (issue 21).
+    let input = "\"input\": NCHW f32 1×3×224×224, RGB, (pixel - mean) / std with mean 127 and std 128, center-crop 0.875";
+    assert!(
+        text(&out.stdout).contains(&format!("\n  input:      {input}\n")),
+        "{}",
+        text(&out.stdout)
+    );
+    let run = camtrapd(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        text(&run.stderr).contains(&format!("model input {input}\n")),
+        "{}",
+        text(&run.stderr)
+    );
 
     // Unknown field.
     let t = std::fs::read_to_string(&cfg).unwrap();

@@ -117,7 +117,9 @@ fn wrong_layout_says_which_layout_the_graph_has() {
     );
     let e = load_err(&dir);
     assert!(
-        e.contains("input.layout") && e.contains("which is NCHW"),
+        e.ends_with(
+            "manifest input.layout does not match model.onnx: input \"input\" is f32 ?×3×224×224; layout: the manifest says \"NHWC\", the graph's input is NCHW: set layout = \"NCHW\""
+        ),
         "{e}"
     );
 }
@@ -136,7 +138,9 @@ fn wrong_datum_type_is_refused() {
     );
     let e = load_err(&dir);
     assert!(
-        e.contains("input.datum_type") && e.contains("U8") && e.contains("float"),
+        e.ends_with(
+            "manifest input.datum_type does not match model.onnx: input \"input\" is f32 ?×3×224×224; datum_type: the manifest says \"u8\", the graph takes f32: set datum_type = \"f32\" and give the normalisation the model was trained with, if any"
+        ),
         "{e}"
     );
 }
@@ -146,7 +150,9 @@ fn wrong_size_input_and_output_names_are_refused() {
     let (_t, dir) = bundle(|t| t.replace("width = 224", "width = 256"), None);
     let e = load_err(&dir);
     assert!(
-        e.contains("input.width") && e.contains("1×3×224×256"),
+        e.ends_with(
+            "manifest input.width does not match model.onnx: input \"input\" is f32 ?×3×224×224; width: the manifest says 256, the graph's input is 224 pixels: set width = 224"
+        ),
         "{e}"
     );
     let (_t, dir) = bundle(
@@ -389,27 +395,36 @@ fn nhwc_uint8_graph_runs_when_the_manifest_says_so() {
     m.run().unwrap();
     // logits = [R, G, B, R+G+B] of the mean pixel (see make_test_models.py).
     assert_eq!(m.scores_output().unwrap(), &[10.0, 20.0, 30.0, 60.0]);
-    // The same graph declared NCHW f32 is refused.
+    // The same graph declared NCHW f32 (issue 21's case) is refused with
+    // both mismatches and both fixes in one message.
     let dir = tempfile::tempdir().unwrap();
     for f in ["model.onnx", "model.toml"] {
         std::fs::copy(fixture_model("nhwc_u8").join(f), dir.path().join(f)).unwrap();
     }
     let toml = std::fs::read_to_string(dir.path().join("model.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("model.toml"),
-        toml.replace("layout = \"NHWC\"", "layout = \"NCHW\""),
-    )
-    .unwrap();
+    let edited = toml
+        .replace("layout = \"NHWC\"", "layout = \"NCHW\"")
+        .replace("datum_type = \"u8\"", "datum_type = \"f32\"");
+    assert_ne!(edited, toml);
+    std::fs::write(dir.path().join("model.toml"), edited).unwrap();
     let e = load_err(dir.path());
-    assert!(e.contains("NHWC") && e.contains("layout"), "{e}");
+    assert!(
+        e.ends_with(
+            "manifest input.datum_type, input.layout does not match model.onnx: input \"input\" is u8 ?×224×224×3; datum_type: the manifest says \"f32\", the graph takes u8: set datum_type = \"u8\"; layout: the manifest says \"NCHW\", the graph's input is NHWC: set layout = \"NHWC\""
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn softmax_axis_follows_the_graphs_opset() {
     // Softmax(axis=1) on [1, 3, 4]: opset 11 normalises over all 12 values,
     // opset 13 over the 3 values of each column (the two differ by up to 1.6
-    // here, far above the tolerance). Reference: numpy, in
-    // tests/data/softmax_reference.json (scripts/make_test_models.py).
+    // here, far above the tolerance). Without an axis attribute the default
+    // is axis=1 at opset 11 (all 12 values again) and axis=-1 at opset 13
+    // (the 4 values of each row). Reference: numpy, in
+    // tests/data/softmax_reference.json, which scripts/make_test_models.py
+    // checked against onnxruntime 1.22.1 on the same four models.
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(common::repo().join("tests/data/softmax_reference.json")).unwrap(),
     )
@@ -420,7 +435,35 @@ fn softmax_axis_follows_the_graphs_opset() {
         .iter()
         .map(|v| v.as_f64().unwrap() as f32)
         .collect();
-    for opset in ["opset11", "opset13"] {
+    let all = ["opset11", "opset13", "noaxis_opset11", "noaxis_opset13"];
+    let reference_of = |key: &str| -> Vec<f64> {
+        reference[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    // The four cases are three different computations.
+    assert_eq!(reference_of("noaxis_opset11"), reference_of("opset11"));
+    for (a, b) in [
+        ("opset11", "opset13"),
+        ("noaxis_opset13", "opset11"),
+        ("noaxis_opset13", "opset13"),
+    ] {
+        let gap = reference_of(a)
+            .iter()
+            .zip(reference_of(b))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(gap > 0.1, "{a} and {b} differ by only {gap}");
+    }
+    // One value computed here: no axis at opset 13, row 0 = z[0..4] with
+    // z = means · W12 (steps of 0.15 along a row): log softmax of
+    // [0, 0.15, 0.3, 0.45] at index 0 is -ln(1 + e^0.15 + e^0.3 + e^0.45).
+    let first = -(1.0f64 + 0.15f64.exp() + 0.3f64.exp() + 0.45f64.exp()).ln();
+    assert!((reference_of("noaxis_opset13")[0] - first).abs() < 1e-5);
+    for opset in all {
         let mut m = Model::load(&fixture_model(&format!("softmax_{opset}"))).unwrap();
         let input = tract_onnx::prelude::tract_ndarray::Array4::from_shape_fn(
             (1, 3, 224, 224),
@@ -615,4 +658,60 @@ fn own_kernels_give_the_scores_of_tracts_kernels() {
             assert!((sx - sy).abs() <= 1e-5, "{a} vs {b}");
         }
     }
+}
+
+/// Issue 21: probabilities that are 6 stacked distributions (a softmax over
+/// the wrong axis; every value in 0..1, summing to 6) are not called logits:
+/// the message says what the evidence shows.
+#[test]
+fn probabilities_over_the_wrong_axis_are_not_called_logits() {
+    let e = load_err(&fixture_model("probabilities_wrong_axis"));
+    assert!(
+        e.ends_with(
+            "manifest output.activation does not match model.onnx: the manifest says probabilities from a softmax, but on a grey test image the 12 values of output 'probs' are all in 0..1 and sum to 6.000, not 1: a softmax over the wrong axis (e.g. one distribution per row of a reshaped output; fix the export), or independent sigmoid scores: then set activation = \"sigmoid\""
+        ),
+        "{e}"
+    );
+}
+
+/// Following the old hint (`kind = "logits"`) loaded the bundle and
+/// squashed every score to about 1/12, so every frame was rejected without
+/// a word. The start-up self-test now refuses it: with outputs in 0..1, no
+/// label's score can exceed e / (e + 11) = 0.198, below the threshold 0.5.
+/// `check-config` (and `run`) exit 78.
+#[test]
+fn a_bundle_whose_scores_can_never_reach_a_threshold_is_refused_at_start_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    std::fs::create_dir(&dir).unwrap();
+    let src = fixture_model("probabilities_wrong_axis");
+    std::fs::copy(src.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let toml = std::fs::read_to_string(src.join("model.toml")).unwrap();
+    let edited = toml.replace("kind = \"probabilities\"", "kind = \"logits\"");
+    assert_ne!(edited, toml);
+    std::fs::write(dir.join("model.toml"), edited).unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    std::fs::copy(
+        common::sample_photo("elephant/c101_image_0004.jpg"),
+        frames.join("a.jpg"),
+    )
+    .unwrap();
+    let cfg = common::files_config(
+        tmp.path(),
+        &frames,
+        &dir,
+        "[decision]\ndefault_threshold = 0.5\n",
+    );
+    let (code, err) = common::check_config(&cfg);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains(&format!(
+            "model bundle {}: manifest output.kind does not match model.onnx: on the start-up self-test's grey image, output 'probs' holds 12 values all in 0..1 (sum 6.000): probabilities, not logits. Taken as logits (softmax over them), no label's score can exceed 0.198, below every threshold of the published labels (lowest 0.500), so no frame could ever be published. Set kind = \"probabilities\"",
+            dir.display()
+        )),
+        "{err}"
+    );
+    // The model itself loads: it is the decision that could never publish.
+    assert!(Model::load(&dir).is_ok());
 }

@@ -488,6 +488,52 @@ messages = "both"
     assert_eq!(stats.last().unwrap().json()["events"], 1);
 }
 
+/// With `messages = "both"` each detected frame's snapshot is sent once:
+/// the events' best frames are among the detected frames, so `new` and
+/// `update` send no second copy (issue 21: two or three identical JPEGs per
+/// detection, with nothing to tell them apart).
+#[test]
+fn with_both_message_kinds_each_snapshot_is_sent_once() {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 4);
+    let cfg = config(
+        tmp.path(),
+        broker.port,
+        "fps = 5.0",
+        "messages = \"both\"\nsnapshots = true\nsnapshot_max_size = 64",
+    );
+    let sub = Subscriber::connect(broker.port, "t-both", &["camtrapd/#"]);
+    let mut d = Daemon::start(&cfg, "run");
+    let st = d.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", d.err());
+    let truth = d.ids();
+    assert_eq!(truth.len(), 4, "{}", d.err());
+    sub.wait_for(DET, Duration::from_secs(10), "every detection", |m| {
+        dedup(&ids(m)).0.len() >= truth.len()
+    });
+    let events = sub.wait_for(EVENTS, Duration::from_secs(10), "the event's end", |m| {
+        m.iter().any(|e| e.json()["type"] == "end")
+    });
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "new"), "{kinds:?}");
+    // Anything still on its way arrives within this.
+    std::thread::sleep(Duration::from_millis(500) * common::slowdown());
+    let snaps = sub.on(SNAP);
+    assert_eq!(
+        snaps.len(),
+        truth.len(),
+        "one snapshot per detection; events: {kinds:?}"
+    );
+    let mut bodies: Vec<&[u8]> = snaps.iter().map(|m| m.payload.as_slice()).collect();
+    assert!(bodies.iter().all(|b| b.starts_with(&[0xFF, 0xD8])));
+    bodies.dedup();
+    assert_eq!(bodies.len(), truth.len(), "no JPEG sent twice in a row");
+}
+
 #[test]
 fn late_subscriber_sees_online_kill_9_gives_offline_sigterm_gives_retained_offline() {
     let broker = Broker::start("");
@@ -621,6 +667,83 @@ fn broker_outage_loses_no_detection_and_keeps_order() {
         truth.len(),
         during_end - during_start
     );
+}
+
+/// Runs the daemon over 12 elephant frames (2 fps) while a retained message
+/// of `size` bytes waits on `homeassistant/status` (discovery is on by
+/// default, so camtrapd subscribes to it). Returns the daemon's stderr, the
+/// number of connections the broker logged for camtrapd's client id, and
+/// the last stats message.
+fn run_with_retained_status(size: usize) -> (String, usize, serde_json::Value) {
+    let broker = Broker::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    frames(tmp.path(), 12);
+    let cfg = config(tmp.path(), broker.port, "fps = 2.0", "");
+    common::broker::publish(broker.port, "homeassistant/status", &vec![b'y'; size], true);
+    let sub = Subscriber::connect(broker.port, "t-big-retained", &[DET, STATS]);
+    let mut d = Daemon::start(&cfg, "run");
+    let st = d.wait(Duration::from_secs(90));
+    assert!(st.success(), "{}", d.err());
+    let truth = d.ids();
+    assert_eq!(truth.len(), 12, "{}", d.err());
+    let dets = sub.wait_for(DET, Duration::from_secs(15), "every detection", |m| {
+        dedup(&ids(m)).0.len() >= truth.len()
+    });
+    assert_eq!(
+        dedup(&ids(&dets)).0,
+        truth,
+        "every detection, in capture order"
+    );
+    let connections = broker
+        .log()
+        .lines()
+        .filter(|l| l.contains("New client connected") && l.contains(" as camtrapd-pen-7 "))
+        .count();
+    let stats = sub.on(STATS).last().expect("a stats message").json();
+    (d.err(), connections, stats)
+}
+
+/// The issue-21 case: a 2.5 MB retained message on `homeassistant/status`
+/// (over rumqttc's old limit of `max_packet_size`, 2 MiB, it made camtrapd
+/// reconnect forever and deliver nothing). Now it is dropped on a
+/// connection that stays up: every detection is delivered, there is one
+/// warning naming the topic, the size and the setting, one connection in
+/// the broker's log, and `inbound_dropped` is 1.
+#[test]
+fn an_oversized_retained_status_message_is_dropped_once_and_delivery_goes_on() {
+    let (err, connections, stats) = run_with_retained_status(2_500_000);
+    let warning = "mqtt: dropped a 2500000 byte message on homeassistant/status: larger than max_incoming_size (65536 bytes); detections are not affected";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" WARN ")).count(),
+        1,
+        "one warning in all:\n{err}"
+    );
+    assert_eq!(connections, 1, "one connection in the broker log");
+    assert_eq!(stats["mqtt"]["inbound_dropped"], 1, "{stats}");
+    assert_eq!(stats["mqtt"]["reconnects"], 0, "{stats}");
+}
+
+/// A retained message over the 16 MiB camtrapd reads at all: the MQTT
+/// client closes the connection instead of reading it; camtrapd reconnects
+/// once without the `homeassistant/status` subscription (two connections,
+/// not a loop), warns once, and delivers every detection.
+#[test]
+fn a_status_message_too_large_to_read_costs_one_reconnect_and_the_subscription() {
+    let (err, connections, stats) = run_with_retained_status(17 << 20);
+    let warning = format!(
+        "mqtt: dropped a {} byte message on homeassistant/status: larger than the 16 MiB camtrapd reads at all, so the connection was closed to skip it; camtrapd no longer subscribes to homeassistant/status until it restarts",
+        // The packet: topic length (2), topic, packet id (QoS 1: 2), payload.
+        2 + "homeassistant/status".len() + 2 + (17 << 20)
+    );
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" WARN ")).count(),
+        1,
+        "one warning in all:\n{err}"
+    );
+    assert_eq!(connections, 2, "one reconnect, no loop");
+    assert_eq!(stats["mqtt"]["inbound_dropped"], 1, "{stats}");
 }
 
 /// A full disk under the spool: detections are held in memory (reported
@@ -964,13 +1087,8 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         "",
         "username = \"cam\"\npassword_file = \"missing-password\"",
     );
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let (code, err) = common::check_config(&cfg);
+    assert_eq!(code, Some(78), "{err}");
     assert!(
         err.contains("[[sinks]]: kind = \"mqtt\": password_file ")
             && err.contains("missing-password: No such file or directory")
@@ -1003,13 +1121,8 @@ fn check_config_checks_mqtt_files_without_connecting_or_locking_the_spool() {
         .unwrap()
         .replace("keep_alive_secs = 2", "keep_alive_secs = 0");
     std::fs::write(&cfg, text).unwrap();
-    let out = common::camtrapd_cmd()
-        .args(["check-config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let (code, err) = common::check_config(&cfg);
+    assert_eq!(code, Some(78), "{err}");
     assert!(
         err.contains("line 16, column 19: `sinks[0].keep_alive_secs`: 0 is out of range; allowed 1..=3600 seconds"),
         "{err}"

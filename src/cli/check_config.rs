@@ -37,6 +37,7 @@ pub(crate) fn check_config(path: &Path) -> anyhow::Result<()> {
         m.labels.len(),
         config.model_dir().display()
     )?;
+    writeln!(out, "  input:      {}", m.input_summary())?;
     let o = config.overrides(m)?;
     for (group, members) in &o.label_groups {
         writeln!(out, "  group:      {group} = {}", members.join(" + "))?;

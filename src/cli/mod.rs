@@ -236,6 +236,8 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(default_log);
+    // A panic inside an image decoder becomes the frame's one log line.
+    crate::decode::quiet_decoder_panics();
     let daemon = matches!(
         cli.command,
         Command::Run { .. } | Command::CheckConfig { .. }

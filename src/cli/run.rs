@@ -32,6 +32,7 @@ pub(crate) fn start(
         &model.sha256()[..12],
         model_dir.display()
     );
+    log::info!("model input {}", model.manifest().input_summary());
     let src = source::open(
         &config.source,
         &config.base_dir(),
@@ -42,6 +43,7 @@ pub(crate) fn start(
     let mut pipeline = Pipeline::new(model, &overrides, Vec::new(), config.camera_id())?;
     pipeline.set_events(&config.events);
     pipeline.set_motion(&config.motion);
+    check_reachable(&pipeline)?;
     let policy = pipeline.policy();
     let ctx = sink::SinkContext {
         camera: config.camera_id(),
@@ -58,6 +60,64 @@ pub(crate) fn start(
         pipeline.add_sinks(sink::open_all(&config.sinks, &ctx).with_context(context)?);
     }
     Ok((pipeline, src, described))
+}
+
+/// Part of the start-up self-test: refuses a bundle whose raw output on the
+/// self-test's grey image lies entirely in 0..1 (probabilities, whatever
+/// the manifest says) when, with outputs in 0..1, no published label's score
+/// can ever reach its threshold ([`crate::decision::Policy::reachable`]):
+/// e.g. probabilities declared `kind = "logits"`, whose softmax squashes
+/// every score to about 1/N, so that every frame would be rejected
+/// `below_threshold` without a word.
+///
+/// # Errors
+/// [`crate::model::ModelError::Mismatch`] on `output.kind` (exit code 78).
+fn check_reachable(pipeline: &Pipeline) -> Result<(), crate::model::ModelError> {
+    let model = pipeline.model();
+    let out = &model.manifest().output;
+    let raw = model.self_test_scores();
+    if out.kind != crate::model::manifest::OutputKind::Logits
+        || raw.is_empty()
+        || raw.iter().any(|v| !(0.0..=1.0).contains(v))
+    {
+        return Ok(());
+    }
+    let policy = pipeline.policy();
+    let Some(best) = policy.reachable(0.0, 1.0) else {
+        return Ok(());
+    };
+    let published: Vec<usize> = (0..policy.labels().len())
+        .filter(|&i| policy.publishable(i))
+        .collect();
+    if published.is_empty()
+        || published
+            .iter()
+            .any(|&i| best.get(i).is_some_and(|&b| b >= policy.threshold(i)))
+    {
+        return Ok(());
+    }
+    let ceiling = published
+        .iter()
+        .filter_map(|&i| best.get(i).copied())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let lowest = published
+        .iter()
+        .map(|&i| policy.threshold(i))
+        .fold(f32::INFINITY, f32::min);
+    let sum: f32 = raw.iter().sum();
+    Err(crate::model::ModelError::Mismatch {
+        dir: model.dir().to_path_buf(),
+        field: "output.kind".into(),
+        message: format!(
+            "on the start-up self-test's grey image, output '{}' holds {} values all in 0..1 (sum {sum:.3}): probabilities, not logits. Taken as logits ({}), no label's score can exceed {ceiling:.3}, below every threshold of the published labels (lowest {lowest:.3}), so no frame could ever be published. Set kind = \"probabilities\"; if they do not sum to 1, the softmax runs over the wrong axis (fix the export) or they are sigmoid scores (set activation = \"sigmoid\")",
+            out.name,
+            raw.len(),
+            match out.activation {
+                crate::model::manifest::Activation::Softmax => "softmax over them",
+                crate::model::manifest::Activation::Sigmoid => "sigmoid of each",
+            }
+        ),
+    })
 }
 
 /// SIGHUP: re-reads the config, reloads the model bundle (so a replaced

@@ -411,6 +411,42 @@ impl Policy {
         self.publishable[i]
     }
 
+    /// The highest confidence each decision label can reach when every
+    /// value of the model's raw output lies in `lo..=hi`: that label's
+    /// classes at `hi`, all others at `lo` (softmax, sigmoid, group sums,
+    /// logits and energy all grow with a label's own outputs and shrink with
+    /// the others'). `None` for `knn`, whose confidence comes from the
+    /// embedding.
+    pub fn reachable(&self, lo: f32, hi: f32) -> Option<Vec<f32>> {
+        if self.score_fn() == ScoreFn::Knn {
+            return None;
+        }
+        let members: Vec<Vec<usize>> = match self.scorer.groups() {
+            Some(g) => g.to_vec(),
+            None => (0..self.classes).map(|j| vec![j]).collect(),
+        };
+        let (mut class_buf, mut scores) = (Vec::new(), Vec::new());
+        let mut raw = vec![lo; self.classes];
+        Some(
+            members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    raw.iter_mut().for_each(|v| *v = lo);
+                    for &j in m {
+                        if let Some(v) = raw.get_mut(j) {
+                            *v = hi;
+                        }
+                    }
+                    self.scorer.label_scores(&raw, &mut class_buf, &mut scores);
+                    self.scorer
+                        .confidence(&raw, None, &scores, i)
+                        .unwrap_or(f32::NEG_INFINITY)
+                })
+                .collect(),
+        )
+    }
+
     /// Decides on one frame from the model's raw scores output (`raw`, one
     /// value per model class) and its embedding (for `knn`), writing into `d`.
     /// A wrong-sized output, or one holding NaN or +inf, is rejected as

@@ -16,22 +16,24 @@
 //!   libjpeg's `jpeg_crop_scanline` and `jpeg_skip_scanlines`), and the
 //!   [`Window`] returned says where they lie in the frame. A 640×480 camera
 //!   frame for a 224×224 crop of 0.875 decodes 448×436 pixels.
-//! * EXIF orientation is applied (read with the `image` crate, only when
-//!   the file carries an EXIF segment).
-//! * Anything libjpeg-turbo does not decode cleanly (CMYK/YCCK, lossless,
-//!   a warning about corrupt data, ...) is handed back to the caller
-//!   (`Ok(None)`), which decodes it with the `image` crate (and shrinks it to
-//!   the size this path would have given), so damaged frames behave as before.
-//!   A cropped decode never reads the rows below the crop, so it may not
-//!   notice damage there ([`DecodeTarget::crop`]).
-//!   Arithmetic-coded JPEGs, which the `image` crate refuses, decode here.
+//! * EXIF orientation is applied (the orientation tag read from the APP1
+//!   segment with the `image` crate's EXIF parser, no JPEG decoder).
+//! * libjpeg-turbo is the only JPEG decoder: CMYK/YCCK (converted to RGB
+//!   as Pillow does, Adobe's inverted convention), 8-bit lossless and
+//!   arithmetic-coded JPEGs decode here too. A JPEG it refuses is corrupt
+//!   ([`DecodeError::Corrupt`] with its message) and is not retried with
+//!   another decoder: the `image` crate's zune-jpeg, which the fallback
+//!   used to be, panics on some such files (issue 21). A JPEG it decodes
+//!   with a warning (extraneous bytes before a marker, corrupt entropy
+//!   data it got past: those blocks come out flat) keeps its pixels, as in
+//!   Pillow. A cropped decode never reads the rows below the crop, so it may
+//!   not notice damage there ([`DecodeTarget::crop`]).
 
 use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
-use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use image::{DynamicImage, RgbImage};
 use turbojpeg::raw;
 
 use super::{DecodeError, DecodeLimits, DecodeTarget, Decoded, Window};
@@ -113,10 +115,20 @@ impl Tj {
         }
     }
 
-    /// Reads the header of `bytes` (sets the JPEGWIDTH … PROGRESSIVE parameters).
+    /// Reads the header of `bytes` (sets the JPEGWIDTH … PROGRESSIVE
+    /// parameters). A warning (e.g. junk bytes between two segments, which
+    /// libjpeg skips) still reads the whole header: it counts as read.
     fn read_header(&mut self, bytes: &[u8]) -> bool {
         // SAFETY: pointer and length describe `bytes`, which outlives the call.
-        unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) == 0 }
+        let ok = unsafe {
+            raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as raw::size_t) == 0
+        };
+        // SAFETY: the handle is valid; the code describes the call above.
+        let warned = unsafe { raw::tj3GetErrorCode(self.0) } == raw::TJERR_TJERR_WARNING as c_int;
+        // A warning about data that ends early ("premature end of JPEG
+        // file") leaves no header, and the parameters of an earlier frame
+        // in place: only a file whose markers reach the end counts.
+        ok || (warned && super::check_jpeg_complete(bytes).is_ok())
     }
 
     fn set_scaling(&mut self, denom: u32) -> bool {
@@ -141,7 +153,8 @@ impl Tj {
     }
 
     /// Decompresses `bytes` (whose header was read last) into `out`, rows
-    /// of `width` pixels of `channels` bytes (3: RGB8, 1: the luma alone),
+    /// of `width` pixels of `channels` bytes (3: RGB8, 1: the luma alone,
+    /// 4: CMYK as stored, for a CMYK/YCCK JPEG),
     /// packed; `width × height` must be the scaled (and cropped) size set by
     /// `set_scaling` and `set_crop` for this header, which libjpeg-turbo
     /// writes. Refuses a shorter `out` ([`Outcome::Failed`]).
@@ -156,6 +169,7 @@ impl Tj {
         let format = match channels {
             3 => raw::TJPF_TJPF_RGB,
             1 => raw::TJPF_TJPF_GRAY,
+            4 => raw::TJPF_TJPF_CMYK,
             _ => return Outcome::Failed,
         };
         let need = (width as usize)
@@ -224,21 +238,32 @@ fn scaled(dim: u32, denom: u32) -> u32 {
 }
 
 /// Decodes a JPEG with libjpeg-turbo, shrunk and cropped as far as `target`
-/// allows.
-///
-/// Returns `Ok(None)` when libjpeg-turbo cannot decode it cleanly (the caller
-/// falls back to the `image` crate).
+/// allows. A JPEG libjpeg-turbo only warns about keeps its pixels (logged
+/// at debug level).
 ///
 /// # Errors
 /// [`DecodeError::TooLarge`] or [`DecodeError::OverLimits`] when the image is
-/// over `limits`; [`DecodeError::Corrupt`] for a zero-size header.
+/// over `limits`; [`DecodeError::Corrupt`] with libjpeg-turbo's message when
+/// it refuses the data, for a zero-size header, and for what it cannot
+/// decode into 8-bit samples (12- and 16-bit JPEGs).
 pub fn decode(
     bytes: &[u8],
     limits: &DecodeLimits,
     target: &DecodeTarget,
     buf: Vec<u8>,
-) -> Result<Option<Decoded>, DecodeError> {
-    with_decompressor(|tj| decode_with(tj, bytes, limits, target, buf))
+) -> Result<Decoded, DecodeError> {
+    with_decompressor(|tj| decode_with(tj, bytes, limits, target, buf).map(Some))?
+        .ok_or_else(|| DecodeError::Corrupt("libjpeg-turbo could not start a decompressor".into()))
+}
+
+/// libjpeg-turbo's message for the last failed call, without TurboJPEG's
+/// function name (`tj3Decompress8(): `).
+fn message(tj: &Tj) -> String {
+    let e = tj.error();
+    match e.split_once("(): ") {
+        Some((f, rest)) if f.starts_with("tj") => rest.to_string(),
+        _ => e,
+    }
 }
 
 /// Runs `f` with this thread's decompressor; `Ok(None)` when there is none
@@ -287,15 +312,17 @@ pub struct LumaSize {
 /// coefficient). The chroma components are entropy-decoded (the Huffman
 /// stream is sequential) but not transformed, upsampled or converted.
 ///
-/// Returns `Ok(None)` when libjpeg-turbo cannot decode it, or for an
-/// EXIF-rotated photo (the gate would see it turned): the caller decodes the
-/// frame as usual. Unlike [`decode`], a frame libjpeg-turbo only warns
+/// Returns `Ok(None)` when libjpeg-turbo cannot decode it, for a CMYK or
+/// lossless JPEG, or for an EXIF-rotated photo (the gate would see it
+/// turned): the caller decodes the frame as usual. As [`decode`] does, a
+/// frame libjpeg-turbo only warns
 /// about (extraneous bytes before a marker, corrupt entropy data it got
 /// past) is returned: good enough to gate on.
 ///
 /// # Errors
 /// [`DecodeError::TooLarge`] or [`DecodeError::OverLimits`] when the image is
-/// over `limits`; [`DecodeError::Corrupt`] for a zero-size header.
+/// over `limits`; [`DecodeError::Corrupt`] when libjpeg-turbo refuses the
+/// header, and for a zero-size header.
 pub fn decode_luma(
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -303,11 +330,13 @@ pub fn decode_luma(
     buf: &mut Vec<u8>,
 ) -> Result<Option<LumaSize>, DecodeError> {
     with_decompressor(|tj| {
-        let Some((width, height, _)) = read_header(tj, bytes, limits)? else {
+        let header = read_header(tj, bytes, limits)?;
+        if header.colour == Colour::Cmyk || header.lossless {
             return Ok(None);
-        };
+        }
+        let (width, height) = (header.width, header.height);
         let headers = walk_headers(bytes);
-        if headers.exif && exif_orientation(bytes) != Orientation::NoTransforms {
+        if exif_orientation(bytes, &headers) != Orientation::NoTransforms {
             return Ok(None);
         }
         let (nw, nh) = need(width, height);
@@ -354,37 +383,59 @@ pub fn decode_luma(
     })
 }
 
-/// Reads the header of `bytes` into `tj` and checks it: an 8-bit lossy
-/// greyscale, YCbCr or RGB JPEG within `limits`. Returns its width, height
-/// and whether it is greyscale, or `Ok(None)` for what libjpeg-turbo does
-/// not decode here.
+/// The colour model of a JPEG, as libjpeg-turbo reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Colour {
+    /// One component (infrared night frames).
+    Grey,
+    /// YCbCr or RGB.
+    Rgb,
+    /// CMYK or YCCK (Adobe), decoded as CMYK and converted here.
+    Cmyk,
+}
+
+/// What [`read_header`] found.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    width: u32,
+    height: u32,
+    colour: Colour,
+    /// Lossless (SOF3): TurboJPEG neither scales nor crops these.
+    lossless: bool,
+}
+
+/// Reads the header of `bytes` into `tj` and checks it: an 8-bit (or
+/// lossless up to 8-bit) JPEG within `limits`.
 ///
 /// # Errors
 /// [`DecodeError::TooLarge`] over `limits.max_dimension`;
-/// [`DecodeError::Corrupt`] for a zero-size header.
-fn read_header(
-    tj: &mut Tj,
-    bytes: &[u8],
-    limits: &DecodeLimits,
-) -> Result<Option<(u32, u32, bool)>, DecodeError> {
+/// [`DecodeError::Corrupt`] when libjpeg-turbo refuses the header, for a
+/// zero-size header, and for 12- and 16-bit samples.
+fn read_header(tj: &mut Tj, bytes: &[u8], limits: &DecodeLimits) -> Result<Header, DecodeError> {
     if !tj.read_header(bytes) {
-        return Ok(None);
+        return Err(DecodeError::Corrupt(message(tj)));
     }
-    let colorspace = tj.get(raw::TJPARAM_TJPARAM_COLORSPACE);
-    let gray = colorspace == raw::TJCS_TJCS_GRAY as c_int;
-    if tj.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0
-        || tj.get(raw::TJPARAM_TJPARAM_PRECISION) != 8
-        || !(gray
-            || colorspace == raw::TJCS_TJCS_YCbCr as c_int
-            || colorspace == raw::TJCS_TJCS_RGB as c_int)
-    {
-        return Ok(None);
+    let precision = tj.get(raw::TJPARAM_TJPARAM_PRECISION);
+    if precision > 8 {
+        return Err(DecodeError::Corrupt(format!(
+            "unsupported: {precision}-bit samples (camtrapd decodes 8-bit JPEGs)"
+        )));
     }
+    let colour = match tj.get(raw::TJPARAM_TJPARAM_COLORSPACE) {
+        c if c == raw::TJCS_TJCS_GRAY as c_int => Colour::Grey,
+        c if c == raw::TJCS_TJCS_YCbCr as c_int || c == raw::TJCS_TJCS_RGB as c_int => Colour::Rgb,
+        c if c == raw::TJCS_TJCS_CMYK as c_int || c == raw::TJCS_TJCS_YCCK as c_int => Colour::Cmyk,
+        c => {
+            return Err(DecodeError::Corrupt(format!(
+                "unsupported: JPEG colour space {c}"
+            )))
+        }
+    };
     let (Ok(width), Ok(height)) = (
         u32::try_from(tj.get(raw::TJPARAM_TJPARAM_JPEGWIDTH)),
         u32::try_from(tj.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT)),
     ) else {
-        return Ok(None);
+        return Err(DecodeError::Corrupt("the JPEG header has no size".into()));
     };
     super::check_dimensions(width, height, limits)?;
     if width == 0 || height == 0 {
@@ -392,7 +443,12 @@ fn read_header(
             "image has zero size {width}×{height}"
         )));
     }
-    Ok(Some((width, height, gray)))
+    Ok(Header {
+        width,
+        height,
+        colour,
+        lossless: tj.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0,
+    })
 }
 
 fn decode_with(
@@ -401,16 +457,11 @@ fn decode_with(
     limits: &DecodeLimits,
     target: &DecodeTarget,
     buf: Vec<u8>,
-) -> Result<Option<Decoded>, DecodeError> {
-    let Some((width, height, gray)) = read_header(tj, bytes, limits)? else {
-        return Ok(None);
-    };
+) -> Result<Decoded, DecodeError> {
+    let header = read_header(tj, bytes, limits)?;
+    let (width, height) = (header.width, header.height);
     let headers = walk_headers(bytes);
-    let orientation = if headers.exif {
-        exif_orientation(bytes)
-    } else {
-        Orientation::NoTransforms
-    };
+    let orientation = exif_orientation(bytes, &headers);
     let turned = matches!(
         orientation,
         Orientation::Rotate90
@@ -418,7 +469,9 @@ fn decode_with(
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
     );
-    let d = if turned {
+    let d = if header.lossless {
+        1
+    } else if turned {
         target.denominator(height, width)
     } else {
         target.denominator(width, height)
@@ -429,7 +482,10 @@ fn decode_with(
     let mcu_width = crop_alignment(headers.sampling, tj.get(raw::TJPARAM_TJPARAM_SUBSAMP), d);
     let crop = match (target.input, mcu_width) {
         (Some(g), Some(mcu))
-            if target.crop && super::crop_enabled() && orientation == Orientation::NoTransforms =>
+            if target.crop
+                && super::crop_enabled()
+                && orientation == Orientation::NoTransforms
+                && !header.lossless =>
         {
             g.read_region(sw, sh, CROP_PAD)
                 .map(|(x0, y0, x1, y1)| (x0 / mcu * mcu, y0, x1, y1))
@@ -442,58 +498,72 @@ fn decode_with(
     // coefficient buffer (2 bytes per coefficient, each component counted at
     // full resolution), which it allocates for a progressive JPEG and for a
     // sequential one whose first scan does not hold every component.
-    let rgb = u64::from(ow) * u64::from(oh) * 3;
+    // A CMYK JPEG is decoded to 4 bytes a pixel, then converted.
+    let channels: u32 = if header.colour == Colour::Cmyk { 4 } else { 3 };
     let copies = if orientation == Orientation::NoTransforms {
         1
     } else {
         2
     };
-    let components = if gray { 1 } else { 3 };
+    let components = match header.colour {
+        Colour::Grey => 1,
+        Colour::Rgb => 3,
+        Colour::Cmyk => 4,
+    };
     let progressive = tj.get(raw::TJPARAM_TJPARAM_PROGRESSIVE) != 0;
     let coefficients = if progressive || !headers.first_scan_interleaved {
         u64::from(width) * u64::from(height) * components * 2
     } else {
         0
     };
-    let need = rgb.saturating_mul(copies).saturating_add(coefficients);
-    super::check_memory(width, height, need, limits)?;
+    let check_memory = |ow: u32, oh: u32| {
+        let pixels = u64::from(ow) * u64::from(oh);
+        let cmyk = if channels == 4 { pixels * 4 } else { 0 };
+        let need = (pixels * 3)
+            .saturating_mul(copies)
+            .saturating_add(cmyk)
+            .saturating_add(coefficients);
+        super::check_memory(width, height, need, limits)
+    };
+    check_memory(ow, oh)?;
     if !tj.set_scaling(d) {
-        return Ok(None);
+        return Err(DecodeError::Corrupt(message(tj)));
     }
-    let cropped = match crop {
-        Some((x0, y0, _, _)) => tj.set_crop(x0, y0, ow, oh),
-        None => tj.set_crop(0, 0, 0, 0),
-    };
-    if !cropped {
-        log::debug!(
-            "libjpeg-turbo: {}; decoding with the image crate instead",
-            tj.error()
-        );
-        return Ok(None);
+    let mut crop = crop;
+    if let Some((x0, y0, _, _)) = crop {
+        if !tj.set_crop(x0, y0, ow, oh) {
+            // Decode the whole (scaled) frame instead.
+            log::debug!("libjpeg-turbo: {}; decoding uncropped", message(tj));
+            check_memory(sw, sh)?;
+            crop = None;
+        }
     }
-    let Some(len) = (ow as usize)
+    let (ow, oh) = if crop.is_none() { (sw, sh) } else { (ow, oh) };
+    if crop.is_none() && !tj.set_crop(0, 0, 0, 0) {
+        return Err(DecodeError::Corrupt(message(tj)));
+    }
+    let too_large = || DecodeError::OverLimits(format!("a {ow}×{oh} image is too large here"));
+    let len = (ow as usize)
         .checked_mul(oh as usize)
-        .and_then(|n| n.checked_mul(3))
-    else {
-        return Ok(None);
-    };
+        .and_then(|n| n.checked_mul(channels as usize))
+        .ok_or_else(too_large)?;
     // Reuse `buf` as it is: every byte is written by libjpeg-turbo, so only a
     // longer buffer than last time needs its new tail zeroed.
     let mut pixels = buf;
     pixels.truncate(len);
     pixels.resize(len, 0);
-    if tj.decompress(bytes, &mut pixels, ow, oh, 3) != Outcome::Clean {
-        log::debug!(
-            "libjpeg-turbo: {}; decoding with the image crate instead",
-            tj.error()
-        );
-        return Ok(None);
+    match tj.decompress(bytes, &mut pixels, ow, oh, channels) {
+        Outcome::Clean => {}
+        // Every pixel was written; damaged blocks come out flat, as in Pillow.
+        Outcome::Warned => log::debug!("libjpeg-turbo: {}; keeping its pixels", message(tj)),
+        Outcome::Failed => return Err(DecodeError::Corrupt(message(tj))),
     }
-    let Some(img) = RgbImage::from_raw(ow, oh, pixels) else {
-        return Ok(None);
-    };
+    if channels == 4 {
+        pixels = cmyk_to_rgb(&pixels);
+    }
+    let img = RgbImage::from_raw(ow, oh, pixels).ok_or_else(too_large)?;
     if let Some((x0, y0, _, _)) = crop {
-        return Ok(Some(Decoded {
+        return Ok(Decoded {
             image: img,
             window: Window {
                 x: x0,
@@ -501,14 +571,32 @@ fn decode_with(
                 full_width: sw,
                 full_height: sh,
             },
-        }));
+        });
     }
     if orientation == Orientation::NoTransforms {
-        return Ok(Some(Decoded::whole(img)));
+        return Ok(Decoded::whole(img));
     }
     let mut img = DynamicImage::ImageRgb8(img);
     img.apply_orientation(orientation);
-    Ok(Some(Decoded::whole(img.into_rgb8())))
+    Ok(Decoded::whole(img.into_rgb8()))
+}
+
+/// CMYK as a JPEG stores it (4 bytes a pixel) to RGB8, as Pillow converts
+/// it: the stored values are taken as Adobe's inverted CMYK (what
+/// Photoshop and Pillow write), so `R = C' × K' / 255` with `C'`, `K'` the
+/// stored bytes.
+fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for p in cmyk.chunks_exact(4) {
+        if let [c, m, y, k] = *p {
+            let k = u32::from(k);
+            for v in [c, m, y] {
+                // (v × k + 127) / 255 ≤ 255.
+                rgb.push(((u32::from(v) * k + 127) / 255) as u8);
+            }
+        }
+    }
+    rgb
 }
 
 /// What the segments before a JPEG's first scan say (segments walked by
@@ -517,6 +605,9 @@ fn decode_with(
 pub struct Headers {
     /// An APP1 segment holds EXIF data.
     pub exif: bool,
+    /// Where the first EXIF segment's TIFF data (after `Exif\0\0`) lies in
+    /// the file: start and end offsets.
+    pub exif_tiff: Option<(usize, usize)>,
     /// The first scan holds every component of the frame (an interleaved
     /// sequential JPEG, decoded without a whole-image coefficient buffer).
     /// `false` when it holds fewer, or the walk could not tell.
@@ -532,6 +623,7 @@ pub struct Headers {
 pub fn walk_headers(b: &[u8]) -> Headers {
     let mut h = Headers {
         exif: false,
+        exif_tiff: None,
         first_scan_interleaved: false,
         sampling: None,
     };
@@ -561,7 +653,12 @@ pub fn walk_headers(b: &[u8]) -> Headers {
             return h;
         }
         match marker {
-            0xE1 if b.get(i + 2..i + 8) == Some(b"Exif\0\0".as_slice()) => h.exif = true,
+            0xE1 if b.get(i + 2..i + 8) == Some(b"Exif\0\0".as_slice()) => {
+                if !h.exif {
+                    h.exif_tiff = Some((i + 8, i + len));
+                }
+                h.exif = true;
+            }
             // SOFn (not DHT C4, JPG C8, DAC CC): Nf after P, Y, X.
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 frame_components = b.get(i + 7).copied();
@@ -588,13 +685,14 @@ pub fn walk_headers(b: &[u8]) -> Headers {
     }
 }
 
-/// The EXIF orientation of a JPEG (no transform when it cannot be read).
-fn exif_orientation(bytes: &[u8]) -> Orientation {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Jpeg);
-    reader.no_limits();
-    reader
-        .into_decoder()
-        .and_then(|mut d| d.orientation())
+/// The EXIF orientation of a JPEG whose headers are `headers` (no transform
+/// when there is none or it cannot be read). Only the EXIF segment is
+/// parsed (the `image` crate's TIFF tag reader); no JPEG decoder is run.
+fn exif_orientation(bytes: &[u8], headers: &Headers) -> Orientation {
+    headers
+        .exif_tiff
+        .and_then(|(a, b)| bytes.get(a..b))
+        .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms)
 }
 
@@ -603,6 +701,8 @@ mod tests {
     use super::*;
     use crate::model::manifest::ResizeMode;
     use crate::preprocess::InputGeometry;
+    use image::ImageFormat;
+    use std::io::Cursor;
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| {
@@ -650,7 +750,6 @@ mod tests {
             // Each sample is the mean luma of its block of the full decode.
             let rgb = decode(&bytes, &limits, &DecodeTarget::full(), Vec::new())
                 .unwrap()
-                .unwrap()
                 .image;
             let k = w / lw;
             let mut worst = 0.0f64;
@@ -673,13 +772,19 @@ mod tests {
             assert!(worst < 2.5, "{w}x{h}: worst |luma - block mean| {worst}");
         }
         // A warning (extraneous bytes before EOI, as some webcams send): the
-        // RGB decode leaves the frame to the image crate, the luma is kept.
+        // RGB decode keeps libjpeg-turbo's pixels (the clean frame's), and
+        // so does the luma.
         let clean = jpeg(640, 480);
         let mut warned = clean[..clean.len() - 2].to_vec();
         warned.extend_from_slice(&[0x12, 0x34, 0x56, 0xFF, 0xD9]);
-        assert!(decode(&warned, &limits, &DecodeTarget::full(), Vec::new())
-            .unwrap()
-            .is_none());
+        assert_eq!(
+            decode(&warned, &limits, &DecodeTarget::full(), Vec::new())
+                .unwrap()
+                .image,
+            decode(&clean, &limits, &DecodeTarget::full(), Vec::new())
+                .unwrap()
+                .image
+        );
         let mut clean_luma = Vec::new();
         decode_luma(&clean, &limits, &need, &mut clean_luma)
             .unwrap()
@@ -689,12 +794,12 @@ mod tests {
             .unwrap();
         assert_eq!((size.width, size.height), (160, 120));
         assert_eq!(buf, clean_luma);
-        // Not decodable as luma here: None, and the next frame still works.
-        assert!(
-            decode_luma(b"\xFF\xD8\xFF\xC0\x00\x11", &limits, &need, &mut buf)
-                .unwrap()
-                .is_none()
-        );
+        // Not decodable as luma here: no luma (an error, which the caller
+        // ignores: it decodes the frame as usual), and the next frame still works.
+        assert!(!matches!(
+            decode_luma(b"\xFF\xD8\xFF\xC0\x00\x11", &limits, &need, &mut buf),
+            Ok(Some(_))
+        ));
         assert!(decode_luma(&jpeg(640, 480), &limits, &need, &mut buf)
             .unwrap()
             .is_some());
@@ -752,7 +857,6 @@ mod tests {
         let limits = DecodeLimits::default();
         let full = decode(&j, &limits, &DecodeTarget::full(), Vec::new())
             .unwrap()
-            .unwrap()
             .image;
         assert_eq!(full.dimensions(), (1280, 720));
         let half_side = DecodeTarget {
@@ -760,10 +864,7 @@ mod tests {
             min_longest_side: 640,
             crop: false,
         };
-        let half = decode(&j, &limits, &half_side, Vec::new())
-            .unwrap()
-            .unwrap()
-            .image;
+        let half = decode(&j, &limits, &half_side, Vec::new()).unwrap().image;
         assert_eq!(half.dimensions(), (640, 360));
         // The half-size decode is the full one averaged over 2×2 blocks,
         // within JPEG rounding.
@@ -812,16 +913,12 @@ mod tests {
     fn assert_crop_matches(j: &[u8], label: &str) {
         let limits = DecodeLimits::default();
         let g = crop224();
-        let cropped = decode(j, &limits, &DecodeTarget::model(g), Vec::new())
-            .unwrap()
-            .unwrap();
+        let cropped = decode(j, &limits, &DecodeTarget::model(g), Vec::new()).unwrap();
         let whole_target = DecodeTarget {
             crop: false,
             ..DecodeTarget::model(g)
         };
-        let whole = decode(j, &limits, &whole_target, Vec::new())
-            .unwrap()
-            .unwrap();
+        let whole = decode(j, &limits, &whole_target, Vec::new()).unwrap();
         assert_eq!(whole.window, Window::whole(&whole.image));
         // Into a larger buffer holding an earlier frame: the same pixels.
         let again = decode(
@@ -830,7 +927,6 @@ mod tests {
             &DecodeTarget::model(g),
             whole.image.as_raw().clone(),
         )
-        .unwrap()
         .unwrap();
         assert_eq!(again.image, cropped.image);
         let win = cropped.window;
@@ -950,7 +1046,7 @@ mod tests {
         let j = tj_jpeg(640, 480, Subsamp::Sub2x1);
         for mode in [ResizeMode::Letterbox, ResizeMode::Squash] {
             let t = DecodeTarget::model(InputGeometry { mode, ..g });
-            let d = decode(&j, &limits, &t, Vec::new()).unwrap().unwrap();
+            let d = decode(&j, &limits, &t, Vec::new()).unwrap();
             assert_eq!(d.window, Window::whole(&d.image));
             assert_eq!(d.image.dimensions(), (640, 480));
         }
@@ -1004,11 +1100,12 @@ mod tests {
         bad[sof + 2 + 2 + 6 + 1] = 0x01;
         let limits = DecodeLimits::default();
         let t = DecodeTarget::full();
-        assert!(decode(&bad, &limits, &t, Vec::new()).unwrap().is_none());
-        let d = decode(&good, &limits, &t, Vec::new()).unwrap();
+        let e = decode(&bad, &limits, &t, Vec::new()).unwrap_err();
+        assert_eq!(e.reason(), "corrupt", "{e}");
+        let d = decode(&good, &limits, &t, Vec::new());
         assert!(
-            d.is_some(),
-            "libjpeg-turbo refuses good frames after a bad header"
+            d.is_ok(),
+            "libjpeg-turbo refuses good frames after a bad header: {d:?}"
         );
     }
 
@@ -1020,9 +1117,7 @@ mod tests {
             min_longest_side: 641,
             crop: false,
         };
-        let got = decode(&j, &DecodeLimits::default(), &target, Vec::new())
-            .unwrap()
-            .unwrap();
+        let got = decode(&j, &DecodeLimits::default(), &target, Vec::new()).unwrap();
         assert_eq!(got.image.dimensions(), (641, 362));
         assert_eq!(got.window, Window::whole(&got.image));
     }
@@ -1043,6 +1138,7 @@ mod tests {
             walk_headers(&with),
             Headers {
                 exif: true,
+                exif_tiff: Some((12, 14)),
                 first_scan_interleaved: true,
                 sampling: Some((3, 1)),
             }
@@ -1058,17 +1154,49 @@ mod tests {
     }
 
     #[test]
-    fn garbage_and_truncated_data_are_left_to_the_image_crate() {
+    fn garbage_is_corrupt_with_libjpeg_turbos_message() {
         let limits = DecodeLimits::default();
         let t = DecodeTarget::full();
-        assert!(decode(b"\xFF\xD8\xFF\xE0garbage", &limits, &t, Vec::new())
-            .unwrap()
-            .is_none());
+        let e = decode(b"\xFF\xD8\xFF\xE0garbage", &limits, &t, Vec::new()).unwrap_err();
+        assert_eq!(e.reason(), "corrupt");
+        assert!(!e.to_string().contains("tj3"), "{e}");
+        // Cut inside the entropy-coded data (the marker walk of
+        // `check_jpeg_complete` refuses such a file before it gets here):
+        // libjpeg-turbo warns and fills the rest; the pixels are kept.
         let j = jpeg(64, 48);
-        // Cut inside the entropy-coded data: libjpeg-turbo warns, the caller decides.
-        assert!(decode(&j[..j.len() / 2], &limits, &t, Vec::new())
-            .unwrap()
-            .is_none());
+        let sos = j.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let d = decode(&j[..sos + 40], &limits, &t, Vec::new()).unwrap();
+        assert_eq!(d.image.dimensions(), (64, 48));
+        // Cut inside the headers: no frame header, corrupt.
+        let e = decode(&j[..sos - 10], &limits, &t, Vec::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "corrupt image: Invalid JPEG file structure: missing SOS marker"
+        );
+    }
+
+    #[test]
+    fn cmyk_converts_as_pillow_and_exif_orientation_needs_no_decoder() {
+        // Adobe's inverted CMYK: stored (255, 0, 0, 255) is C=0 M=255 Y=255
+        // K=0, red; stored k = 0 is black whatever c, m, y.
+        assert_eq!(
+            cmyk_to_rgb(&[255, 0, 0, 255, 10, 20, 30, 0, 255, 255, 255, 128]),
+            vec![255, 0, 0, 0, 0, 0, 128, 128, 128]
+        );
+        // A big-endian TIFF with one IFD entry: Orientation (0x0112) = 6.
+        let tiff = [
+            b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0,
+            0, 0, 0,
+        ];
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        j.extend(((2 + 6 + tiff.len()) as u16).to_be_bytes());
+        j.extend(b"Exif\0\0");
+        j.extend(tiff);
+        j.extend(&jpeg(8, 8)[2..]);
+        assert_eq!(
+            exif_orientation(&j, &walk_headers(&j)),
+            Orientation::Rotate90
+        );
     }
 
     #[test]

@@ -495,6 +495,58 @@ impl Manifest {
         Ok(())
     }
 
+    /// What the daemon feeds the model, in one line for the run log and
+    /// `check-config`: input name, layout, datum type, shape, colour order,
+    /// normalisation and resize, e.g. `"input": NCHW f32 1×3×224×224, RGB,
+    /// (pixel - mean) / std with mean 127 and std 128, center-crop 0.875`.
+    pub fn input_summary(&self) -> String {
+        let i = &self.input;
+        let shape = match i.layout {
+            Layout::NCHW => format!("1×3×{}×{}", i.height, i.width),
+            Layout::NHWC => format!("1×{}×{}×3", i.height, i.width),
+        };
+        let datum = match i.datum_type {
+            InputDatum::F32 => "f32",
+            InputDatum::U8 => "u8",
+        };
+        let show = |v: PerChannel| {
+            let [a, b, c] = v.values();
+            if a == b && b == c {
+                format!("{a}")
+            } else {
+                format!("[{a}, {b}, {c}]")
+            }
+        };
+        let normalisation = match &i.normalisation {
+            None => "raw 0..255 pixel values (no normalisation)".to_string(),
+            Some(n) => match (n.mean, n.std, n.scale, n.offset) {
+                (Some(m), Some(s), _, _) => {
+                    format!(
+                        "(pixel - mean) / std with mean {} and std {}",
+                        show(m),
+                        show(s)
+                    )
+                }
+                (_, _, scale, offset) => format!(
+                    "pixel × scale + offset with scale {} and offset {}",
+                    scale.map_or("1".into(), show),
+                    offset.map_or("0".into(), show)
+                ),
+            },
+        };
+        let resize = match i.resize {
+            ResizeMode::Squash => "squash".to_string(),
+            ResizeMode::CenterCrop => {
+                format!("center-crop {}", i.crop_fraction.unwrap_or(1.0))
+            }
+            ResizeMode::Letterbox => format!("letterbox (pad {})", i.pad_value.unwrap_or(0)),
+        };
+        format!(
+            "{:?}: {:?} {datum} {shape}, {:?}, {normalisation}, {resize}",
+            i.name, i.layout, i.colour_order
+        )
+    }
+
     /// Normalisation as per-channel `(scale, offset)` so that the tensor value is
     /// `pixel * scale + offset` for a 0..255 pixel (identity for `u8` inputs).
     pub fn scale_offset(&self) -> ([f32; 3], [f32; 3]) {

@@ -85,6 +85,8 @@ pub struct Model {
     input: Option<Tensor>,
     input_shape: [usize; 4],
     outputs: TVec<TValue>,
+    /// The scores output on the start-up self-test's grey image.
+    self_test_scores: Vec<f32>,
     embedding_dim: Option<usize>,
     knn: Option<std::sync::Arc<knn_bank::KnnBank>>,
 }
@@ -111,6 +113,14 @@ fn onnx_type_name(code: i32) -> String {
     pb::tensor_proto::DataType::try_from(code)
         .map(|d| format!("{d:?}").to_lowercase())
         .unwrap_or_else(|_| format!("type #{code}"))
+}
+
+/// The manifest's spelling of a datum type (`f32`, `u8`).
+fn datum_name(d: InputDatum) -> &'static str {
+    match d {
+        InputDatum::F32 => "f32",
+        InputDatum::U8 => "u8",
+    }
 }
 
 /// Declared dims of a value: `Some(n)` for a fixed size, `None` for a symbolic one.
@@ -297,6 +307,7 @@ impl Model {
             input: Some(input),
             input_shape,
             outputs: tvec![],
+            self_test_scores: Vec::new(),
             embedding_dim,
             knn: None,
         };
@@ -373,37 +384,57 @@ impl Model {
             Layout::NHWC => [1, h, w, 3],
         };
         if let Some((elem, dims)) = declared_dims(input) {
-            let want = match m.input.datum_type {
-                InputDatum::F32 => pb::tensor_proto::DataType::Float as i32,
-                InputDatum::U8 => pb::tensor_proto::DataType::Uint8 as i32,
+            // Every way the input differs, each with its fix in the
+            // manifest's spelling, in one message.
+            let mut problems: Vec<(&str, String)> = Vec::new();
+            let graph_datum = if elem == pb::tensor_proto::DataType::Float as i32 {
+                Some(InputDatum::F32)
+            } else if elem == pb::tensor_proto::DataType::Uint8 as i32 {
+                Some(InputDatum::U8)
+            } else {
+                None
             };
-            if elem != want {
-                return Err(mismatch(
-                    "input.datum_type",
-                    format!(
-                        "the manifest says {:?}, input {:?} is {}",
-                        m.input.datum_type,
-                        m.input.name,
-                        onnx_type_name(elem)
-                    ),
-                ));
-            }
-            if !dims.is_empty() {
-                let show = dims
-                    .iter()
-                    .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
-                    .collect::<Vec<_>>()
-                    .join("×");
-                if dims.len() != 4 {
-                    return Err(mismatch(
-                        "input.layout",
+            match graph_datum {
+                Some(d) if d == m.input.datum_type => {}
+                Some(d) => {
+                    let extra = match (d, &m.input.normalisation) {
+                        (InputDatum::U8, Some(_)) => {
+                            " and remove normalisation (a u8 input takes raw 0..255 pixels)"
+                        }
+                        (InputDatum::F32, None) => {
+                            " and give the normalisation the model was trained with, if any"
+                        }
+                        _ => "",
+                    };
+                    problems.push((
+                        "input.datum_type",
                         format!(
-                            "input {:?} has rank {} ({show}); an image input has rank 4",
-                            m.input.name,
-                            dims.len()
+                            "the manifest says \"{}\", the graph takes {}: set datum_type = \"{}\"{extra}",
+                            datum_name(m.input.datum_type),
+                            datum_name(d),
+                            datum_name(d)
                         ),
                     ));
                 }
+                None => problems.push((
+                    "input.datum_type",
+                    format!(
+                        "the graph takes {}, which camtrapd cannot feed (it feeds f32 or u8): re-export the model with a float32 or uint8 input",
+                        onnx_type_name(elem)
+                    ),
+                )),
+            }
+            let show = dims
+                .iter()
+                .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
+                .collect::<Vec<_>>()
+                .join("×");
+            if !dims.is_empty() && dims.len() != 4 {
+                problems.push((
+                    "input.layout",
+                    format!("it has rank {}; an image input has rank 4", dims.len()),
+                ));
+            } else if !dims.is_empty() {
                 if let Some(b) = dims[0] {
                     if b != 1 {
                         return Err(ModelError::Onnx {
@@ -412,7 +443,7 @@ impl Model {
                         });
                     }
                 }
-                let other_layout = match m.input.layout {
+                let (other, other_shape) = match m.input.layout {
                     Layout::NCHW => (Layout::NHWC, [1, h, w, 3]),
                     Layout::NHWC => (Layout::NCHW, [1, 3, h, w]),
                 };
@@ -422,43 +453,82 @@ impl Model {
                         .skip(1)
                         .all(|(d, w)| d.is_none_or(|d| d as usize == *w))
                 };
-                if !matches(&shape) && matches(&other_layout.1) {
-                    return Err(mismatch(
-                        "input.layout",
-                        format!(
-                            "the manifest says {:?}, input {:?} is {show}, which is {:?}; set layout = \"{:?}\"",
-                            m.input.layout, m.input.name, other_layout.0, other_layout.0
-                        ),
-                    ));
-                }
-                for (i, (d, want)) in dims.iter().zip(shape.iter()).enumerate().skip(1) {
-                    if let Some(d) = d {
-                        if *d as usize != *want {
-                            let field = match (m.input.layout, i) {
-                                (Layout::NCHW, 1) | (Layout::NHWC, 3) => "input.layout",
-                                (Layout::NCHW, 2) | (Layout::NHWC, 1) => "input.height",
-                                _ => "input.width",
-                            };
-                            let other = match m.input.layout {
-                                Layout::NCHW => "NHWC",
-                                Layout::NHWC => "NCHW",
-                            };
-                            let hint = if field == "input.layout" {
-                                format!(" (channels must be 3 at that position; is the layout {other}?)")
-                            } else {
-                                String::new()
-                            };
-                            return Err(mismatch(
-                                field,
-                                format!(
-                                    "the manifest implies {:?} input {}, the graph declares {show}{hint}",
-                                    m.input.layout,
-                                    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")
-                                ),
+                // The channel position says which layout the graph has.
+                let graph_layout = match (
+                    dims.get(1).copied().flatten(),
+                    dims.get(3).copied().flatten(),
+                ) {
+                    (Some(3), Some(c)) if c != 3 => Some(Layout::NCHW),
+                    (Some(c), Some(3)) if c != 3 => Some(Layout::NHWC),
+                    _ if matches(&other_shape) && !matches(&shape) => Some(other),
+                    _ => None,
+                };
+                let layout = match graph_layout {
+                    Some(l) if l != m.input.layout => {
+                        problems.push((
+                            "input.layout",
+                            format!(
+                                "the manifest says \"{:?}\", the graph's input is {l:?}: set layout = \"{l:?}\"",
+                                m.input.layout
+                            ),
+                        ));
+                        l
+                    }
+                    _ => m.input.layout,
+                };
+                // Height and width, at the graph's layout's positions.
+                let (hi, wi, ci) = match layout {
+                    Layout::NCHW => (2, 3, 1),
+                    Layout::NHWC => (1, 2, 3),
+                };
+                for (field, ix, want) in [("height", hi, h), ("width", wi, w)] {
+                    if let Some(Some(d)) = dims.get(ix) {
+                        if *d as usize != want {
+                            problems.push((
+                                if field == "height" { "input.height" } else { "input.width" },
+                                format!("the manifest says {want}, the graph's input is {d} pixels: set {field} = {d}"),
                             ));
                         }
                     }
                 }
+                if let Some(Some(c)) = dims.get(ci) {
+                    if *c != 3 && graph_layout.is_none() {
+                        let alt = match m.input.layout {
+                            Layout::NCHW => "NHWC",
+                            Layout::NHWC => "NCHW",
+                        };
+                        problems.push((
+                            "input.layout",
+                            format!("the graph has {c} channels where layout = \"{:?}\" puts them (an RGB input has 3; is the layout {alt}?)", m.input.layout),
+                        ));
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                let fields = problems
+                    .iter()
+                    .map(|(f, _)| *f)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let shown = if show.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {show}")
+                };
+                return Err(mismatch(
+                    &fields,
+                    format!(
+                        "input {:?} is {}{shown}; {}",
+                        m.input.name,
+                        graph_datum
+                            .map_or_else(|| onnx_type_name(elem), |d| datum_name(d).to_string()),
+                        problems
+                            .iter()
+                            .map(|(f, p)| format!("{}: {p}", f.trim_start_matches("input.")))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                ));
             }
         }
         let outputs: Vec<&pb::ValueInfoProto> = graph.output.iter().collect();
@@ -514,7 +584,7 @@ impl Model {
             path: onnx.clone(),
             message: format!("the start-up self-test inference failed: {e}"),
         })?;
-        let scores = self.scores_output()?;
+        let scores = self.scores_output()?.to_vec();
         if scores.len() != self.manifest.labels.len() || scores.iter().any(|v| !v.is_finite()) {
             return Err(ModelError::Onnx {
                 path: onnx,
@@ -525,6 +595,7 @@ impl Model {
             .iter()
             .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let sum: f32 = scores.iter().sum();
+        self.self_test_scores = scores.clone();
         if self.manifest.output.kind == manifest::OutputKind::Logits
             && self.manifest.output.activation == manifest::Activation::Softmax
             && scores.len() >= 3
@@ -549,7 +620,22 @@ impl Model {
             // softmax-nothing` does); otherwise they are logits and clamping them
             // would make every frame "confident".
             let softmax = self.manifest.output.activation == manifest::Activation::Softmax;
-            if lo < -1e-4 || hi > 1.0 + 1e-4 || (softmax && sum > 1.02) {
+            let in_unit = lo >= -1e-4 && hi <= 1.0 + 1e-4;
+            if in_unit && softmax && sum > 1.02 {
+                // Every value is a probability, but together they are not
+                // one distribution: not logits (issue 21: that hint squashed
+                // every score to about 1/N).
+                return Err(ModelError::Mismatch {
+                    dir: self.dir.clone(),
+                    field: "output.activation".into(),
+                    message: format!(
+                        "the manifest says probabilities from a softmax, but on a grey test image the {} values of output '{}' are all in 0..1 and sum to {sum:.3}, not 1: a softmax over the wrong axis (e.g. one distribution per row of a reshaped output; fix the export), or independent sigmoid scores: then set activation = \"sigmoid\"",
+                        scores.len(),
+                        self.manifest.output.name
+                    ),
+                });
+            }
+            if !in_unit {
                 return Err(ModelError::Mismatch {
                     dir: self.dir.clone(),
                     field: "output.kind".into(),
@@ -561,6 +647,12 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// The scores output on the start-up self-test's grey image (mid-grey
+    /// 128 in every pixel, through the manifest's normalisation).
+    pub fn self_test_scores(&self) -> &[f32] {
+        &self.self_test_scores
     }
 
     /// The manifest.

@@ -288,21 +288,45 @@ impl Drop for Subscriber {
     }
 }
 
-/// Publishes one QoS 1 message and waits for its PUBACK.
+/// Publishes one QoS 1 message (up to 32 MiB) and waits for its PUBACK.
+///
+/// The event loop runs in its own thread on blocking `recv`: a
+/// `recv_timeout` that expires while a large packet is being written drops
+/// the write half-way (rumqttc's poll is not cancel-safe there), and the
+/// broker then never gets the whole message.
 pub fn publish(port: u16, topic: &str, payload: &[u8], retain: bool) {
-    let o = MqttOptions::new(format!("t-pub-{}", std::process::id()), "127.0.0.1", port);
+    let mut o = MqttOptions::new(format!("t-pub-{}", std::process::id()), "127.0.0.1", port);
+    o.set_max_packet_size(32 << 20, 32 << 20);
     let (client, mut conn) = Client::new(o, 10);
     client
         .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
         .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if let Ok(Ok(Event::Incoming(Incoming::PubAck(_)))) =
-            conn.recv_timeout(Duration::from_millis(100))
-        {
-            let _ = client.disconnect();
-            return;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            let done = matches!(ev, Ok(Event::Incoming(Incoming::PubAck(_))));
+            if tx
+                .send(ev.map(|_| done).map_err(|e| e.to_string()))
+                .is_err()
+                || done
+            {
+                return;
+            }
+        }
+    });
+    // A 17 MiB message on a loaded machine takes a while.
+    let end = Instant::now() + Duration::from_secs(30) * super::slowdown();
+    let mut last_error = None;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(Ok(true)) => {
+                let _ = client.disconnect();
+                return;
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => last_error = Some(e),
+            Err(_) => break,
         }
     }
-    panic!("no PUBACK for {topic}");
+    panic!("no PUBACK for {topic} (last connection error: {last_error:?})");
 }

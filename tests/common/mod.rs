@@ -75,4 +75,38 @@ pub fn camtrapd_cmd() -> std::process::Command {
         None => std::process::Command::new(bin()),
     }
 }
+
+/// Writes `<dir>/camtrapd.toml`: a files source over `frames`, the model
+/// bundle `model`, then `extra` (more TOML); returns its path.
+pub fn files_config(
+    dir: &std::path::Path,
+    frames: &std::path::Path,
+    model: &std::path::Path,
+    extra: &str,
+) -> PathBuf {
+    let cfg = dir.join("camtrapd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\nkind = \"files\"\npath = \"{}\"\n[model]\npath = \"{}\"\n{extra}",
+            frames.display(),
+            model.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Runs `camtrapd check-config cfg`: its exit code and its stderr.
+pub fn check_config(cfg: &std::path::Path) -> (Option<i32>, String) {
+    let out = camtrapd_cmd()
+        .arg("check-config")
+        .arg(cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 pub mod broker;

@@ -50,11 +50,18 @@ pub struct MqttConfig {
     /// Upper bound of the reconnect back-off in seconds (1..=3600). Default 60.
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max_secs: u64,
-    /// The largest MQTT packet in bytes the broker accepts (mosquitto's
-    /// `max_packet_size`/`message_size_limit`); larger snapshots are shrunk or
-    /// dropped. Default 2 MiB.
+    /// The largest MQTT packet in bytes camtrapd *sends*: the broker's
+    /// limit (mosquitto's `max_packet_size`/`message_size_limit`); larger
+    /// snapshots are shrunk or dropped. Default 2 MiB.
     #[serde(default = "default_max_packet")]
     pub max_packet_size: usize,
+    /// The largest message in bytes camtrapd *accepts* on the topic it
+    /// subscribes to (Home Assistant's `homeassistant/status`, whose
+    /// messages are `online` or `offline`): a larger one is dropped unread,
+    /// counted (`inbound_dropped`) and warned about once, and the connection
+    /// stays up (64..=16777216). Default 65536.
+    #[serde(default = "default_max_incoming")]
+    pub max_incoming_size: usize,
     /// What to publish: `"events"` (default: `new`/`update`/`end` messages
     /// on `<prefix>/<camera>/events`, one event per animal visit),
     /// `"detections"` (one message per detected frame on
@@ -152,6 +159,9 @@ fn default_reconnect_max() -> u64 {
 }
 fn default_max_packet() -> usize {
     2 << 20
+}
+fn default_max_incoming() -> usize {
+    64 << 10
 }
 fn default_snapshot_size() -> u32 {
     1280
@@ -260,6 +270,16 @@ impl MqttConfig {
                 format!(
                     "{} bytes is above MQTT's limit of 256 MiB",
                     self.max_packet_size
+                ),
+            ));
+        }
+        if !(64..=super::link::READ_LIMIT).contains(&self.max_incoming_size) {
+            return Err((
+                "max_incoming_size",
+                format!(
+                    "{} is out of range; allowed 64..={} bytes (Home Assistant's status messages are a few bytes)",
+                    self.max_incoming_size,
+                    super::link::READ_LIMIT
                 ),
             ));
         }

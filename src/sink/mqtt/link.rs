@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{
     Client, ConnectReturnCode, ConnectionError, Event, Incoming, LastWill, MqttOptions, Outgoing,
-    QoS, Transport,
+    QoS, StateError, Transport,
 };
 
 use super::config::MqttConfig;
@@ -31,9 +31,32 @@ pub(crate) enum LinkEvent {
     PubAck(u16),
     /// Home Assistant announced `online` on its status topic.
     HomeAssistantOnline,
+    /// An inbound message larger than `max_incoming_size` was dropped
+    /// unread ([`Inbound`]).
+    InboundDropped(Inbound),
     /// The connection is gone; the client from `Connected` is dead.
     Down,
 }
+
+/// An inbound message camtrapd dropped for its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inbound {
+    /// The topic it came on.
+    pub topic: String,
+    /// Its size in bytes (the payload; over [`READ_LIMIT`], the whole packet).
+    pub size: usize,
+    /// Larger than [`READ_LIMIT`]: the connection was closed to get rid of
+    /// it, and camtrapd no longer subscribes to `topic` until it restarts.
+    pub unsubscribed: bool,
+}
+
+/// The largest inbound packet rumqttc reads into memory (16 MiB). A larger
+/// one makes it close the connection (it stops reading rather than buffer
+/// it); camtrapd then reconnects without the subscription that brought it,
+/// so that a retained message cannot make it reconnect forever. Messages
+/// between `max_incoming_size` and this are read, dropped and counted on a
+/// connection that stays up.
+pub(crate) const READ_LIMIT: usize = 16 << 20;
 
 /// Settings the thread needs, resolved at start-up.
 pub(crate) struct LinkSettings {
@@ -41,10 +64,13 @@ pub(crate) struct LinkSettings {
     pub broker: String,
     pub reconnect_max: Duration,
     pub ha_status_topic: Option<String>,
+    /// `max_incoming_size`: larger inbound messages are dropped.
+    pub max_incoming: usize,
 }
 
 /// Builds rumqttc options: client id, keep-alive, credentials, last will
-/// (`offline`, retained, QoS 1), packet size limits and TLS.
+/// (`offline`, retained, QoS 1), packet size limits (outgoing:
+/// `max_packet_size`; incoming: [`READ_LIMIT`]) and TLS.
 ///
 /// # Errors
 /// A message naming the setting and the fix (unreadable password or
@@ -58,7 +84,7 @@ pub(crate) fn options(
     let mut o = MqttOptions::new(client_id, cfg.host.trim(), cfg.port());
     o.set_keep_alive(cfg.keep_alive());
     o.set_clean_session(true);
-    o.set_max_packet_size(cfg.max_packet_size, cfg.max_packet_size);
+    o.set_max_packet_size(READ_LIMIT, cfg.max_packet_size);
     o.set_inflight(super::outbox::MAX_INFLIGHT);
     o.set_last_will(LastWill::new(
         availability_topic,
@@ -142,6 +168,18 @@ pub(crate) fn explain(e: &ConnectionError, broker: &str, handshake: bool) -> Str
     }
 }
 
+/// The size of the inbound packet that made rumqttc close the connection
+/// because it is over its read limit ([`READ_LIMIT`]), if that is what
+/// `e` is.
+fn too_large_to_read(e: &ConnectionError) -> Option<usize> {
+    match e {
+        ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(n),
+        )) => Some(*n),
+        _ => None,
+    }
+}
+
 /// Back-off before reconnect attempt `attempt` (1-based): 1 s doubling up
 /// to `max`, with "equal jitter" (a random half to full of it) so that many
 /// cameras do not reconnect in lock-step after a broker restart.
@@ -163,6 +201,9 @@ pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicB
     let mut down_since: Option<Instant> = None;
     let mut short_lived: u32 = 0;
     let mut flap_warned = false;
+    // Cleared when a message on the Home Assistant status topic was too
+    // large to read at all ([`READ_LIMIT`]).
+    let mut ha_status_topic = settings.ha_status_topic.clone();
     while !stop.load(Ordering::SeqCst) {
         let (client, mut conn) = Client::new(settings.options.clone(), 64);
         let mut pending = Some(client);
@@ -186,7 +227,7 @@ pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicB
                         None => log::info!("mqtt: connected to {}", settings.broker),
                     }
                     let Some(c) = pending.take() else { continue };
-                    if let Some(t) = &settings.ha_status_topic {
+                    if let Some(t) = &ha_status_topic {
                         if let Err(e) = c.try_subscribe(t.clone(), QoS::AtLeastOnce) {
                             log::warn!("mqtt: subscribing to {t}: {e}");
                         }
@@ -195,7 +236,13 @@ pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicB
                 }
                 Ok(Event::Incoming(Incoming::PubAck(p))) => LinkEvent::PubAck(p.pkid),
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    if Some(&p.topic) == settings.ha_status_topic.as_ref()
+                    if p.payload.len() > settings.max_incoming {
+                        LinkEvent::InboundDropped(Inbound {
+                            topic: p.topic.clone(),
+                            size: p.payload.len(),
+                            unsubscribed: false,
+                        })
+                    } else if Some(&p.topic) == ha_status_topic.as_ref()
                         && p.payload.as_ref() == b"online"
                     {
                         LinkEvent::HomeAssistantOnline
@@ -214,6 +261,25 @@ pub(crate) fn run(settings: LinkSettings, tx: SyncSender<Msg>, stop: Arc<AtomicB
         drop(pending);
         if connected_at.is_some() && tx.send(Msg::Link(LinkEvent::Down)).is_err() {
             return;
+        }
+        if let (Some(size), Some(topic)) = (too_large_to_read(&error), &ha_status_topic) {
+            // The only topic camtrapd subscribes to brought it (a retained
+            // message comes back on every reconnect): leave that topic alone.
+            let dropped = Inbound {
+                topic: topic.clone(),
+                size,
+                unsubscribed: true,
+            };
+            ha_status_topic = None;
+            if tx
+                .send(Msg::Link(LinkEvent::InboundDropped(dropped)))
+                .is_err()
+            {
+                return;
+            }
+            // Reconnect at once: this was no broker trouble.
+            attempt = 0;
+            continue;
         }
         if stop.load(Ordering::SeqCst) {
             return;

@@ -158,7 +158,7 @@ impl MqttSink {
         let spool = spool::Spool::open(&spool_path, cfg.spool_max_bytes())?;
         if !spool.is_empty() {
             log::info!(
-                "mqtt: {} detection(s) from an earlier run wait in {} and will be delivered first",
+                "mqtt: {} message(s) from an earlier run wait in {} and will be delivered first",
                 spool.len(),
                 spool_path.display()
             );
@@ -183,7 +183,7 @@ impl MqttSink {
         let link_stop = Arc::new(AtomicBool::new(false));
         let (spooled_tx, spooled) = mpsc::sync_channel(1);
         let snapshots_dropped = Arc::new(AtomicU64::new(0));
-        let ob = outbox::Outbox::new(
+        let mut ob = outbox::Outbox::new(
             spool,
             topics,
             ctx.camera.clone(),
@@ -192,6 +192,7 @@ impl MqttSink {
             spooled_tx,
             snapshots_dropped.clone(),
         );
+        ob.max_incoming = cfg.max_incoming_size;
         let outbox = std::thread::Builder::new()
             .name("mqtt-outbox".into())
             .spawn(move || ob.run(rx))
@@ -203,6 +204,7 @@ impl MqttSink {
             ha_status_topic: ha
                 .discovery
                 .then(|| format!("{}/status", ha.discovery_prefix)),
+            max_incoming: cfg.max_incoming_size,
         };
         let ltx = tx.clone();
         let stop = link_stop.clone();
@@ -386,7 +388,10 @@ impl Sink for MqttSink {
         self.buf.push(outbox::EVENT_TAG);
         serde_json::to_writer(&mut self.buf, e)?;
         self.spool_buf()?;
-        if let (true, Some(img)) = (self.snapshots, best) {
+        // With detections published too, every detected frame has had its
+        // snapshot, the event's best frame among them: sent once, not again
+        // for the event (issue 21).
+        if let (true, false, Some(img)) = (self.snapshots, self.messages.detections(), best) {
             self.send_snapshot(img)?;
         }
         Ok(())
@@ -457,13 +462,13 @@ impl Sink for MqttSink {
             Some(r) => {
                 if r.undelivered > 0 {
                     log::warn!(
-                        "mqtt: {} detection(s) not yet acknowledged by the broker stay in the spool and are delivered on the next start",
+                        "mqtt: {} message(s) not yet acknowledged by the broker stay in the spool and are delivered on the next start",
                         r.undelivered
                     );
                 }
                 if r.lost_in_memory > 0 {
                     log::error!(
-                        "mqtt: {} detection(s) held in memory because the spool could not be written are lost (the broker did not take them before shutdown)",
+                        "mqtt: {} message(s) held in memory because the spool could not be written are lost (the broker did not take them before shutdown)",
                         r.lost_in_memory
                     );
                 }

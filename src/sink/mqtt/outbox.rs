@@ -92,6 +92,8 @@ struct MqttCounters {
     published: u64,
     snapshots_dropped: u64,
     reconnects: u64,
+    /// Inbound messages dropped for their size (`max_incoming_size`).
+    inbound_dropped: u64,
 }
 
 pub(crate) struct Outbox {
@@ -121,6 +123,8 @@ pub(crate) struct Outbox {
     connects: u64,
     /// The camera's latest status message, republished (retained) on every connect.
     camera_status: Option<Vec<u8>>,
+    /// `max_incoming_size`, for the warning about a dropped inbound message.
+    pub max_incoming: usize,
 }
 
 impl Outbox {
@@ -156,6 +160,7 @@ impl Outbox {
             counters: MqttCounters::default(),
             connects: 0,
             camera_status: None,
+            max_incoming: 0,
         }
     }
 
@@ -337,6 +342,10 @@ impl Outbox {
                 }
                 Some(Tag::Other) | None => {}
             },
+            LinkEvent::InboundDropped(m) => {
+                self.counters.inbound_dropped += 1;
+                self.inbound_dropped(&m);
+            }
             LinkEvent::HomeAssistantOnline => {
                 log::info!("mqtt: Home Assistant came online: republishing discovery");
                 self.announce();
@@ -347,6 +356,36 @@ impl Outbox {
                 self.awaiting.clear();
                 self.unacked = 0;
             }
+        }
+    }
+
+    /// Says once (a warning) that an inbound message was dropped for its
+    /// size; later ones are counted (`inbound_dropped`) and logged at debug
+    /// level, except the one that makes camtrapd leave its topic alone.
+    fn inbound_dropped(&mut self, m: &super::link::Inbound) {
+        let n = self.counters.inbound_dropped;
+        if m.unsubscribed {
+            log::warn!(
+                "mqtt: dropped a {} byte message on {}: larger than the {} MiB camtrapd reads at all, so the connection was closed to skip it; camtrapd no longer subscribes to {} until it restarts (Home Assistant restarts go unnoticed; discovery is retained, so Home Assistant still finds the camera). Delete that retained message: mosquitto_pub -t '{}' -r -n",
+                m.size,
+                m.topic,
+                super::link::READ_LIMIT >> 20,
+                m.topic,
+                m.topic
+            );
+        } else if n == 1 {
+            log::warn!(
+                "mqtt: dropped a {} byte message on {}: larger than max_incoming_size ({} bytes); detections are not affected. Further ones are only counted (inbound_dropped in the stats)",
+                m.size,
+                m.topic,
+                self.max_incoming
+            );
+        } else {
+            log::debug!(
+                "mqtt: dropped a {} byte message on {} ({n} so far)",
+                m.size,
+                m.topic
+            );
         }
     }
 
@@ -408,7 +447,7 @@ impl Outbox {
         if !c.connected || c.spool_depth > 0 || c.in_memory > 0 {
             // The stats topic is out of reach while disconnected: say it in the log.
             log::info!(
-                "mqtt: {}; {} detection(s) waiting in the spool ({:.2} MiB), {} dropped, {} held in memory, {} delivered",
+                "mqtt: {}; {} message(s) waiting in the spool ({:.2} MiB), {} dropped, {} held in memory, {} delivered",
                 if c.connected { "connected" } else { "not connected" },
                 c.spool_depth,
                 c.spool_bytes as f64 / 1048576.0,

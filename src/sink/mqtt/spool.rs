@@ -243,7 +243,7 @@ impl Spool {
                 .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
             {
                 log::warn!(
-                    "spool {} is full ({:.2} MiB): dropped the {} oldest undelivered detection(s) ({} in all); raise spool_max_mb or check the broker",
+                    "spool {} is full ({:.2} MiB): dropped the {} oldest undelivered message(s) ({} in all); raise spool_max_mb or check the broker",
                     self.path.display(),
                     self.max_bytes as f64 / 1048576.0,
                     self.unreported_drops,

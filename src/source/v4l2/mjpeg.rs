@@ -2,15 +2,16 @@
 //! JPEG *without* Huffman tables (no DHT segment), relying on the standard
 //! tables of ITU-T T.81 Annex K.3 (the AVI MJPEG convention). Such a frame is
 //! not a valid JPEG on its own. libjpeg-turbo decodes it with those tables
-//! anyway; for a frame that goes to the `image` crate instead,
-//! [`with_huffman_tables`] inserts them before the first start-of-scan. A decoder may
+//! anyway; [`with_huffman_tables`] inserts them before the first
+//! start-of-scan for other decoders, and [`has_huffman_tables`] tells
+//! the frames that need them apart (counted as `camera.repaired`). A decoder may
 //! also report success on a truncated frame (grey-filled bottom): the marker
 //! walk of [`crate::decode::check_jpeg_complete`] refuses frames that end
 //! before their end-of-image marker.
 
 use std::borrow::Cow;
 
-use crate::decode::{decode_with_fallback, DecodeError, DecodeLimits, DecodeTarget, Decoded};
+use crate::decode::{decode_bytes_into, DecodeError, DecodeLimits, DecodeTarget, Decoded};
 
 /// Table K.3: luminance DC, code lengths 1..=16 (number of codes of each length).
 const LUMA_DC_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
@@ -154,9 +155,9 @@ pub fn decode_mjpeg(
 }
 
 /// As [`decode_mjpeg`], into `buf` (an earlier frame's pixel buffer, reused).
-/// libjpeg-turbo decodes frames without Huffman tables with the standard
-/// ones itself; the copy with the tables inserted is only made when the
-/// frame goes to the `image` crate instead.
+/// libjpeg-turbo, the only JPEG decoder, decodes frames without Huffman
+/// tables with the standard ones itself, so no copy with the tables
+/// inserted is made ([`with_huffman_tables`] gives one, for other tools).
 ///
 /// # Errors
 /// Any [`DecodeError`]; never panics.
@@ -166,7 +167,7 @@ pub fn decode_mjpeg_into(
     target: &DecodeTarget,
     buf: Vec<u8>,
 ) -> Result<Decoded, DecodeError> {
-    decode_with_fallback(b, limits, target, buf, with_huffman_tables)
+    decode_bytes_into(b, limits, target, buf)
 }
 
 #[cfg(test)]

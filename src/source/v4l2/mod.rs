@@ -115,6 +115,9 @@ pub struct V4l2Source {
     description: String,
     seq: u64,
     undecodable: u64,
+    /// MJPEG frames without Huffman tables, read with the standard ones
+    /// (`camera.repaired`).
+    repaired: u64,
     /// The pixel buffer of a processed frame, decoded into next.
     spare: Vec<u8>,
     /// The motion gate's luma buffer (a JPEG decoded at reduced scale).
@@ -191,6 +194,7 @@ impl V4l2Source {
             description,
             seq: 0,
             undecodable: 0,
+            repaired: 0,
             spare: Vec::new(),
             luma: Vec::new(),
         })
@@ -249,6 +253,9 @@ impl V4l2Source {
         let seq = self.seq;
         self.seq += 1;
         let captured_at = frame.captured_at;
+        if needs_standard_tables(&frame) {
+            self.repaired += 1;
+        }
         let mut target = self.target;
         let mut whole_gate = None;
         if let Some(gate) = gate {
@@ -366,8 +373,16 @@ impl FrameSource for V4l2Source {
     fn camera_stats(&self) -> Option<CameraStats> {
         let mut s = self.shared.lock().stats.clone();
         s.corrupt += self.undecodable;
+        s.repaired = self.repaired;
         Some(s)
     }
+}
+
+/// Whether `frame` is an MJPEG frame without Huffman tables (no DHT
+/// segment), which many UVC webcams send: it is read with the standard
+/// tables of ITU-T T.81 Annex K (libjpeg-turbo does so itself).
+fn needs_standard_tables(frame: &Captured) -> bool {
+    frame.format.pixel == Pixel::Mjpeg && !mjpeg::has_huffman_tables(&frame.bytes)
 }
 
 impl Drop for V4l2Source {
@@ -436,5 +451,31 @@ mod tests {
                 .reason(),
             "truncated"
         );
+    }
+
+    #[test]
+    fn frames_without_huffman_tables_are_the_repaired_ones() {
+        let bad = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bad/");
+        let bars = std::fs::read(format!("{bad}bars.jpg")).unwrap();
+        let no_dht = std::fs::read(format!("{bad}bars_no_dht.jpg")).unwrap();
+        assert!(!needs_standard_tables(&captured(
+            bars.clone(),
+            Pixel::Mjpeg,
+            64,
+            48
+        )));
+        let bare = captured(no_dht, Pixel::Mjpeg, 64, 48);
+        assert!(needs_standard_tables(&bare));
+        // Decoded with the standard tables, to the same size as the original.
+        let img = decode_frame(&bare, &DecodeLimits::default(), &DecodeTarget::full())
+            .unwrap()
+            .image;
+        assert_eq!(img.dimensions(), (64, 48));
+        assert!(!needs_standard_tables(&captured(
+            vec![16; 32],
+            Pixel::Yuyv,
+            8,
+            2
+        )));
     }
 }
