@@ -76,3 +76,4 @@ pub fn camtrapd_cmd() -> std::process::Command {
     }
 }
 pub mod broker;
+pub mod dashboard;
