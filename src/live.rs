@@ -2,7 +2,7 @@
 //! camera's state, the model and its thresholds, the recent events with
 //! their thumbnails and the latest frame.
 //!
-//! The pipeline writes it ([`crate::pipeline::Pipeline::set_live`]); the web
+//! The pipeline writes it ([`crate::pipeline::Pipeline::set_dashboard`]); the web
 //! server ([`crate::web`]) reads it. Neither waits for the other: the
 //! pipeline only uses `try_lock` and skips an update when the server holds
 //! the lock (it is held only to copy a few fields), and images are encoded
