@@ -365,24 +365,25 @@ fn start_on_tmpfs(cfg: &Path, folder: &Path, size: &str) -> Site {
     Site::spawn(cmd, cfg)
 }
 
+/// A daemon config at 10 frames/s keeping every rejected frame, with a
+/// quota of 1 MB.
+fn sampled_1mb(dir: &Path) -> std::path::PathBuf {
+    dashboard::config(dir, &photos(), 10.0, "sample_every = 1\nquota_mb = 1", "")
+}
+
 #[test]
 fn quota_deletes_oldest_frames_first() {
     let t = tempfile::tempdir().unwrap();
-    let cfg = dashboard::config(
-        t.path(),
-        &photos(),
-        10.0,
-        "sample_every = 1\nquota_mb = 1",
-        "",
-    );
+    let cfg = sampled_1mb(t.path());
     let mut site = Site::start(&cfg);
     let j = site.wait_json("/api/status", "frames deleted by the quota", |j| {
         j["review"]["deleted_quota"].as_u64().unwrap_or(0) >= 5
     });
     let r = &j["review"];
     assert!(r["queue_bytes"].as_u64().unwrap() <= 1_000_000, "{j}");
-    // What remains are the newest frames: every id on disk is newer (UUID v7
-    // sorts by time) than the ones the quota deleted, which are gone.
+    // The queue on disk stays within the quota (plus the frame being
+    // written); which frames go first (the oldest) is pinned by the unit
+    // test in src/review/store.rs.
     let queue = t.path().join("review/queue");
     let on_disk: u64 = files(&queue)
         .iter()
@@ -402,7 +403,6 @@ fn quota_deletes_oldest_frames_first() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     assert!(site.stop().success(), "{}", site.err());
-    // The first frames the daemon kept were deleted, the last are there.
     let log = site.err();
     assert!(!log.contains("review: cannot write"), "{log}");
 }
@@ -411,13 +411,7 @@ fn quota_deletes_oldest_frames_first() {
 fn a_full_review_disk_is_logged_once_and_never_stalls_detections() {
     let t = tempfile::tempdir().unwrap();
     // The tmpfs (200 KiB) fills long before the quota (1 MB) would act.
-    let cfg = dashboard::config(
-        t.path(),
-        &photos(),
-        10.0,
-        "sample_every = 1\nquota_mb = 1",
-        "",
-    );
+    let cfg = sampled_1mb(t.path());
     let mut site = start_on_tmpfs(&cfg, &t.path().join("review"), "200k");
     let end = Instant::now() + Duration::from_secs(120) * common::slowdown();
     while !site.err().contains("review: cannot write frames") {
