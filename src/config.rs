@@ -68,6 +68,12 @@ pub struct Config {
     /// `[motion]`: motion gating (run the model only on change).
     #[serde(default)]
     pub motion: crate::motion::MotionConfig,
+    /// `[review]`: frames kept for the dashboard's review queue.
+    #[serde(default)]
+    pub review: crate::review::ReviewConfig,
+    /// `[http]`: the web dashboard (off without this table).
+    #[serde(default)]
+    pub http: Option<crate::web::HttpConfig>,
     /// The config file this was read from (set by [`Config::from_path`]).
     #[serde(skip)]
     pub file: PathBuf,
@@ -311,6 +317,14 @@ impl Config {
         if let Err((field, m)) = self.motion.check() {
             return Err(self.invalid::<()>(None, &field, m));
         }
+        if let Err((field, m)) = self.review.check() {
+            return Err(self.invalid::<()>(None, field, m));
+        }
+        if let Some(h) = &self.http {
+            if let Err((field, m)) = h.check() {
+                return Err(self.invalid::<()>(None, field, m));
+            }
+        }
         if !(1..=100).contains(&self.decision.top_k) {
             return Err(self.invalid::<()>(
                 None,
@@ -435,6 +449,16 @@ impl Config {
     /// The model bundle folder, resolved.
     pub fn model_dir(&self) -> PathBuf {
         self.base_dir().join(self.model.path.get_ref())
+    }
+
+    /// The review folder and the sorted data set folder, resolved.
+    pub fn review_dirs(&self) -> (PathBuf, PathBuf) {
+        let folder = self.base_dir().join(&self.review.folder);
+        let dataset = match &self.review.dataset {
+            Some(d) => self.base_dir().join(d),
+            None => folder.join("sorted"),
+        };
+        (folder, dataset)
     }
 
     /// The thresholds file, resolved against the config's folder.

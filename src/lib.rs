@@ -23,6 +23,9 @@
 //! | [`sink`] | where detections go ([`sink::Sink`]) |
 //! | [`pipeline`] | wires one frame through all of the above, with counters |
 //! | [`stats`] | the counters and latency figures of a running pipeline |
+//! | [`live`] | what the running pipeline shows the dashboard (counters, events, latest frame) |
+//! | [`review`] | review capture: frames kept for the review queue, written off the frame path, quota, sorting into a data set |
+//! | [`web`] | the web dashboard: status, events and review pages, `/metrics`, `/api/` |
 //! | [`read`] | reading user-named files: regular files only, size-capped |
 //! | [`shutdown`] | SIGTERM/SIGINT/SIGHUP handling and interruptible waits |
 //! | [`notify`] | systemd notifications: READY, STATUS, RELOADING, STOPPING, WATCHDOG |
@@ -48,12 +51,14 @@ pub mod decode;
 pub mod eval;
 pub mod exit;
 pub mod frame;
+pub mod live;
 pub mod model;
 pub mod motion;
 pub mod notify;
 pub mod pipeline;
 pub mod preprocess;
 pub mod read;
+pub mod review;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
@@ -61,6 +66,7 @@ pub mod stats;
 mod text;
 mod toml_errors;
 pub mod train;
+pub mod web;
 
 // The unit tests' photos: the full data sets, skipped with a message when
 // missing (shared with the integration tests).

@@ -4,6 +4,7 @@
 //! (the daemon's main loop). The motion gate runs in the source, before the
 //! frame is decoded for the model ([`FrameSource::next_event_gated`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::decision::events::Hit;
@@ -13,9 +14,12 @@ use crate::decision::{
 };
 use crate::decode::{DecodeError, DecodeTarget};
 use crate::frame::Frame;
+use crate::live::{LabelInfo, Live, ModelInfo};
 use crate::model::{Model, ModelError};
 use crate::motion::{MotionConfig, MotionGate};
 use crate::preprocess::{PreprocessError, Preprocessor};
+use crate::review::capture::{Capture, Job};
+use crate::review::{Kind, Selector, Sidecar, SidecarModel};
 use crate::shutdown::Shutdown;
 use crate::sink::{Sink, SinkError};
 use crate::source::{FrameSource, SourceEvent};
@@ -72,7 +76,24 @@ pub struct Pipeline {
     /// Event messages of the current frame (reused).
     event_out: Vec<EventMessage>,
     gate: Option<MotionGate>,
+    /// The dashboard's state, when the web server runs.
+    live: Option<Arc<Live>>,
+    /// The writer thread of review frames and dashboard images.
+    capture: Option<Capture>,
+    /// Which frames review capture keeps (review capture on).
+    selector: Option<Selector>,
+    /// When the latest frame was last handed to the writer.
+    last_latest: Option<Instant>,
+    /// When the dashboard's counters were last updated, and frames_in then.
+    last_live: Option<(Instant, u64)>,
+    /// Bundles loaded by reloads since start.
+    reloads: u64,
 }
+
+/// How often the dashboard's latest frame is refreshed.
+const LATEST_EVERY: Duration = Duration::from_secs(2);
+/// How often the dashboard's counters are refreshed.
+const LIVE_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,7 +147,159 @@ impl Pipeline {
             events,
             event_out: Vec::new(),
             gate: None,
+            live: None,
+            capture: None,
+            selector: None,
+            last_latest: None,
+            last_live: None,
+            reloads: 0,
         })
+    }
+
+    /// Connects the dashboard: `live` receives the counters, events and
+    /// latest frame; `capture` is the writer thread; `review` (with review
+    /// capture on) says which frames are kept.
+    pub fn set_dashboard(
+        &mut self,
+        live: Option<Arc<Live>>,
+        capture: Option<Capture>,
+        review: Option<&crate::review::ReviewConfig>,
+    ) {
+        self.live = live;
+        self.selector = review
+            .filter(|_| capture.as_ref().is_some_and(|c| c.store().is_some()))
+            .map(Selector::new);
+        self.capture = capture;
+        self.publish_model();
+    }
+
+    /// The model and thresholds as the dashboard shows them.
+    fn model_info(&self) -> ModelInfo {
+        let p = &self.policy;
+        ModelInfo {
+            name: self.model.manifest().name.clone(),
+            sha256: self.model.sha256().to_string(),
+            score_fn: Some(p.score_fn()),
+            labels: (0..p.labels().len())
+                .map(|i| LabelInfo {
+                    label: p.labels()[i].clone(),
+                    threshold: p.threshold(i),
+                    published: p.publishable(i),
+                })
+                .collect(),
+            thresholds_file: p.thresholds_source().map(|f| f.display().to_string()),
+            loaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+
+    fn publish_model(&self) {
+        if let Some(live) = &self.live {
+            let info = self.model_info();
+            let reloads = self.reloads;
+            live.update(|s| {
+                s.model = info;
+                s.reloads = reloads;
+            });
+        }
+    }
+
+    /// Updates the dashboard's counters and frame rate (at most once per
+    /// second unless `force`; skipped when the server holds the lock).
+    pub fn publish_live(&mut self, force: bool) {
+        let Some(live) = self.live.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let fps = match self.last_live {
+            Some((t, _)) if !force && now - t < LIVE_EVERY => return,
+            Some((t, n)) if now > t => {
+                self.stats.frames_in.saturating_sub(n) as f64 / (now - t).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        self.last_live = Some((now, self.stats.frames_in));
+        let snap = self.stats.snapshot();
+        live.try_update(|s| {
+            if let Some(c) = &snap.camera {
+                s.online = c.online;
+            }
+            s.stats = Some(snap);
+            s.fps = fps;
+        });
+    }
+
+    /// Hands the current frame to the review writer when the selector
+    /// keeps it, and the event best frames among `event_out` that are this
+    /// frame; refreshes the dashboard's latest frame every few seconds.
+    fn capture_frame(&mut self, frame: &Frame, in_event: bool) {
+        let Some(capture) = &self.capture else {
+            return;
+        };
+        let now = Instant::now();
+        if self.live.is_some() && self.last_latest.is_none_or(|t| now - t >= LATEST_EVERY) {
+            self.last_latest = Some(now);
+            capture.offer(|| Job::Latest {
+                image: frame.image.clone(),
+                captured_at: frame
+                    .captured_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            });
+        }
+        let Some(selector) = self.selector.as_mut() else {
+            return;
+        };
+        let d = &self.decision;
+        let mut keep: Vec<(Kind, String, Option<String>)> = Vec::new();
+        if let Some(kind) = selector.select(d, in_event, now) {
+            keep.push((kind, uuid::Uuid::now_v7().to_string(), None));
+        }
+        for m in &self.event_out {
+            if matches!(
+                m.kind,
+                crate::decision::EventKind::New | crate::decision::EventKind::Update
+            ) && m.best.frame_seq == frame.seq
+                && m.best.source == frame.source_id
+            {
+                keep.push((Kind::Event, m.id.clone(), Some(m.id.clone())));
+            }
+        }
+        if keep.is_empty() {
+            return;
+        }
+        let labels = self.policy.labels();
+        for (kind, id, event_id) in keep {
+            let sidecar = Sidecar {
+                id,
+                kind,
+                captured_at: frame
+                    .captured_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                camera: self.camera.clone(),
+                source: frame.source_id.clone(),
+                frame_seq: frame.seq,
+                model: SidecarModel {
+                    name: self.model.manifest().name.clone(),
+                    sha256: self.model.sha256().to_string(),
+                },
+                score_fn: self.policy.score_fn(),
+                top_k: d.top_k_scores(labels),
+                verdict: match d.verdict {
+                    Verdict::Detection => "detection".into(),
+                    Verdict::Rejected(_) => "rejected".into(),
+                },
+                reason: match d.verdict {
+                    Verdict::Detection => None,
+                    Verdict::Rejected(r) => Some(r.as_str().into()),
+                },
+                score: d.top_score(),
+                threshold: d.threshold,
+                event_id,
+            };
+            capture.offer(|| Job::Save {
+                sidecar: Box::new(sidecar),
+                image: frame.image.clone(),
+            });
+        }
     }
 
     /// Sets how detections become events (`[events]`; default
@@ -180,6 +353,15 @@ impl Pipeline {
                 self.stats.events += 1;
             }
             let best = self.events.best_image(&m.id);
+            if let Some(live) = &self.live {
+                live.event(m);
+                if let (Some(c), Some(img)) = (&self.capture, best) {
+                    c.offer(|| Job::Thumb {
+                        event_id: m.id.clone(),
+                        image: img.clone(),
+                    });
+                }
+            }
             for s in &mut self.sinks {
                 match s.publish_event(m, best) {
                     Ok(()) => {}
@@ -257,6 +439,8 @@ impl Pipeline {
         self.model_ref = model_ref;
         self.decision = decision;
         self.events = self.new_tracker();
+        self.reloads += 1;
+        self.publish_model();
         Ok(())
     }
 
@@ -269,7 +453,13 @@ impl Pipeline {
     /// ([`FrameSource::next_event_gated`]).
     /// Sources get it through [`FrameSource::set_decode_target`].
     pub fn decode_target(&self) -> DecodeTarget {
-        let min_longest_side = self.sinks.iter().map(|s| s.image_side()).max().unwrap_or(0);
+        let min_longest_side = self
+            .sinks
+            .iter()
+            .map(|s| s.image_side())
+            .chain(self.capture.as_ref().map(Capture::image_side))
+            .max()
+            .unwrap_or(0);
         DecodeTarget {
             input: Some(self.pre.geometry()),
             min_longest_side,
@@ -459,6 +649,8 @@ impl Pipeline {
             &frame.image,
             &mut self.event_out,
         );
+        let in_event = hit.is_some_and(|h| self.events.is_open(h.label));
+        self.capture_frame(frame, in_event);
         if let Some(e) = self.publish_events() {
             return Err(e);
         }
@@ -475,6 +667,12 @@ impl Pipeline {
     /// Logs a camera going offline or coming back, and tells every sink
     /// (the MQTT sink publishes it on its `camera_status` topic).
     pub fn source_status(&mut self, online: bool, detail: &str) {
+        if let Some(live) = &self.live {
+            live.update(|s| {
+                s.online = online;
+                s.source_detail = detail.to_string();
+            });
+        }
         if online {
             log::info!("{}: camera online: {detail}", self.camera);
         } else {
@@ -491,6 +689,10 @@ impl Pipeline {
     /// Logs the counters and hands them to every sink (e.g. the MQTT stats topic).
     pub fn report_stats(&mut self, label: &str) {
         let snap = self.stats.snapshot();
+        if let Some(live) = &self.live {
+            let s2 = snap.clone();
+            live.try_update(|s| s.stats = Some(s2));
+        }
         log::info!("{label}: {snap}");
         for s in &mut self.sinks {
             s.stats(&snap);
@@ -573,6 +775,14 @@ pub fn run(
             }
         }
         shutdown.notifier().alive();
+        if pipeline.live.is_some()
+            && pipeline
+                .last_live
+                .is_none_or(|(t, _)| t.elapsed() >= LIVE_EVERY)
+        {
+            pipeline.stats.camera = source.camera_stats();
+            pipeline.publish_live(false);
+        }
         if !stats_interval.is_zero() && last_stats.elapsed() >= stats_interval {
             last_stats = Instant::now();
             pipeline.stats.camera = source.camera_stats();

@@ -153,7 +153,32 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "[stats]",
         "[statistics]",
-        "invalid config file {cfg}, line 23, column 2: `statistics`: unknown field `statistics`, expected one of `camera_id`, `source`, `model`, `decision`, `sinks`, `limits`, `stats`, `events`, `motion`; did you mean `stats`?",
+        "invalid config file {cfg}, line 23, column 2: `statistics`: unknown field `statistics`, expected one of `camera_id`, `source`, `model`, `decision`, `sinks`, `limits`, `stats`, `events`, `motion`, `review`, `http`; did you mean `stats`?",
+    ),
+    (
+        "interval_secs = 60",
+        "interval_secs = 60\n\n[http]\nlisten = \"0.0.0.0:8080\"",
+        "invalid config file {cfg}, line 27, column 10: `http.listen`: 0.0.0.0:8080 is reachable from other machines but no password is set, so anyone on the network could see the camera and sort its frames; set [http] password_file = \"/etc/camtrapd/dashboard.password\" (basic auth), or listen on 127.0.0.1:8080",
+    ),
+    (
+        "interval_secs = 60",
+        "interval_secs = 60\n\n[http]\nlisten = \"localhost:8080\"",
+        "invalid config file {cfg}, line 27, column 10: `http.listen`: \"localhost:8080\" is not an address and port such as \"127.0.0.1:8080\" (host names are not looked up)",
+    ),
+    (
+        "interval_secs = 60",
+        "interval_secs = 60\n\n[http]\npassword_file = \"nope.txt\"",
+        "[http] password_file {dir}/nope.txt: No such file or directory (os error 2); write the dashboard's password into it (readable by camtrapd only)",
+    ),
+    (
+        "interval_secs = 60",
+        "interval_secs = 60\n\n[review]\nenabled = true\nquota_mb = 0",
+        "invalid config file {cfg}, line 28, column 12: `review.quota_mb`: 0 would delete every frame at once; use at least 1 (MB), or enabled = false",
+    ),
+    (
+        "interval_secs = 60",
+        "interval_secs = 60\n\n[review]\nenable = true",
+        "invalid config file {cfg}, line 27, column 1: `review.enable`: unknown field `enable`, expected one of `enabled`, `folder`, `dataset`, `quota_mb`, `near_miss_margin`, `sample_every`, `sample_minutes`, `image_side`, `queue_len`; did you mean `enabled`?",
     ),
 ];
 

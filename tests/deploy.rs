@@ -37,7 +37,7 @@ fn systemd_unit_exposure_is_at_most_2() {
         "RestartPreventExitStatus=78",
         "SupplementaryGroups=video",
         "DeviceAllow=char-video4linux rw",
-        "StateDirectory=camtrapd",
+        "StateDirectory=camtrapd camtrapd/review",
         "ExecReload=/bin/kill -HUP $MAINPID",
     ] {
         assert!(unit_text.contains(needed), "the unit lacks {needed}");

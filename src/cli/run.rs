@@ -8,6 +8,8 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::model::Model;
 use crate::pipeline::{self, Pipeline};
+use crate::review::capture::Capture;
+use crate::review::store::Store as ReviewStore;
 use crate::shutdown::Shutdown;
 use crate::{sink, source};
 
@@ -55,9 +57,34 @@ pub(crate) fn start(
         base_dir: config.base_dir(),
     };
     let context = || format!("config {}: [[sinks]]", config.file.display());
-    let described = sink::check_all(&config.sinks, &ctx).with_context(context)?;
+    let mut described = sink::check_all(&config.sinks, &ctx).with_context(context)?;
+    if let Some(h) = &config.http {
+        if let Some(p) = &h.password_file {
+            crate::web::server::Auth::from_file(&h.user, &config.base_dir().join(p))
+                .map_err(|m| super::CodedError(crate::exit::CONFIG, m))?;
+        }
+        described.push(format!(
+            "dashboard on http://{}/{}",
+            h.listen,
+            if h.password_file.is_some() {
+                " (basic auth)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if config.review.enabled {
+        let (folder, dataset) = config.review_dirs();
+        described.push(format!(
+            "review capture into {} (quota {} MB), sorted into {}",
+            folder.join("queue").display(),
+            config.review.quota_mb,
+            dataset.display()
+        ));
+    }
     if !check_only {
         pipeline.add_sinks(sink::open_all(&config.sinks, &ctx).with_context(context)?);
+        start_dashboard(config, &mut pipeline)?;
     }
     Ok((pipeline, src, described))
 }
@@ -118,6 +145,45 @@ fn check_reachable(pipeline: &Pipeline) -> Result<(), crate::model::ModelError> 
             }
         ),
     })
+}
+
+/// Starts review capture (`[review] enabled`) and the web dashboard
+/// (`[http]`), and connects them to the pipeline.
+fn start_dashboard(config: &Config, pipeline: &mut Pipeline) -> anyhow::Result<()> {
+    let review = config.review.enabled.then_some(&config.review);
+    if review.is_none() && config.http.is_none() {
+        return Ok(());
+    }
+    let store = match review {
+        Some(r) => {
+            let (folder, dataset) = config.review_dirs();
+            let store = ReviewStore::open(&folder, &dataset, r.quota_mb.saturating_mul(1_000_000))
+                .map_err(|e| {
+                    super::CodedError(
+                        crate::exit::CANTCREAT,
+                        format!("config {}: [review]: {e}", config.file.display()),
+                    )
+                })?;
+            Some(std::sync::Arc::new(store))
+        }
+        None => None,
+    };
+    let live = config
+        .http
+        .as_ref()
+        .map(|_| crate::live::Live::new(&config.camera_id()));
+    let capture = Capture::start(
+        store.clone(),
+        live.clone(),
+        config.review.queue_len,
+        config.review.image_side,
+    )
+    .context("starting the review writer thread")?;
+    pipeline.set_dashboard(live.clone(), Some(capture), review);
+    if let (Some(h), Some(live)) = (&config.http, live) {
+        crate::web::server::start(h, &config.base_dir(), live, store)?;
+    }
+    Ok(())
 }
 
 /// SIGHUP: re-reads the config, reloads the model bundle (so a replaced

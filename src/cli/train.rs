@@ -33,9 +33,11 @@ pub struct Args {
     /// background*, none, or listed with --negatives: empty habitat and
     /// other animals, taught as "none of the labels"), or a manifest CSV
     /// with the columns path, label, kind (known | nothing | unknown),
-    /// split (train | calib | test).
-    #[arg(long, value_name = "DIR|CSV")]
-    pub data: PathBuf,
+    /// split (train | calib | test). Repeat for several folders (e.g. your
+    /// own photos and the review dashboard's sorted folder): folders of the
+    /// same name are one label, and a manifest CSV must be the only --data.
+    #[arg(long, value_name = "DIR|CSV", required = true)]
+    pub data: Vec<PathBuf>,
     /// The new model bundle folder.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
@@ -186,27 +188,43 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
             "--out is the backbone bundle itself; name a new folder".into(),
         ));
     }
-    if !args.data.exists() {
-        return Err(CodedError(
-            exit::NOINPUT,
-            format!("data set {}: no such folder or file", args.data.display()),
-        )
-        .into());
+    for d in &args.data {
+        if !d.exists() {
+            return Err(CodedError(
+                exit::NOINPUT,
+                format!("data set {}: no such folder or file", d.display()),
+            )
+            .into());
+        }
     }
+    if args.data.len() > 1 {
+        if let Some(f) = args.data.iter().find(|d| !d.is_dir()) {
+            return Err(usage(format!(
+                "--data {}: with several --data each must be a folder of label folders; a manifest CSV carries its own splits, pass it as the only --data",
+                f.display()
+            )));
+        }
+    }
+    // Every --data, as one name for messages and the manifest.
+    let data_name = args
+        .data
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
 
     // The labels and the images.
-    let labels = dataset::label_names(&args.data, &args.negatives)?;
+    let labels = dataset::label_names_of(&args.data, &args.negatives)?;
     if labels.is_empty() {
         return Err(CodedError(
             exit::DATAERR,
             format!(
-                "{}: no label folder (or kind=known row) besides the \"nothing\" images; add one folder per label",
-                args.data.display()
+                "{data_name}: no label folder (or kind=known row) besides the \"nothing\" images; add one folder per label"
             ),
         )
         .into());
     }
-    let ds = dataset::read(&args.data, &labels, args.allow_missing)?;
+    let ds = dataset::read_all(&args.data, &labels, args.allow_missing)?;
     {
         let mut err = std::io::stderr().lock();
         let w = ds
@@ -218,8 +236,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
             .clamp(6, 40);
         let _ = writeln!(
             err,
-            "{} read as {}:\n  {:<w$}  {:<24} {:>6}",
-            args.data.display(),
+            "{data_name} read as {}:\n  {:<w$}  {:<24} {:>6}",
             if ds.manifest {
                 "a manifest"
             } else {
@@ -259,10 +276,12 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     // Data without splits: seeded splits, written next to the bundle so that
     // calibrate and eval see the same ones.
     let (splits_data, data_sha256) = if has_splits {
+        // Splits come from a manifest, which is then the only --data.
+        let manifest = &args.data[0];
         (
-            args.data.clone(),
-            train::sha256_hex(&if args.data.is_file() {
-                std::fs::read(&args.data)?
+            manifest.clone(),
+            train::sha256_hex(&if manifest.is_file() {
+                std::fs::read(manifest)?
             } else {
                 Vec::new()
             }),
@@ -272,8 +291,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         let p = args.out.join("data-split.csv");
         let sha = train::write_split_manifest(&p, &items)?;
         println!(
-            "{} has no split column: wrote the seeded split (70% train, 15% calib, 15% test per folder) to {}",
-            args.data.display(),
+            "{data_name} has no split column: wrote the seeded split (70% train, 15% calib, 15% test per folder) to {}",
             p.display()
         );
         (p, sha)
@@ -612,20 +630,17 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         "the licence of the training images (not recorded: pass --data-licence)".into()
     });
     let licence = format!(
-        "{} (backbone {}); the head was trained on {}: {data_licence}",
-        bm.provenance.licence,
-        bm.name,
-        args.data.display()
+        "{} (backbone {}); the head was trained on {data_name}: {data_licence}",
+        bm.provenance.licence, bm.name,
     );
     let manifest_head = format!(
         "# camtrapd model bundle manifest (see docs/models.md, 'The manifest: model.toml').\n# Written by `camtrapd train`: re-run it rather than editing by hand.\nname = {}\ndescription = {}\n# Labels in the order of the head's outputs.\nlabels = [{}]\n\n{}\n[output]\n# {}\nname = \"{out_name}\"\nkind = \"{kind}\"\nactivation = \"{activation}\"\nembedding = {}\n",
         quote(&name),
         quote(&format!(
-            "{} labels, {} head trained by `camtrapd train` on the embeddings of {} ({})",
+            "{} labels, {} head trained by `camtrapd train` on the embeddings of {} ({data_name})",
             labels.len(),
             args.loss,
             bm.name,
-            args.data.display()
         )),
         labels.iter().map(|l| quote(l)).collect::<Vec<_>>().join(", "),
         toml::to_string(&input_table)?,
@@ -654,7 +669,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
         args.loss,
         quote(&bm.name),
         backbone.sha256(),
-        quote(&args.data.display().to_string()),
+        quote(&data_name),
         quote(&args.train_split),
         args.seed,
         quote(&format!(
@@ -683,8 +698,7 @@ pub(crate) fn train(args: &Args) -> anyhow::Result<()> {
     std::fs::write(
         args.out.join("LICENSE"),
         format!(
-            "{licence_text}\n\nThe head (the last Gemm of model.onnx) and knn-bank.npy were derived by\n`camtrapd train` from the images of {}:\n{data_licence}\n",
-            args.data.display()
+            "{licence_text}\n\nThe head (the last Gemm of model.onnx) and knn-bank.npy were derived by\n`camtrapd train` from the images of {data_name}:\n{data_licence}\n",
         ),
     )?;
 

@@ -1,10 +1,10 @@
 //! The per-frame detection: what sinks publish for each frame that passed the
 //! decision. Serialised as one JSON object (see docs/mqtt.md, "Detections").
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One label and its 0..1 score.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelScore {
     /// Label name as in the model manifest.
     pub label: String,

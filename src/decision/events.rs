@@ -263,6 +263,13 @@ impl EventTracker {
         self.tracks.iter().filter(|t| t.id.is_some()).count()
     }
 
+    /// Whether decision label `label` has an open (confirmed) event.
+    pub fn is_open(&self, label: usize) -> bool {
+        self.tracks
+            .iter()
+            .any(|t| t.label == label && t.id.is_some())
+    }
+
     /// The best frame's image of the open event `id` (for its snapshot).
     pub fn best_image(&self, id: &str) -> Option<&RgbImage> {
         self.tracks

@@ -307,6 +307,52 @@ pub fn label_names(path: &Path, negatives: &[String]) -> Result<Vec<String>, Dat
     Ok(labels.into_iter().collect())
 }
 
+/// The label names of several data sets together ([`label_names`] of
+/// each, merged and sorted): `camtrapd train --data A --data B`.
+///
+/// # Errors
+/// As [`label_names`], for the first data set that fails.
+pub fn label_names_of(
+    paths: &[PathBuf],
+    negatives: &[String],
+) -> Result<Vec<String>, DatasetError> {
+    let mut labels = std::collections::BTreeSet::new();
+    for p in paths {
+        labels.extend(label_names(p, negatives)?);
+    }
+    Ok(labels.into_iter().collect())
+}
+
+/// Reads several data sets as one ([`read`] of each): the items of all,
+/// sorted by path, and the groups merged by name (a folder `llama/` in two
+/// data sets is one group whose count is the sum). One data set is read as
+/// [`read`] reads it.
+///
+/// # Errors
+/// As [`read`], for the first data set that fails.
+pub fn read_all(
+    paths: &[PathBuf],
+    known_labels: &[String],
+    allow_missing: bool,
+) -> Result<Dataset, DatasetError> {
+    let mut all = Dataset::default();
+    for p in paths {
+        let ds = read(p, known_labels, allow_missing)?;
+        all.manifest |= ds.manifest;
+        all.items.extend(ds.items);
+        all.missing.extend(ds.missing);
+        for g in ds.groups {
+            match all.groups.iter_mut().find(|h| h.name == g.name) {
+                Some(h) => h.images += g.images,
+                None => all.groups.push(g),
+            }
+        }
+    }
+    all.groups.sort_by(|a, b| a.name.cmp(&b.name));
+    all.items.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(all)
+}
+
 /// Reads a data set (folder layout or manifest CSV, see the module docs).
 /// `known_labels` decides which labels are known; every other label is
 /// unknown. Items are sorted by path. Manifest paths that do not exist are
@@ -650,6 +696,58 @@ mod tests {
             .iter()
             .filter(|i| i.known)
             .all(|i| i.label == "elephant" || i.label == "llama"));
+    }
+
+    #[test]
+    fn several_data_sets_merge_their_folders_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let photos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/photos");
+        // The user's photos (2 llama, 1 emu) and a sorted review folder
+        // (1 llama, 1 empty frame).
+        for (dir, label, src, n) in [
+            ("mine", "llama", "llama", 2),
+            ("mine", "emu", "emu", 1),
+            ("sorted", "llama", "llama", 1),
+            ("sorted", "nothing_empty", "nothing", 1),
+        ] {
+            let d = t.path().join(dir).join(label);
+            std::fs::create_dir_all(&d).unwrap();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(photos.join(src))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            for f in files.iter().rev().take(n) {
+                std::fs::copy(
+                    f,
+                    d.join(format!(
+                        "{dir}-{}",
+                        f.file_name().unwrap().to_string_lossy()
+                    )),
+                )
+                .unwrap();
+            }
+        }
+        let paths = [t.path().join("mine"), t.path().join("sorted")];
+        let labels = label_names_of(&paths, &[]).unwrap();
+        assert_eq!(labels, ["emu", "llama"]);
+        let ds = read_all(&paths, &labels, false).unwrap();
+        let groups: Vec<(&str, Category, usize)> = ds
+            .groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.category, g.images))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("emu", Category::Known, 1),
+                ("llama", Category::Known, 3),
+                ("nothing_empty", Category::Empty, 1)
+            ]
+        );
+        assert_eq!(ds.items.len(), 5);
+        assert!(!ds.manifest);
+        assert!(ds.items.windows(2).all(|w| w[0].path < w[1].path));
     }
 
     #[test]

@@ -110,3 +110,4 @@ pub fn check_config(cfg: &std::path::Path) -> (Option<i32>, String) {
     )
 }
 pub mod broker;
+pub mod dashboard;
