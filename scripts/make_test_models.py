@@ -14,6 +14,10 @@ Each is a complete camtrapd bundle (model.onnx + model.toml with its sha256), sm
                     different things (opset <= 12: over the flattened dims 1.. ; opset 13: over dim 1 only)
   softmax_noaxis_opset11/  the same with Softmax without an axis attribute: the default is axis=1 at
   softmax_noaxis_opset13/  opset <= 12 (over all 12 values) and axis=-1 at opset 13 (over the 4 of each row)
+  qlinear_conv_pw/  onnxruntime's QOperator form of a 1x1 ("pointwise") convolution: QuantizeLinear (u8,
+                    zero point 128) -> QLinearConv 3 -> 8 channels (int8 weights with zero point 0, a scale per
+                    output channel, int32 bias) -> DequantizeLinear -> GlobalAveragePool; tests/data/qlinear_conv_reference.json
+                    holds onnxruntime's output on a fixed input pattern (the zero-point pass, issue 24)
   probabilities_wrong_axis/  GlobalAveragePool -> MatMul [3, 12] -> Reshape [batch, 6, 2] -> Softmax(axis=2)
                     -> Reshape [batch, 12], declared kind = "probabilities": 6 stacked distributions,
                     every value in 0..1, summing to 6 (a softmax over the wrong axis, issue 21)
@@ -84,6 +88,54 @@ def qlinear_add():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
     save("qlinear_add", m, 'name = "qlinear-add"\nlabels = ["a", "b", "c"]\n' + NCHW_INPUT +
          '\n[output]\nname = "logits"\nkind = "logits"\nactivation = "softmax"\n')
+
+
+def qconv_pattern():
+    """The fixed input of qlinear_conv_pw's reference: x[c, h, w] = ((7c + 3h + w) mod 17) / 16."""
+    c, h, w = np.meshgrid(np.arange(3), np.arange(224), np.arange(224), indexing="ij")
+    return (((7 * c + 3 * h + w) % 17) / 16.0).astype(np.float32)[None]
+
+
+def qlinear_conv_pw():
+    rng = np.random.default_rng(24)
+    wq = rng.integers(-127, 128, size=(8, 3, 1, 1)).astype(np.int8)
+    bias = rng.integers(-2000, 2000, size=8).astype(np.int32)
+    f = helper.make_tensor
+    inits = [
+        f("xs", TensorProto.FLOAT, [], [1 / 255]),
+        f("xz", TensorProto.UINT8, [], [128]),
+        numpy_helper.from_array(wq, "wq"),
+        # One scale and zero point per output channel, as onnxruntime writes
+        # per-channel weights: tract then keeps the b0 compensation.
+        f("ws", TensorProto.FLOAT, [8], [0.01, 0.012, 0.008, 0.011, 0.009, 0.01, 0.013, 0.007]),
+        f("wz", TensorProto.INT8, [8], [0] * 8),
+        f("ys", TensorProto.FLOAT, [], [0.02]),
+        f("yz", TensorProto.UINT8, [], [100]),
+        numpy_helper.from_array(bias, "bias"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "xs", "xz"], ["xq"], name="quantize_input"),
+        helper.make_node("QLinearConv", ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz", "bias"], ["yq"],
+                         name="pointwise_conv", kernel_shape=[1, 1]),
+        helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"], name="dequantize"),
+        helper.make_node("GlobalAveragePool", ["y"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["logits"], name="flatten"),
+    ]
+    g = helper.make_graph(nodes, "qlinear_conv_pw", [nchw_input()],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    save("qlinear_conv_pw", m, 'name = "qlinear-conv-pw"\nlabels = ["a", "b", "c", "d", "e", "f", "g", "h"]\n'
+         + NCHW_INPUT + '\n[output]\nname = "logits"\nkind = "logits"\nactivation = "softmax"\n')
+    try:
+        import onnxruntime
+    except ImportError:
+        print("onnxruntime not installed: tests/data/qlinear_conv_reference.json not written")
+        return
+    s = onnxruntime.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = s.run(None, {"input": qconv_pattern()})[0].reshape(-1)
+    ref = {"input": "x[c, h, w] = ((7c + 3h + w) mod 17) / 16", "output_scale": 0.02,
+           "onnxruntime": [float(v) for v in out]}
+    open(os.path.join(ROOT, "tests", "data", "qlinear_conv_reference.json"), "w").write(json.dumps(ref, indent=1) + "\n")
 
 
 def nhwc_u8():
@@ -188,6 +240,7 @@ def onnxruntime_outputs(model, means):
 
 def main():
     qlinear_add()
+    qlinear_conv_pw()
     nhwc_u8()
     models = {
         "opset11": softmax_model(11),

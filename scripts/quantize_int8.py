@@ -99,6 +99,11 @@ def main():
     ap.add_argument("--calib-manifest", default=os.path.join(ROOT, "..", "shared", "data", "zoo12", "manifest.csv"))
     ap.add_argument("--calib-split", default="train")
     ap.add_argument("--calib-images", type=int, default=64)
+    ap.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",
+                    help="how activation ranges are set from the calibration photos (default: %(default)s)")
+    ap.add_argument("--per-tensor", action="store_true",
+                    help="one weight scale per layer instead of per output channel: tract then "
+                         "requantises inside its integer matrix kernel (see docs/benchmarks.md, ARM)")
     a = ap.parse_args()
 
     manifest = tomllib.load(open(os.path.join(a.bundle, "model.toml"), "rb"))
@@ -112,8 +117,9 @@ def main():
         group = next((x.i for x in n.attribute if x.name == "group"), 1)
         return w is not None and list(w.dims[2:]) == [1, 1] and group == 1
 
-    kw = dict(per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-              calibrate_method=CalibrationMethod.MinMax)
+    kw = dict(per_channel=not a.per_tensor, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+              calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                "percentile": CalibrationMethod.Percentile}[a.calibration])
     if a.form == "qdq":
         kw.update(quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv", "Add", "Gemm"])
     else:
@@ -131,7 +137,7 @@ def main():
     sha = hashlib.sha256(open(dst, "rb").read()).hexdigest()
     toml = open(os.path.join(a.bundle, "model.toml")).read()
     toml = re.sub(r'sha256 = "[0-9a-f]{64}"', f'sha256 = "{sha}"', toml, count=1)
-    toml = re.sub(r'^name = ".*"$', f'name = "{manifest["name"]}-int8-{a.form}"', toml, count=1, flags=re.M)
+    toml = re.sub(r'^name = ".*"$', f'name = "{manifest["name"]}-int8-{a.form}{"-pt" if a.per_tensor else ""}"', toml, count=1, flags=re.M)
     open(os.path.join(a.out, "model.toml"), "w").write(toml)
     lic = os.path.join(a.bundle, "LICENSE")
     if os.path.exists(lic):

@@ -564,3 +564,65 @@ fn daemon_with_the_motion_gate_classifies_only_changed_frames() {
     assert!(err.contains("final stats: frames 5 classified 3 "), "{err}");
     assert!(err.contains(" gated (no motion) 2"), "{err}");
 }
+
+#[test]
+fn bench_insn_markers_names_every_stage_and_plan_node() {
+    // Outside qemu the markers are refused system calls; the legend is what
+    // scripts/arm-cost.sh joins with the plugin's counts.
+    let photos = common::sample_photos();
+    let model = common::fp32_model();
+    let out = camtrapd(&[
+        "bench",
+        "--insn-markers",
+        "-n",
+        "2",
+        "--warmup",
+        "0",
+        "-m",
+        model.to_str().unwrap(),
+        photos.join("elephant").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let legend: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(legend["frames"], 2);
+    // EfficientNet-Lite0 at 224x224: 385,187,552 multiply-accumulates in its
+    // Conv and Gemm layers (counted from the ONNX shapes with onnxruntime),
+    // plus the 1280x7x7 sums of the average pool and the 1000 bias adds,
+    // which tract's cost model counts too.
+    assert_eq!(legend["macs"], 385_187_552u64 + 1280 * 49 + 1000);
+    assert_eq!(legend["input"], "[1, 3, 224, 224] F32");
+    let markers = legend["markers"].as_array().unwrap();
+    let stages: Vec<&str> = markers
+        .iter()
+        .filter(|m| m["kind"] == "stage")
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "decode 640x480",
+            "yuyv→rgb 640x480",
+            "motion gate 640x480 (JPEG luma at 1/4)",
+            "motion gate 640x480 (YUYV, Y in place)",
+            "resize+normalise",
+            "inference",
+            "decision",
+            "sink (JSON)"
+        ]
+    );
+    let nodes: Vec<&serde_json::Value> = markers.iter().filter(|m| m["kind"] == "node").collect();
+    assert!(nodes.len() > 50, "{} plan nodes", nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["id"], 1000 + i as u64);
+    }
+    assert!(nodes.iter().any(|n| n["op"] == "OptMatMul"));
+    // Timing options do not mix with it: a usage error, as clap reports one.
+    let out = camtrapd(&[
+        "bench",
+        "--insn-markers",
+        "--json",
+        photos.join("elephant").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("'--insn-markers' cannot be used with '--json'"));
+}

@@ -715,3 +715,110 @@ fn a_bundle_whose_scores_can_never_reach_a_threshold_is_refused_at_start_up() {
     // The model itself loads: it is the decision that could never publish.
     assert!(Model::load(&dir).is_ok());
 }
+
+/// Runs the qlinear_conv_pw fixture on the reference input pattern of
+/// tests/data/qlinear_conv_reference.json and returns its 8 outputs.
+fn qlinear_conv_outputs(m: &mut Model) -> Vec<f32> {
+    let input = tract_onnx::prelude::tract_ndarray::Array4::from_shape_fn(
+        (1, 3, 224, 224),
+        |(_, c, h, w)| ((7 * c + 3 * h + w) % 17) as f32 / 16.0,
+    );
+    *m.input_mut() = input.into();
+    m.run().unwrap();
+    m.scores_output().unwrap().to_vec()
+}
+
+#[test]
+fn quantised_pointwise_conv_matches_onnxruntime_without_the_zero_point_terms() {
+    // QuantizeLinear (u8, zero point 128) -> QLinearConv 1x1 with int8
+    // weights whose zero point is 0 -> DequantizeLinear -> mean. tract wires
+    // the compensation `b0·Σa` for the weights' zero point anyway; the
+    // zero_point pass removes it, so the plan has no `Sub` node left (with
+    // CAMTRAPD_NO_ZERO_POINT_FOLD=1 it has one: the next test).
+    let mut m = Model::load(&fixture_model("qlinear_conv_pw")).unwrap();
+    let got = qlinear_conv_outputs(&mut m);
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("tests/data/qlinear_conv_reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let scale = reference["output_scale"].as_f64().unwrap();
+    let want: Vec<f64> = reference["onnxruntime"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got.len(), 8);
+    for (g, w) in got.iter().zip(&want) {
+        // Each output is a mean of u8 codes times the output scale: tract and
+        // onnxruntime may round a code differently, never by a whole step
+        // on average.
+        assert!(
+            (f64::from(*g) - w).abs() < scale,
+            "{got:?} vs onnxruntime {want:?}"
+        );
+    }
+    let ops: Vec<String> = m.plan_nodes().into_iter().map(|n| n.op).collect();
+    assert!(!ops.iter().any(|o| o == "Sub"), "{ops:?}");
+}
+
+#[test]
+fn dropping_the_zero_point_terms_changes_no_output() {
+    // The same model through the CLI, with the pass and without: integer
+    // arithmetic both ways, so the scores are identical, not just close.
+    let photos = common::sample_photos();
+    let run = |off: bool| -> Vec<serde_json::Value> {
+        let mut cmd = common::camtrapd_cmd();
+        cmd.args(["classify", "--json", "-k", "8", "-m"])
+            .arg(fixture_model("qlinear_conv_pw"))
+            .arg(&photos);
+        if off {
+            cmd.env(camtrapd::model::kernels::zero_point::DISABLE_ENV, "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                // Timings differ from run to run; everything else must not.
+                v.as_object_mut().unwrap().remove("latency_ms");
+                v
+            })
+            .collect()
+    };
+    let (with, without) = (run(false), run(true));
+    assert!(with.len() >= 25, "{} photos", with.len());
+    assert_eq!(with, without);
+    // The pass did something: without it tract's plan keeps the Sub node.
+    let mut cmd = common::camtrapd_cmd();
+    let out = cmd
+        .args([
+            "bench",
+            "--profile",
+            "-n",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "-m",
+        ])
+        .arg(fixture_model("qlinear_conv_pw"))
+        .arg(&photos)
+        .env(camtrapd::model::kernels::zero_point::DISABLE_ENV, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("Sub ")),
+        "{text}"
+    );
+}

@@ -36,6 +36,12 @@ pub struct Args {
     /// operator (e.g. DepthWiseConv, OptMatMul) and the slowest nodes.
     #[arg(long)]
     pub profile: bool,
+    /// Instead of timing: run each stage alone for -n frames, bracketing
+    /// every frame with markers that the QEMU plugin of scripts/arm-cost.sh
+    /// counts instructions between (ARM cost without an ARM machine), then
+    /// print the markers as JSON. Outside qemu the markers do nothing.
+    #[arg(long, conflicts_with_all = ["reference_model", "json", "threads", "dump_input", "profile"])]
+    pub insn_markers: bool,
 }
 
 pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
@@ -45,6 +51,24 @@ pub(crate) fn bench(args: &Args) -> anyhow::Result<()> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
+    if args.insn_markers {
+        let legend = crate::bench::insn::run(&crate::bench::Options {
+            model_dir: dir,
+            reference_model: None,
+            files: list,
+            frames: args.frames as usize,
+            warmup: usize::from(args.warmup),
+            threads: 1,
+            dump_input: None,
+            profile: false,
+        })?;
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&legend)?
+        )?;
+        return Ok(());
+    }
     let report = crate::bench::run(&crate::bench::Options {
         model_dir: dir,
         reference_model: args.reference_model.clone(),

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use kernels::{depthwise_fused, depthwise_x86, matmul_x86};
+use kernels::{depthwise_fused, depthwise_x86, matmul_x86, quantize_u8, zero_point};
 use manifest::{InputDatum, Layout};
 
 /// Largest `model.onnx` accepted: 2 GiB (protobuf's own limit).
@@ -89,6 +89,8 @@ pub struct Model {
     self_test_scores: Vec<f32>,
     embedding_dim: Option<usize>,
     knn: Option<std::sync::Arc<knn_bank::KnnBank>>,
+    /// Multiply-accumulates of one inference (see [`Model::macs`]).
+    macs: u64,
 }
 
 impl std::fmt::Debug for Model {
@@ -269,6 +271,7 @@ impl Model {
         } else {
             None
         };
+        let macs = multiply_accumulates(&typed);
         // Our x86 channel-inner depthwise kernel (if the CPU has one) must be
         // registered before tract lays the graph out.
         log::debug!(
@@ -284,15 +287,22 @@ impl Model {
                 "not on this CPU"
             }
         );
-        let plan = typed
-            .into_optimized()
-            .and_then(|mut m| {
-                // Depthwise convolution + ReLU6 in one pass (x86 AVX-512).
-                let n = depthwise_fused::fuse(&mut m, &proto)?;
-                log::debug!("fused {n} depthwise convolutions with their clamp");
-                m.into_runnable()
-            })
-            .map_err(|e| onnx_err(&onnx_path, &e, &op_hint(&e)))?;
+        let optimised = move || -> TractResult<_> {
+            let mut m = typed;
+            m.declutter()?;
+            // Vectorisable f32 -> u8 quantisers, without a clamp the
+            // quantiser makes redundant (int8 models; all architectures).
+            let (q, c) = quantize_u8::rewrite(&mut m)?;
+            log::debug!("{q} quantisers made vectorisable, {c} redundant clamps dropped");
+            // tract's codegen, plus our pass that drops the zero-point terms
+            // of int8 products with symmetric weights (all architectures).
+            m.optimize_with_session(&mut zero_point::optimizer().session())?;
+            // Depthwise convolution + ReLU6 in one pass (x86 AVX-512).
+            let n = depthwise_fused::fuse(&mut m, &proto)?;
+            log::debug!("fused {n} depthwise convolutions with their clamp");
+            m.into_runnable()
+        };
+        let plan = optimised().map_err(|e| onnx_err(&onnx_path, &e, &op_hint(&e)))?;
         let state = TypedSimpleState::new(&plan).map_err(|e| onnx_err(&onnx_path, e, ""))?;
         let input = match manifest.input.datum_type {
             InputDatum::F32 => Tensor::zero::<f32>(&input_shape),
@@ -310,6 +320,7 @@ impl Model {
             self_test_scores: Vec::new(),
             embedding_dim,
             knn: None,
+            macs,
         };
         m.self_test()?;
         if let Some(spec) = &m.manifest.knn {
@@ -710,6 +721,17 @@ impl Model {
         Ok(())
     }
 
+    /// Multiply-accumulates (MACs) of one inference at the pinned input
+    /// shape: the sum of tract's `Cost::FMA` over every node of the typed
+    /// graph before optimisation (convolutions: output points × output
+    /// channels × input channels per group × kernel surface; matrix products:
+    /// m × k × n), whatever the datum type (f32 or int8). For instructions
+    /// per MAC against a kernel's bound (`camtrapd bench --insn-markers`,
+    /// scripts/arm-cost.sh). 0 when tract cannot cost the graph.
+    pub fn macs(&self) -> u64 {
+        self.macs
+    }
+
     /// The nodes of tract's optimised plan, in the order [`Model::run`]
     /// evaluates them: the `step` that [`Model::run_observed`] reports is an
     /// index into this list. `ms` is 0.
@@ -858,6 +880,30 @@ fn op_hint(e: &impl std::fmt::Display) -> String {
     } else {
         String::new()
     }
+}
+
+/// Sum of tract's `Cost::FMA` over the nodes of `model` (see [`Model::macs`]);
+/// 0 if a node's cost cannot be computed or is not a plain number.
+fn multiply_accumulates(model: &TypedModel) -> u64 {
+    use tract_onnx::tract_core::ops::Cost;
+    let mut total = 0u64;
+    for node in model.nodes() {
+        let Ok(facts) = model.node_input_facts(node.id) else {
+            return 0;
+        };
+        let Ok(costs) = node.op.cost(&facts) else {
+            return 0;
+        };
+        for (cost, n) in costs {
+            if let Cost::FMA(_) = cost {
+                match n.to_i64() {
+                    Ok(n) if n >= 0 => total += n as u64,
+                    _ => return 0,
+                }
+            }
+        }
+    }
+    total
 }
 
 fn hex(bytes: &[u8]) -> String {

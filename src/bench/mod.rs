@@ -16,10 +16,15 @@
 //! * inference vs. a reference model bundle (e.g. the fp32 model against the
 //!   int8 one), when one is given.
 //!
+//! [`insn`] is the instruction-count mode (`--insn-markers`), for
+//! `scripts/arm-cost.sh`: cost per stage on ARM cores under qemu.
+//!
 //! onnxruntime is compared by `scripts/bench_onnxruntime.py`, which runs
 //! this benchmark with `--json --dump-input` and feeds onnxruntime the same
 //! preprocessed tensor. The machine this runs on is usually shared: compare
 //! ratios from one run, not times from different runs.
+
+pub mod insn;
 
 use std::path::PathBuf;
 use std::time::Instant;
