@@ -41,6 +41,18 @@ pub const DISABLE_ENV: &str = "CAMTRAPD_NO_FUSED_DEPTHWISE";
 /// Largest kernel (taps) of the channel-first form: 7×7.
 const MAX_TAPS: usize = 49;
 
+/// Whether [`fuse`] runs on this machine: x86_64 with AVX-512F, and
+/// [`DISABLE_ENV`] not set. Where it runs, a depthwise convolution's clamp
+/// costs almost nothing, so other passes keep it (see
+/// [`super::quantize_u8`]).
+pub fn enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let have = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let have = false;
+    have && std::env::var_os(DISABLE_ENV).is_none()
+}
+
 /// Name of the fused operator in tract's profile.
 pub const OP_NAME: &str = "FusedDepthwiseClip";
 
@@ -608,14 +620,10 @@ fn hwc(shape: &[usize], c: usize) -> Option<(usize, usize)> {
 /// tract's errors from applying a patch (not expected: each patch only
 /// rewires one node's consumers).
 pub fn fuse(model: &mut TypedModel, proto: &pb::ModelProto) -> TractResult<usize> {
-    #[cfg(target_arch = "x86_64")]
-    let have = std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let have = false;
     let Some(graph) = proto.graph.as_ref() else {
         return Ok(0);
     };
-    if !have || std::env::var_os(DISABLE_ENV).is_some() {
+    if !enabled() {
         return Ok(0);
     }
     let inits: HashMap<&str, &pb::TensorProto> = graph

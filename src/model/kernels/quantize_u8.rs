@@ -19,7 +19,9 @@
 //! * a `Max(x, lo)` / `Min(·, hi)` pair with constant bounds right before
 //!   it is dropped when quantising `lo` already gives 0 and `hi` 255 (ReLU6
 //!   with a scale of 6/255, as onnxruntime calibrates it): the quantiser is
-//!   monotonic and saturates, so the clamp changes no output.
+//!   monotonic and saturates, so the clamp changes no output. Not where the
+//!   x86 depthwise fusion ([`super::depthwise_fused`]) runs: there the clamp
+//!   is fused into the convolution, and dropping it cost more than it saved.
 //!
 //! Results are identical to tract's, except for inputs beyond ±2³¹
 //! quantisation steps, where tract's integer sum wraps and this saturates.
@@ -51,11 +53,29 @@ pub struct QuantizeU8 {
 impl Eq for QuantizeU8 {}
 
 /// Quantises `x` into `y` (same length) with [`QuantizeU8`]'s arithmetic.
+///
+/// On aarch64 the rounding is `frintn`, one NEON instruction for 4 values.
+/// Elsewhere (x86-64's baseline has no vector rounding instruction, so
+/// `round_ties_even` would be a library call per value) the value is first
+/// clamped to just outside the range that can reach 0..=255, then rounded
+/// by adding and subtracting 1.5 · 2²³, which rounds to nearest, ties to
+/// even, exactly for |v| < 2²²: the same result, in plain vector adds.
 #[inline(never)]
 pub fn quantize(x: &[f32], y: &mut [u8], scale: f32, zero_point: i32) {
+    #[cfg(not(target_arch = "aarch64"))]
+    let (lo, hi) = (-(zero_point as f32) - 1.0, 256.0 - zero_point as f32);
     for (y, x) in y.iter_mut().zip(x) {
-        // `as i32` saturates (NaN gives 0), then the u8 range.
-        let q = ((x * scale).round_ties_even() as i32).saturating_add(zero_point);
+        let v = x * scale;
+        #[cfg(target_arch = "aarch64")]
+        let r = v.round_ties_even();
+        #[cfg(not(target_arch = "aarch64"))]
+        let r = {
+            const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+            (v.clamp(lo, hi) + MAGIC) - MAGIC
+        };
+        // `as i32` saturates (NaN gives 0, then the zero point), then the
+        // u8 range.
+        let q = (r as i32).saturating_add(zero_point);
         *y = q.clamp(0, 255) as u8;
     }
 }
@@ -117,7 +137,15 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<(usize, usize)> {
                 continue;
             }
             let (scale, zp) = (q.scale, i32::from(q.zero_point));
-            if let Some(patch) = drop_clamp(model, node, scale, zp)? {
+            // Where the x86 depthwise fusion runs, the clamp after a
+            // depthwise convolution is fused into it at almost no cost, and
+            // dropping it would undo that fusion: keep it there.
+            let without_clamp = if super::depthwise_fused::enabled() {
+                None
+            } else {
+                drop_clamp(model, node, scale, zp)?
+            };
+            if let Some(patch) = without_clamp {
                 patch.apply(model)?;
                 dropped += 1;
                 applied = true;
