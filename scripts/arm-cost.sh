@@ -13,7 +13,8 @@
 #   scripts/arm-cost.sh                                   # fp32 and the shipped model, A72 and A76
 #   scripts/arm-cost.sh --ops target/int8-qop-pw-pt       # plus another bundle, per operator
 #   scripts/arm-cost.sh --cpu cortex-a76 --frames 4 DIR...
-#   scripts/arm-cost.sh --arch armv7                      # 32-bit Raspberry Pi OS (qemu-arm, Cortex-A7..A72 in AArch32)
+#   scripts/arm-cost.sh --arch armv7                      # 32-bit Raspberry Pi OS (qemu-arm -cpu cortex-a15: NEON, VFPv4;
+#                                                         #   needs gcc-arm-linux-gnueabihf libc6-dev-armhf-cross and the armv7 target)
 #
 # Cores: cortex-a72 is the Raspberry Pi 4's (NEON, no dot product),
 # cortex-a76 the Pi 5's (adds sdot/udot, which tract's int8 kernel uses),
@@ -22,8 +23,10 @@
 # the latency of each instruction, so a form that executes fewer
 # instructions can still be slower on the real core (docs/benchmarks.md).
 # Under qemu, /proc/cpuinfo is the host's, so tract's core-specific tuning
-# (Cortex-A53/A55 models) is not applied; the dot-product kernel is chosen
-# from the emulated core's HWCAP, as on the device.
+# (Cortex-A53/A55 models) is not applied; on aarch64 the dot-product kernel
+# is chosen from the emulated core's HWCAP, as on the device. On armv7 tract
+# looks for NEON in /proc/cpuinfo only, so the script tells it the core has
+# NEON (TRACT_CPU_ARM32_NEON=1), as a Pi's own cpuinfo would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +41,7 @@ while [ "$#" -gt 0 ]; do
     --cpu) cpus="${2//,/ }"; shift 2 ;;
     --frames) frames="$2"; shift 2 ;;
     --ops) ops="--ops"; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 64 ;;
     *) models+=("$1"); shift ;;
   esac
@@ -52,6 +55,7 @@ case "$arch" in
     cpus="${cpus:-cortex-a72 cortex-a76}" ;;
   armv7)
     target=armv7-unknown-linux-gnueabihf; qemu=qemu-arm; sysroot=/usr/arm-linux-gnueabihf
+    export TRACT_CPU_ARM32_NEON=1
     cpus="${cpus:-cortex-a15}" ;;
   *) echo "--arch is aarch64 or armv7" >&2; exit 64 ;;
 esac

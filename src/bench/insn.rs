@@ -40,14 +40,13 @@ pub const NODE_MARK_BASE: u32 = 1000;
 /// Issues marker `id`: `end = false` opens the region, `end = true` closes it.
 #[inline(never)]
 pub fn mark(id: u32, end: bool) {
+    // `c_long` is 32 bits on armv7; ids are below 8192 (the plugin ignores
+    // larger ones), so the cast never changes the value.
+    let id = id as libc::c_long;
     // SAFETY: a system call with integer arguments and no pointers; every
     // kernel refuses the number with ENOSYS and changes nothing.
     unsafe {
-        libc::syscall(
-            MARK_SYSCALL,
-            libc::c_long::from(id),
-            libc::c_long::from(end),
-        );
+        libc::syscall(MARK_SYSCALL, id, libc::c_long::from(end));
     }
 }
 
