@@ -30,6 +30,8 @@ and the bad-input corpus in tests/fixtures/bad/ (tests/bad_inputs.rs asserts the
   html.png           an HTML error page named .png (what a failed HTTP download leaves)
   png_bad_crc.png    a PNG whose IDAT checksum is wrong
   png_cut.png        a PNG cut inside its IDAT
+  png_short_palette.png   an 8x8 palette PNG whose PLTE holds 7 bytes (2 1/3 RGB entries): the png
+                     crate 0.18.1 panics on it (found by fuzzing; image-rs/image-png#694)
   gif_anim.gif       a two-frame animated GIF (the first frame is used), 8x8 red then blue
   webp_lossless.webp 8x8 lossless WebP (0, 128, 255)
   tiff_rgb.tif       8x8 RGB TIFF (200, 100, 50)
@@ -55,6 +57,14 @@ def halves(mode, size, left, right):
 
 def png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def short_palette_png():
+    """8x8, 1 bit per pixel, palette (colour type 3), with a 7-byte PLTE."""
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 1, 3, 0, 0, 0)
+    rows = bytes([0, 0b10101010]) * 8
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"PLTE", bytes([255, 255, 255, 255, 10, 200, 30]))
+            + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
 
 
 def main():
@@ -148,6 +158,7 @@ def bad_inputs(out):
     os.remove(p("full.png"))
     j = full.index(b"IDAT")
     open(p("png_cut.png"), "wb").write(full[: j + 4 + 40])
+    open(p("png_short_palette.png"), "wb").write(short_palette_png())
     frames = [Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))]
     frames[0].save(p("gif_anim.gif"), save_all=True, append_images=frames[1:], duration=100, loop=0)
     Image.new("RGB", (8, 8), (0, 128, 255)).save(p("webp_lossless.webp"), lossless=True)

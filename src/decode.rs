@@ -421,6 +421,9 @@ pub fn decode_bytes_into(
         // libjpeg-turbo only: what it refuses is corrupt (module docs).
         return jpeg::decode(bytes, limits, target, buf);
     }
+    if format == ImageFormat::Png {
+        check_png_palette(bytes)?;
+    }
     // The `image` crate's decoders are third-party code fed with hostile
     // bytes: a panic in one must cost one frame, not the daemon.
     DECODER_PANIC.with(|p| p.borrow_mut().take());
@@ -606,6 +609,43 @@ fn map_image_error(e: image::ImageError, limits: &DecodeLimits) -> DecodeError {
     }
 }
 
+/// Refuses a PNG whose palette (`PLTE` chunk) does not hold whole RGB
+/// entries: its length must be a multiple of 3, from 3 to 768 bytes (PNG
+/// spec, W3C 2003, 11.2.3). The png crate 0.18.1 checks only the range and
+/// then panics expanding such a palette (image-rs/image-png#694, fixed in
+/// its repository but not released); camtrapd refuses it first, so no
+/// frame reaches that panic.
+///
+/// Walks the chunks from the 8-byte signature (4-byte big-endian length,
+/// 4-byte type, data, 4-byte CRC) up to the first `IDAT`, after which a
+/// palette may not come, or the end of the data. A walk that runs past the
+/// end is left to the decoder, which reports it as corrupt.
+///
+/// # Errors
+/// [`DecodeError::Corrupt`] naming the palette's length.
+pub fn check_png_palette(b: &[u8]) -> Result<(), DecodeError> {
+    let mut i: usize = 8;
+    while let Some(head) = b.get(i..i.saturating_add(8)) {
+        let (len, kind) = head.split_at(4);
+        let Ok(len) = <[u8; 4]>::try_from(len).map(u32::from_be_bytes) else {
+            break;
+        };
+        match kind {
+            b"IDAT" => return Ok(()),
+            b"PLTE" if len == 0 || len % 3 != 0 || len > 768 => {
+                return Err(DecodeError::Corrupt(format!(
+                    "PNG palette (PLTE chunk) of {len} bytes: a palette holds whole RGB entries, \
+                     3 to 768 bytes in steps of 3"
+                )));
+            }
+            _ => {}
+        }
+        // Length, type, data, CRC.
+        i = i.saturating_add(12).saturating_add(len as usize);
+    }
+    Ok(())
+}
+
 /// Checks that a JPEG's marker structure reaches the end-of-image marker.
 ///
 /// Walks the segments from SOI: length-prefixed segments are skipped by
@@ -757,6 +797,78 @@ mod tests {
             ..DecodeLimits::default()
         };
         assert!(decode_bytes(&j, &enough).is_ok());
+    }
+
+    /// A PNG with its chunks: (type, data), CRCs computed.
+    fn png_with(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in chunks {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(*kind);
+            crc.update(data);
+            out.extend_from_slice(*kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.finalize().to_be_bytes());
+        }
+        out
+    }
+
+    /// The 8×8 palette PNG with a 7-byte PLTE that made the png crate
+    /// 0.18.1 panic while fuzzing (`palette.rs:74`, "range end index 3 out
+    /// of range for slice of length 1"), and the same image with whole
+    /// palettes of 2 and 3 entries.
+    #[test]
+    fn png_palette_of_partial_entries_is_refused_before_the_decoder() {
+        // IHDR: 8×8, bit depth 1, colour type 3 (palette).
+        let ihdr = [0, 0, 0, 8, 0, 0, 0, 8, 1, 3, 0, 0, 0];
+        // Eight rows of filter byte 0 + one byte of 1-bit indices (zlib stream).
+        let idat = {
+            use std::io::Write;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(&[0, 0b1010_1010].repeat(8)).unwrap();
+            z.finish().unwrap()
+        };
+        let limits = DecodeLimits::default();
+        for (palette, ok) in [
+            (&[255u8, 255, 255, 255, 10, 200, 30][..], false),
+            (&[1, 2, 3, 4][..], false),
+            (&[1, 2, 3, 4, 5][..], false),
+            (&[][..], false),
+            (&[255, 0, 0, 0, 0, 255][..], true),
+            (&[255, 0, 0, 0, 0, 255, 9, 9, 9][..], true),
+        ] {
+            let png = png_with(&[
+                (b"IHDR", &ihdr),
+                (b"PLTE", palette),
+                (b"IDAT", &idat),
+                (b"IEND", &[]),
+            ]);
+            let checked = check_png_palette(&png);
+            let decoded = decode_bytes(&png, &limits);
+            if ok {
+                assert!(checked.is_ok(), "{palette:?}");
+                let img = decoded.unwrap_or_else(|e| panic!("{palette:?}: {e}"));
+                assert_eq!(img.dimensions(), (8, 8));
+                // Index 1 at even x, 0 at odd x (the bits are 1010...).
+                assert_eq!(&img.get_pixel(0, 0).0[..], &palette[3..6], "{palette:?}");
+                assert_eq!(&img.get_pixel(1, 0).0[..], &palette[..3], "{palette:?}");
+            } else {
+                let msg = format!("{}", checked.unwrap_err());
+                assert!(
+                    msg.contains(&format!("PLTE chunk) of {} bytes", palette.len())),
+                    "{msg}"
+                );
+                let e = decoded.unwrap_err();
+                assert_eq!(e.reason(), "corrupt");
+                assert!(!e.to_string().contains("decoder failed"), "{e}");
+            }
+        }
+        // A PLTE after IDAT is the decoder's business; chunk walks past the end stop quietly.
+        let png = png_with(&[(b"IHDR", &ihdr), (b"IDAT", &idat), (b"PLTE", &[1])]);
+        assert!(check_png_palette(&png).is_ok());
+        assert!(check_png_palette(b"\x89PNG\r\n\x1a\n\xff\xff\xff\xffPLTE").is_err());
+        assert!(check_png_palette(b"\x89PNG\r\n\x1a\n\xff\xff\xff\xffIHDR").is_ok());
     }
 
     #[test]
