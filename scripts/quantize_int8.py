@@ -126,8 +126,8 @@ def weight_consumers(model):
 
 
 def input_means(model, files, manifest):
-    """Per-channel mean of each weight consumer's input over the photos
-    (over batch and space for NCHW inputs, over batch for [N, C])."""
+    """Per-channel mean of each weight consumer's input over the photos:
+    channels are axis 1 (NCHW, NCL or [N, C]); the mean runs over the rest."""
     import onnxruntime as ort
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -144,7 +144,7 @@ def input_means(model, files, manifest):
     sums = {}
     for f in files:
         for name, v in zip(names, sess.run(names, {manifest["input"]["name"]: preprocess(f, manifest)})):
-            mean = v.mean(axis=(0, 2, 3)) if v.ndim == 4 else v.mean(axis=0)
+            mean = v.mean(axis=tuple(i for i in range(v.ndim) if i != 1))
             sums[name] = sums.get(name, 0.0) + mean.astype(np.float64)
     return {k: v / len(files) for k, v in sums.items()}
 
