@@ -64,6 +64,8 @@ from onnxruntime.quantization import (
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# weight-only: weight tensors with fewer values stay float.
+FLOAT_BELOW = 1000
 
 
 def preprocess(path, m):
@@ -220,7 +222,7 @@ def main():
     ap.add_argument("--calib-images", type=int, default=64)
     ap.add_argument("--calib-dir", help="calibrate on the images under this folder instead of the manifest's split "
                     "(e.g. ../shared/data/generic_negatives, photos the agreement is not measured on)")
-    ap.add_argument("--float-below", type=int, default=1000,
+    ap.add_argument("--float-below", type=int, default=FLOAT_BELOW,
                     help="weight-only: weight tensors with fewer values stay float (default: %(default)s)")
     ap.add_argument("--no-bias-correction", action="store_true", help="weight-only: leave the biases as they are")
     ap.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",

@@ -191,7 +191,7 @@ fn daemon_publishes_confident_elephants_and_counts_the_rest() {
         assert!(d["score"].as_f64().unwrap() >= 0.5);
         assert_eq!(d["threshold"], 0.5);
         assert_eq!(d["model"]["name"], "efficientnet-lite0-imagenet");
-        assert_eq!(d["model"]["sha256"], "07051eac8efe");
+        assert_eq!(d["model"]["sha256"], "f3c696685252");
         let t = d["captured_at"].as_str().unwrap();
         assert!(
             chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.len() == 24 && t.ends_with('Z'),
@@ -508,7 +508,7 @@ fn model_replaced_while_running_is_reloaded_or_kept() {
     assert!(st.success(), "{}", log());
     let all = shas();
     let first_new = all.iter().position(|s| s == "871d04695c92").unwrap();
-    assert!(all[..first_new].iter().all(|s| s == "07051eac8efe"));
+    assert!(all[..first_new].iter().all(|s| s == "f3c696685252"));
     assert!(all[first_new..].iter().all(|s| s == "871d04695c92"));
     assert!(!log().contains("panicked"));
 }

@@ -5,7 +5,10 @@
 //! onnxruntime (see models/README.md). Re-recorded when JPEG decoding moved
 //! from the `image` crate's zune-jpeg to libjpeg-turbo (the decoder PIL
 //! uses): the three Caltech photos moved by up to 0.02, the camera-trap ones
-//! by under 0.004.
+//! by under 0.004. The int8 scores were re-recorded when the default bundle
+//! became the bias-corrected weight-only form (scripts/quantize_int8.py
+//! --form weight-only): each now lies within 0.015 of fp32's (the plain
+//! rounding before it was 0.17 away on the kangaroo).
 //!
 //! Frames are decoded as the daemon decodes them for this pipeline (no
 //! snapshots, no motion gate: only the part the centre crop reads), and the
@@ -27,11 +30,11 @@ const GOLDEN: &[(&str, &str, f32, f32)] = &[
     (
         "elephant/c101_image_0004.jpg",
         "African elephant",
-        0.7551,
+        0.7363,
         0.7317,
     ),
-    ("kangaroo/c101_image_0001.jpg", "wallaby", 0.7550, 0.5836),
-    ("llama/c101_image_0001.jpg", "llama", 0.7950, 0.7808),
+    ("kangaroo/c101_image_0001.jpg", "wallaby", 0.5711, 0.5836),
+    ("llama/c101_image_0001.jpg", "llama", 0.7806, 0.7808),
 ];
 
 /// Camera-trap frames of the full data sets (`camera_trap/` under
@@ -41,14 +44,14 @@ const GOLDEN_CAMERA_TRAP: &[(&str, &str, f32, f32)] = &[
     (
         "camera_trap/empty/empty/speciesnet_blank.jpg",
         "platypus",
-        0.3126,
+        0.2906,
         0.2762,
     ),
     // ... and so does an infrared night frame.
     (
         "camera_trap/unknown/american_black_bear/ena24_8786.jpg",
         "American black bear",
-        0.3086,
+        0.2714,
         0.2792,
     ),
 ];

@@ -11,7 +11,7 @@ use common::{default_model, fp32_model};
 
 /// SHA-256 of the committed default model (weight-only int8 EfficientNet-Lite0).
 const DEFAULT_MODEL_SHA256: &str =
-    "07051eac8efe900eea2fa08999918a72d89377c4d52e61e9f9ba7043a3acb356";
+    "f3c696685252d9b77000a491d2942c5ae1accbc2c7b9fa16dd0713170d31da6d";
 
 #[test]
 fn default_model_file_is_the_committed_one() {

@@ -12,7 +12,7 @@
 //!
 //! ```toml
 //! score = "max_logit"
-//! model_sha256 = "07051eac..."
+//! model_sha256 = "f3c69668..."
 //! label_groups_sha256 = "5d1c..."   # absent when the labels are the model's own
 //! default = 7.9                     # labels without their own threshold
 //! [labels]
