@@ -150,7 +150,7 @@ heartbeat_secs = 0
 [[sinks]]
 kind = "stdout"
 [stats]
-interval_secs = 0
+interval_secs = 1
 TOML
 
 cat > ir/init <<INIT
@@ -172,7 +172,10 @@ echo "== E2E gated run"
 RUST_LOG=camtrapd=debug /bin/camtrapd run -c /cfg/gated.toml > /dev/null 2> /tmp/gated.err &
 pid=\$!
 t=0; while ! grep -q "streaming YUYV" /tmp/gated.err && [ \$t -lt 180 ]; do sleep 1; t=\$((t + 1)); done
+# One inference takes 40-60 s under TCG (it varies with the host), so wait
+# for the stats line that shows a gated frame rather than a fixed time.
 sleep 12
+t=0; while ! grep -q "gated (no motion) [1-9]" /tmp/gated.err && [ \$t -lt 300 ]; do sleep 1; t=\$((t + 1)); done
 kill -TERM \$pid; wait \$pid; echo "E2E gated run exit \$?"
 # Renamed so that the checks of the main run below cannot match these lines.
 grep -E "final stats|source: |ERROR|panicked" /tmp/gated.err | sed 's/^/GATED /; s/stats: /stats= /; s/source: /source= /'
@@ -214,7 +217,7 @@ ls -la initrd.gz
 echo "== boot (qemu, TCG)"
 console=$work/console.log
 # /dev/kvm may exist but hang the guest on this kind of machine: TCG always.
-timeout 600 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
+timeout 900 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
   -kernel "$root/boot/vmlinuz-$K" -initrd initrd.gz \
   -append "console=ttyS0 quiet panic=-1" -nographic -no-reboot </dev/null > "$console" 2>&1 || true
 tr -d '\r' < "$console" > console.txt
