@@ -168,14 +168,19 @@ echo "== E2E snapshot"
 v4l2-ctl -d /dev/video0 -c osd_text_mode=2   # no text overlay over the bars
 /bin/camtrapd snapshot -c /cfg/snapshot.toml -o /tmp/frame.bmp; echo "E2E snapshot exit \$?"
 echo "E2E-BMP-BEGIN"; base64 /tmp/frame.bmp; echo "E2E-BMP-END"
+# Waits until the log file holds a pattern count times (or the timeout).
+wait_log() { # file, pattern, count, timeout in s
+  t=0
+  while [ "\$(grep -c "\$2" "\$1")" -lt "\$3" ] && [ \$t -lt "\$4" ]; do sleep 1; t=\$((t + 1)); done
+  echo "E2E waited \$t s for \$3 x '\$2'"
+}
 echo "== E2E gated run"
 RUST_LOG=camtrapd=debug /bin/camtrapd run -c /cfg/gated.toml > /dev/null 2> /tmp/gated.err &
 pid=\$!
-t=0; while ! grep -q "streaming YUYV" /tmp/gated.err && [ \$t -lt 180 ]; do sleep 1; t=\$((t + 1)); done
-# One inference takes 40-60 s under TCG (it varies with the host), so wait
-# for the stats line that shows a gated frame rather than a fixed time.
-sleep 12
-t=0; while ! grep -q "gated (no motion) [1-9]" /tmp/gated.err && [ \$t -lt 300 ]; do sleep 1; t=\$((t + 1)); done
+wait_log /tmp/gated.err "streaming YUYV" 1 180
+# One inference takes 40-60 s under TCG (it varies with the host): wait for
+# the stats line that shows a gated frame, not for a fixed time.
+wait_log /tmp/gated.err "gated (no motion) [1-9]" 1 300
 kill -TERM \$pid; wait \$pid; echo "E2E gated run exit \$?"
 # Renamed so that the checks of the main run below cannot match these lines.
 grep -E "final stats|source: |ERROR|panicked" /tmp/gated.err | sed 's/^/GATED /; s/stats: /stats= /; s/source: /source= /'
@@ -186,24 +191,19 @@ echo "== E2E run"
 RUST_LOG=camtrapd=debug /bin/camtrapd run -c /cfg/run.toml > /tmp/run.out 2>> /tmp/run.err &
 pid=\$!
 mark() { echo "E2E step: \$1"; echo "E2E mark: \$1" >> /tmp/run.err; }
-wait_log() { # pattern, count, timeout in s
-  t=0
-  while [ "\$(grep -c "\$1" /tmp/run.err)" -lt "\$2" ] && [ \$t -lt "\$3" ]; do sleep 1; t=\$((t + 1)); done
-  echo "E2E waited \$t s for \$2 x '\$1'"
-}
-wait_log "streaming YUYV" 1 180
+wait_log /tmp/run.err "streaming YUYV" 1 180
 sleep 3
 mark "inject a buffer error"; v4l2-ctl -d /dev/video0 -c inject_v4l2_buf_flag_error=1
 sleep 2
 mark "disconnect"; v4l2-ctl -d /dev/video0 -c disconnect=1
-wait_log "streaming YUYV" 2 60
+wait_log /tmp/run.err "streaming YUYV" 2 60
 sleep 2
 mark "drop every buffer"; v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=100
-wait_log "no frame within" 1 60
+wait_log /tmp/run.err "no frame within" 1 60
 mark "frames flow again"; v4l2-ctl -d /dev/video0 -c percentage_of_dropped_buffers=0
-wait_log "streaming YUYV" 3 60
+wait_log /tmp/run.err "streaming YUYV" 3 60
 n=\$(grep -c "stats: frames" /tmp/run.err)
-wait_log "stats: frames" \$((n + 2)) 120
+wait_log /tmp/run.err "stats: frames" \$((n + 2)) 120
 mark "SIGTERM"; kill -TERM \$pid; wait \$pid; echo "E2E run exit \$?"
 echo "== E2E run stderr"; cat /tmp/run.err
 echo "== E2E run stdout"; head -c 3000 /tmp/run.out; echo; echo "E2E detections \$(wc -l < /tmp/run.out)"
